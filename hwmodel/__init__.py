@@ -1,0 +1,1 @@
+"""Loihi hardware model: limits, numeric formats, integer network, reference simulator."""

@@ -1,0 +1,78 @@
+"""Loihi hardware limits: one place, each number with its source.
+
+Sources
+-------
+[D18]  M. Davies et al., "Loihi: A Neuromorphic Manycore Processor with On-Chip
+       Learning", IEEE Micro 38(1), 2018: 128 neuromorphic cores per chip, 1024
+       compartments per core, 4096 input and 4096 output axon entries per core,
+       128 KB synaptic memory per core.
+[NXTF] B. Rueckauer et al., "NxTF: An API and Compiler for Deep Spiking Neural
+       Networks on Intel Loihi", ACM JETC 18(3), 2022, and its partitioner code:
+       synapse memory as 16384 words of 64 bit, <= 60 synapses per synapse-list
+       entry, <= 256 words per axon's synapse list.
+[INRC] Intel Neuromorphic Research Community system descriptions: Kapoho Bay
+       (2 chips), Nahuku (up to 32 chips), Pohoiki Springs (768 chips).
+[L2]   Intel Loihi 2 brief (2021): up to 8192 neurons per core, 120 cores per chip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """Hard resource limits of one neuromorphic core."""
+
+    compartments: int = 1024          # [D18]
+    input_axons: int = 4096           # [D18]
+    output_axons: int = 4096          # [D18] output-axon (routing) entries
+    synapse_words: int = 16384        # [NXTF] 128 KB / 64-bit words [D18]
+    word_bits: int = 64               # [NXTF]
+    synapses_per_entry: int = 60      # [NXTF] max synapses in one synapse-list entry
+    words_per_axon: int = 256         # [NXTF] max synapse-list length of one axon
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """One chip: a name, its core limits and how many cores it has."""
+
+    name: str
+    core: CoreLimits
+    cores_per_chip: int
+
+
+LOIHI1 = ChipSpec("loihi1", CoreLimits(), cores_per_chip=128)            # [D18]
+LOIHI2 = ChipSpec("loihi2", CoreLimits(compartments=8192), cores_per_chip=120)  # [L2]
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board preset: a chip kind and how many chips are available."""
+
+    name: str
+    chip: ChipSpec
+    num_chips: int
+
+    @property
+    def num_cores(self) -> int:
+        return self.chip.cores_per_chip * self.num_chips
+
+
+BOARDS = {
+    "loihi1": Board("loihi1", LOIHI1, 1),
+    "kapoho_bay": Board("kapoho_bay", LOIHI1, 2),               # [INRC]
+    "nahuku32": Board("nahuku32", LOIHI1, 32),                  # [INRC]
+    "pohoiki_springs": Board("pohoiki_springs", LOIHI1, 768),   # [INRC]
+    "loihi2": Board("loihi2", LOIHI2, 1),                       # [L2]
+}
+
+
+def get_board(board: "str | Board") -> Board:
+    """Return a Board for a preset name (see BOARDS) or pass a Board through."""
+    if isinstance(board, Board):
+        return board
+    try:
+        return BOARDS[board]
+    except KeyError:
+        raise ValueError(
+            f"unknown board {board!r}; presets: {', '.join(sorted(BOARDS))}") from None

@@ -1,0 +1,1 @@
+"""Mapper: quantize a NetworkIR to Loihi integers and emit Lava processes per core."""

@@ -1,0 +1,1 @@
+"""Partitioner: split every layer of a NetworkIR over Loihi cores and chips."""
