@@ -1,0 +1,105 @@
+"""A compiled network: its IR, partition and integer network, a report, and run()."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwmodel.network import IntNetwork
+from nxcompile.ir import NetworkIR
+from partitioner.partition import Partition
+from partitioner.report import partition_report
+
+BACKENDS = ("reference", "lava")
+
+
+@dataclass
+class RunResult:
+    """Spike counts of the output layer, shaped (batch, *output_shape); recorded
+    spike trains per layer, shaped (batch, num_steps, *layer_shape)."""
+
+    spike_counts: np.ndarray
+    trains: dict = field(default_factory=dict)
+    num_steps: int = 0
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Class per sample: the output neuron with the most spikes (lowest index on ties)."""
+        return self.spike_counts.reshape(len(self.spike_counts), -1).argmax(axis=1)
+
+
+class CompiledModel:
+    """Result of NxModel.compile(): partition + quantized network, ready to run."""
+
+    def __init__(self, ir: NetworkIR, partition: Partition, network: IntNetwork,
+                 quantization: dict, timings: dict):
+        self.ir = ir
+        self.partition = partition
+        self.network = network
+        self.quantization = quantization
+        self.timings = timings
+
+    @property
+    def num_cores(self) -> int:
+        return self.partition.num_cores
+
+    @property
+    def num_chips(self) -> int:
+        return self.partition.num_chips
+
+    @property
+    def core_assignment(self) -> list:
+        """Per core: chip, layer name and the flat (Keras HWC) indices of its neurons."""
+        return [{"core": c.index, "chip": c.chip, "layer": c.layer, "neurons": c.neurons}
+                for c in self.partition.cores]
+
+    def report(self) -> str:
+        """Per-layer partition table with quantization columns, totals and timings."""
+        names = self.ir.order()
+        q = self.quantization
+        extra = {"vth": {n: q[n].vth for n in names},
+                 "w exp": {n: q[n].weight_exp for n in names},
+                 "w err": {n: f"{100 * q[n].weight_error:.2f}%" for n in names}}
+        timing = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
+        return partition_report(self.partition, names, {n: self.ir.layer(n).shape for n in names},
+                                extra_columns=extra, footer=[f"compile time: {timing}"])
+
+    def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
+        inp = self.network.layers[self.network.input_layer]
+        x = np.asarray(x)
+        want = (num_steps, *inp.shape) if inp.input_mode == "spikes" else tuple(inp.shape)
+        if x.ndim == len(want):
+            x = x[None]
+        if tuple(x.shape[1:]) != want:
+            raise ValueError(f"layer {inp.name}: input shape {tuple(x.shape[1:])} does not match "
+                             f"{want} (input mode {inp.input_mode!r}, num_steps {num_steps})")
+        return x
+
+    def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
+        """Run a batch for num_steps time steps on a backend: 'reference' (hwmodel's
+        batched simulator) or 'lava' (Lava's fixed-point CPU simulator).
+
+        x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
+        (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
+        sample without the batch axis is accepted.  record: layer names whose
+        spike trains to return.
+        """
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        unknown = [r for r in record if r not in self.network.layers]
+        if unknown:
+            raise ValueError(f"cannot record unknown layers {unknown}")
+        x = self._check_input(x, num_steps)
+        if backend == "reference":
+            from hwmodel.simulator import simulate
+            out = simulate(self.network, x, num_steps, record=record)
+        elif backend == "lava":
+            from mapper.lava_run import run_lava
+            out = run_lava(self.network, self.partition, x, num_steps, record=record)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
+        net = self.network
+        counts = out.counts[net.output_layer].reshape(len(x), *net.layers[net.output_layer].shape)
+        trains = {n: t.reshape(len(x), num_steps, *net.layers[n].shape)
+                  for n, t in out.trains.items()}
+        return RunResult(spike_counts=counts, trains=trains, num_steps=num_steps)

@@ -1,0 +1,88 @@
+"""Float IR -> Loihi integers: grid, ranges, errors, and the function it preserves."""
+import numpy as np
+import pytest
+
+from hwmodel import formats
+from hwmodel.simulator import simulate
+from mapper.quantize import QuantizationError, quantize_network
+from nxcompile.connectivity import connection_matrix
+from tests.helpers import dense_chain
+
+
+def test_weights_fill_the_8bit_grid_and_round_to_nearest():
+    rng = np.random.default_rng(1)
+    ir = dense_chain([30, 20], rng, bias_scale=0.05)
+    net, info = quantize_network(ir)
+    conn, q = net.connections[0], info["dense0"]
+    w = conn.weights.toarray()
+    assert np.all(w % 2 == 0) and w.min() >= -256 and w.max() <= 255   # mixed sign: even values
+    assert np.abs(w).max() == 254                                      # full width used
+    float_w = connection_matrix(ir.connection("inp", "dense0"), (20,)).toarray()
+    step = 2 * 2.0 ** conn.weight_exp / q.sigma
+    assert np.abs(w * 2.0 ** conn.weight_exp / q.sigma - float_w).max() <= step / 2 + 1e-12
+    assert net.layers["dense0"].vth == round(1.0 * q.sigma)
+    assert 0 < q.weight_error < 0.02
+
+
+def test_bias_mantissa_and_exponent_use_13_bits():
+    rng = np.random.default_rng(2)
+    ir = dense_chain([10, 50], rng, bias_scale=0.5)
+    net, info = quantize_network(ir)
+    lay, q = net.layers["dense0"], info["dense0"]
+    assert np.abs(lay.bias_mant).max() <= formats.BIAS_MANT_MAX
+    back = lay.bias_mant * 2.0 ** lay.bias_exp / q.sigma / 64
+    assert np.abs(back - ir.layer("dense0").bias).max() <= 2.0 ** lay.bias_exp / q.sigma / 64
+    if lay.bias_exp > 0:   # smallest exponent: the mantissa would not fit with one less
+        assert np.abs(lay.bias_mant).max() > formats.BIAS_MANT_MAX // 2
+
+
+def test_vthmant_fixes_the_scale():
+    rng = np.random.default_rng(3)
+    ir = dense_chain([16, 8], rng)
+    ir.layer("dense0").neuron.vth_mant = 300
+    net, info = quantize_network(ir)
+    assert net.layers["dense0"].vth == 300 and info["dense0"].sigma == 300.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_name_the_layer(bad):
+    rng = np.random.default_rng(4)
+    ir = dense_chain([4, 3], rng)
+    ir.connection("inp", "dense0").kernel[1, 2] = bad
+    with pytest.raises(QuantizationError, match=r"layer dense0: kernel .* contains"):
+        quantize_network(ir)
+
+
+def test_bias_exponent_too_small_is_an_error():
+    rng = np.random.default_rng(5)
+    ir = dense_chain([4, 3], rng, bias_scale=5.0)
+    ir.layer("dense0").neuron.bias_exp = 0
+    with pytest.raises(QuantizationError, match=r"layer dense0: biasExp=0 too small"):
+        quantize_network(ir)
+
+
+def test_threshold_mantissa_out_of_range():
+    rng = np.random.default_rng(6)
+    ir = dense_chain([4, 3], rng)
+    ir.layer("dense0").neuron.vth_mant = 2 ** 17
+    with pytest.raises(QuantizationError, match=r"vThMant=131072 outside 1..131071"):
+        quantize_network(ir)
+
+
+def test_spike_rates_approximate_the_float_relu_network():
+    """Soft-reset rates over many steps follow clip(relu(W r + b), 0, 1)."""
+    rng = np.random.default_rng(3)
+    ir = dense_chain([20, 15, 10], rng, reset="soft", weight_scale=1.5, bias_scale=0.1)
+    net, _ = quantize_network(ir)
+    x = rng.random((8, 20))
+    steps = 600
+    counts = simulate(net, x, steps).counts
+    r = x
+    for name in ("dense0", "dense1"):
+        lay = ir.layer(name)
+        src = ir.predecessors(name)[0]
+        m = connection_matrix(ir.connection(src, name), lay.shape).toarray()
+        r = np.clip(r @ m.T + lay.bias, 0, 1)
+        rate = counts[name] / steps
+        assert np.abs(rate - r).mean() < 0.01, name
+    assert r.mean() > 0.1   # the network is active enough for the comparison to mean something
