@@ -54,6 +54,17 @@ def _spatial_pairs(conn: ConnectionSpec, target_shape: tuple, kernel_hw: tuple):
     return oy[a], ox[b], ky[a], kx[b], iy[a], ix[b]
 
 
+def _pool_counts(conn: ConnectionSpec, target_shape: tuple, pool_size: tuple) -> np.ndarray:
+    """Window positions per output pixel (flat HW) that Keras averages over: those
+    inside the ZeroPadding2D-padded input (its zeros count), not those in 'same' padding."""
+    (pt, pb), (pl, pr) = conn.pre_padding
+    axes = ((conn.source_shape[0] + pt + pb, target_shape[0], pool_size[0], conn.strides[0]),
+            (conn.source_shape[1] + pl + pr, target_shape[1], pool_size[1], conn.strides[1]))
+    counts = [np.bincount(_window_1d(n, n_out, k, s, _padding(n, n_out, k, s, conn.padding))[0],
+                          minlength=n_out) for n, n_out, k, s in axes]
+    return np.outer(counts[0], counts[1]).ravel()
+
+
 def connection_matrix(conn: ConnectionSpec, target_shape: tuple) -> sp.csr_matrix:
     """Float synapse matrix (n_target, n_source) of one connection, HWC flat order."""
     n_src = int(np.prod(conn.source_shape))
@@ -82,13 +93,13 @@ def connection_matrix(conn: ConnectionSpec, target_shape: tuple) -> sp.csr_matri
     elif conn.kind == "depthwise_conv2d":
         mult = conn.kernel.shape[3]
         m = np.arange(mult)
-        w = conn.kernel[ky[:, None, None], kx[:, None, None], ci[None, :, None], m[None, None, :]]
-        rows = out_pos[:, None, None] * c_out + ci[None, :, None] * mult + m[None, None, :]
+        cg = ci + conn.channel_offset   # channel in the (concatenated) input
+        w = conn.kernel[ky[:, None, None], kx[:, None, None], cg[None, :, None], m[None, None, :]]
+        rows = out_pos[:, None, None] * c_out + cg[None, :, None] * mult + m[None, None, :]
         cols = in_pos[:, None, None] * c_src + ci[None, :, None]
         rows, cols = np.broadcast_arrays(rows, cols)
     elif conn.kind == "avg_pool2d":
-        # Keras averages over the window positions that hit real input.
-        count = np.bincount(out_pos, minlength=target_shape[0] * target_shape[1])
+        count = _pool_counts(conn, target_shape, (kh, kw))
         w = np.broadcast_to((1.0 / count[out_pos])[:, None], (len(out_pos), c_src))
         rows = out_pos[:, None] * c_out + ci[None, :] + conn.channel_offset
         cols = in_pos[:, None] * c_src + ci[None, :]

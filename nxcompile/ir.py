@@ -65,8 +65,8 @@ class ConnectionSpec:
     kind: 'dense' (kernel (n_in, n_out)), 'conv2d' (kernel (kh, kw, c_in, c_out)),
     'depthwise_conv2d' (kernel (kh, kw, c_in, depth_multiplier)) or 'avg_pool2d'
     (no kernel; weight 1/(ph*pw)).  source_shape: the source's output shape as
-    this operation sees it (after Flatten/Reshape/ZeroPadding, so HWC for
-    spatial ops, (n,) for dense).  pre_padding: ((top, bottom), (left, right))
+    this operation sees it (after Flatten/Reshape but before ZeroPadding2D, so
+    HWC for spatial ops, (n,) for dense).  pre_padding: ((top, bottom), (left, right))
     zero padding folded in from ZeroPadding2D.  channel_offset: where the
     source's channels start in the target's input (Concatenate).
     """
