@@ -1,0 +1,238 @@
+"""Keras functional model -> NetworkIR.
+
+Walks the Keras 3 graph from the model's outputs back to its inputs.  Layers
+with neurons (InputLayer, Dense, Conv2D, DepthwiseConv2D, AveragePooling2D and
+their Nx subclasses) become IR layers; layers without neurons are folded into
+the connections:
+
+Flatten, Reshape   change the source_shape the next operation sees (the flat
+                   HWC order is unchanged);
+ZeroPadding2D      becomes pre_padding of the next spatial operation;
+Add                each summand gets its own edge into the consuming layer,
+                   all with that layer's kernel;
+Concatenate        (channels axis) each part gets its own edge with its
+                   channel_offset and the total in_channels; for flat vectors
+                   the channel offset is the flat offset.
+
+A tensor is therefore resolved to a list of _Terms: the neuron layers whose
+outputs, reshaped, padded and placed at a channel offset, sum to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import keras
+import numpy as np
+
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+
+_NEURON_KINDS = (  # order matters only for subclasses; DepthwiseConv2D is not a Conv2D
+    (keras.layers.InputLayer, "input"),
+    (keras.layers.Dense, "dense"),
+    (keras.layers.DepthwiseConv2D, "depthwise_conv2d"),
+    (keras.layers.Conv2D, "conv2d"),
+    (keras.layers.AveragePooling2D, "avg_pool2d"),
+)
+_FOLDED = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
+           keras.layers.Add, keras.layers.Concatenate)
+_ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear"}
+_SUPPORTED = ("supported: neuron layers InputLayer, Dense, Conv2D, DepthwiseConv2D, "
+              "AveragePooling2D (and their Nx versions); folded layers Flatten, Reshape, "
+              "ZeroPadding2D, Add, Concatenate")
+_NO_PADDING = ((0, 0), (0, 0))
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One neuron layer's share of a tensor: the output of layer ``source`` seen
+    with ``shape`` (after Flatten/Reshape), zero padded by ``pre_padding`` and
+    placed at ``channel_offset`` of ``in_channels`` channels (Concatenate)."""
+
+    source: str
+    shape: tuple
+    pre_padding: tuple = _NO_PADDING
+    channel_offset: int = 0
+    in_channels: int | None = None
+
+
+def _who(layer) -> str:
+    return f"layer '{layer.name}' ({type(layer).__name__})"
+
+
+def _neuron_kind(layer) -> str | None:
+    for cls, kind in _NEURON_KINDS:
+        if isinstance(layer, cls):
+            return kind
+    return None
+
+
+def _shape(layer, tensor) -> tuple:
+    """Tensor shape without the batch dimension; must be fully defined."""
+    shape = tuple(tensor.shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"{_who(layer)}: shape {shape} has undefined dimensions; "
+                         "give the input layer a full shape")
+    return shape
+
+
+def _check_channels_last(layer) -> None:
+    fmt = getattr(layer, "data_format", "channels_last")
+    if fmt != "channels_last":
+        raise ValueError(f"{_who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
+
+
+def _check_neuron_layer(layer, kind: str) -> None:
+    """Reject Keras options of a neuron layer that have no Loihi mapping."""
+    _check_channels_last(layer)
+    if kind in ("dense", "conv2d", "depthwise_conv2d"):
+        if layer.activation not in _ACTIVATIONS:
+            name = getattr(layer.activation, "__name__", repr(layer.activation))
+            raise ValueError(f"{_who(layer)}: activation {name!r} is not supported; use 'relu' "
+                             "(the rate of an integrate-and-fire neuron) or 'linear'")
+        if getattr(layer, "quantization_mode", None) is not None:
+            raise ValueError(f"{_who(layer)}: quantization_mode={layer.quantization_mode!r} "
+                             "is not supported; give the float model")
+    if kind in ("conv2d", "depthwise_conv2d"):
+        if tuple(layer.dilation_rate) != (1, 1):
+            raise ValueError(f"{_who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
+                             "is supported")
+    if kind == "conv2d" and layer.groups != 1:
+        raise ValueError(f"{_who(layer)}: groups={layer.groups}; only 1 is supported "
+                         "(use DepthwiseConv2D for per-channel filters)")
+
+
+def _numpy(variable) -> np.ndarray:
+    return np.array(keras.ops.convert_to_numpy(variable))
+
+
+class _Converter:
+    def __init__(self) -> None:
+        self.ir = NetworkIR()
+        self.terms: dict[int, list] = {}        # id(KerasTensor) -> its _Terms
+
+    def resolve(self, tensor) -> list:
+        """The _Terms of a KerasTensor (memoized)."""
+        key = id(tensor)
+        if key not in self.terms:
+            layer, node_index, _ = tensor._keras_history
+            node = layer._inbound_nodes[node_index]
+            kind = _neuron_kind(layer)
+            if kind is not None:
+                self.terms[key] = [_Term(self._add_layer(layer, kind, node, tensor),
+                                         _shape(layer, tensor))]
+            elif isinstance(layer, _FOLDED):
+                parts = [self.resolve(t) for t in node.input_tensors]
+                self.terms[key] = self._fold(layer, node, parts, tensor)
+            else:
+                raise ValueError(f"{_who(layer)} is not supported; {_SUPPORTED}")
+        return self.terms[key]
+
+    def _add_layer(self, layer, kind: str, node, tensor) -> str:
+        in_terms = self.resolve(node.input_tensors[0]) if kind != "input" else []
+        if layer.name in self.ir.graph:
+            raise ValueError(f"{_who(layer)} is called more than once; a neuron layer "
+                             "must be used once (its neurons exist once on the chip)")
+        _check_neuron_layer(layer, kind)
+        shape = _shape(layer, tensor)
+        if len(shape) not in (1, 3):
+            raise ValueError(f"{_who(layer)}: output shape {shape}; neuron layers must be "
+                             "(n,) or (height, width, channels)")
+        if kind == "input":
+            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
+                                        input_mode=getattr(layer, "input_mode", "bias")))
+        else:
+            bias = _numpy(layer.bias) if getattr(layer, "bias", None) is not None else None
+            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias))
+            for term in in_terms:
+                if self.ir.graph.has_edge(term.source, layer.name):
+                    raise ValueError(
+                        f"{_who(layer)} receives layer '{term.source}' more than once "
+                        "(through Add/Concatenate); the IR has one connection per layer pair")
+                self.ir.connect(term.source, layer.name, _connection(layer, kind, term))
+        return layer.name
+
+    def _fold(self, layer, node, parts: list, tensor) -> list:
+        _check_channels_last(layer)
+        shape = _shape(layer, tensor)
+        if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
+            (terms,) = parts
+            if shape == _shape(layer, node.input_tensors[0]):
+                return terms
+            for t in terms:
+                if t.pre_padding != _NO_PADDING or t.in_channels is not None:
+                    cause = "ZeroPadding2D" if t.pre_padding != _NO_PADDING else "Concatenate"
+                    raise ValueError(f"{_who(layer)}: reshaping the output of {cause} is not "
+                                     "supported; reshape before padding/concatenating")
+            return [replace(t, shape=shape) for t in terms]
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            (terms,) = parts
+            (pt, pb), (pl, pr) = layer.padding
+            return [replace(t, pre_padding=((t.pre_padding[0][0] + pt, t.pre_padding[0][1] + pb),
+                                            (t.pre_padding[1][0] + pl, t.pre_padding[1][1] + pr)))
+                    for t in terms]
+        in_shapes = [_shape(layer, t) for t in node.input_tensors]
+        if isinstance(layer, keras.layers.Add):
+            if any(s != shape for s in in_shapes):
+                raise ValueError(f"{_who(layer)}: input shapes {in_shapes} differ; "
+                                 "broadcasting is not supported")
+            return [t for terms in parts for t in terms]
+        # Concatenate
+        if layer.axis not in (-1, len(shape)):
+            raise ValueError(f"{_who(layer)}: axis={layer.axis}; only the channels axis (-1) "
+                             "is supported")
+        offsets = np.cumsum([0] + [s[-1] for s in in_shapes])
+        return [replace(t, channel_offset=int(off) + t.channel_offset, in_channels=shape[-1])
+                for terms, off in zip(parts, offsets) for t in terms]
+
+
+def _neuron_spec(layer) -> NeuronSpec:
+    """Loihi parameters of an Nx layer; defaults for a plain Keras layer."""
+    return layer.neuron_spec if hasattr(layer, "neuron_spec") else NeuronSpec()
+
+
+def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
+    """The ConnectionSpec of ``term`` into neuron layer ``layer``."""
+    if kind == "dense":
+        if len(term.shape) != 1:
+            raise ValueError(f"{_who(layer)}: input from '{term.source}' has shape "
+                             f"{term.shape}; Dense needs a 1-D input (put a Flatten before it)")
+        return ConnectionSpec("dense", term.shape, kernel=_numpy(layer.kernel),
+                              channel_offset=term.channel_offset, in_channels=term.in_channels)
+    if len(term.shape) != 3:
+        raise ValueError(f"{_who(layer)}: input from '{term.source}' has shape {term.shape}; "
+                         "a spatial layer needs (height, width, channels)")
+    common = dict(strides=tuple(layer.strides), padding=layer.padding,
+                  pre_padding=term.pre_padding, channel_offset=term.channel_offset,
+                  in_channels=term.in_channels)
+    if kind == "avg_pool2d":
+        return ConnectionSpec(kind, term.shape, pool_size=tuple(layer.pool_size), **common)
+    return ConnectionSpec(kind, term.shape, kernel=_numpy(layer.kernel), **common)
+
+
+def model_to_ir(model) -> NetworkIR:
+    """The validated NetworkIR of a Keras functional model (or NxModel).
+
+    IR layer names are the Keras layer names; kernels are numpy copies in Keras
+    layout, biases numpy float arrays per output channel (None without bias).
+    Raises ValueError naming the layer for anything without a Loihi mapping.
+    """
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):
+        raise ValueError(f"model '{model.name}' has no inputs/outputs; build it with the "
+                         "functional API (NxModel(inputs, outputs)) first") from None
+    conv = _Converter()
+    for tensor in inputs:
+        conv.resolve(tensor)
+    for tensor in outputs:
+        conv.resolve(tensor)
+    for tensor in outputs:
+        layer = tensor._keras_history[0]
+        if _neuron_kind(layer) is None:
+            raise ValueError(f"model output comes from {_who(layer)}; model outputs must be "
+                             "neuron layers (Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
+        if conv.ir.graph.out_degree(layer.name):
+            raise ValueError(f"model output '{layer.name}' also feeds other layers; the IR's "
+                             "outputs are the layers without successors")
+    conv.ir.validate()
+    return conv.ir
