@@ -1,0 +1,258 @@
+"""Keras -> IR: faithfulness of the extracted IR (and of nxcompile.connectivity)
+against Keras itself, and clear errors for what has no Loihi mapping."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from nxcompile.connectivity import connection_matrix  # noqa: E402
+from nxcompile.ir import NeuronSpec  # noqa: E402
+from nxcompile.keras_ir import model_to_ir  # noqa: E402
+from nxcompile.layers import (NxAveragePooling2D, NxConv2D, NxDense,  # noqa: E402
+                              NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
+                              NxZeroPadding2D)
+from nxcompile.model import NxModel  # noqa: E402
+
+L = keras.layers
+LIN = {"activation": "linear"}
+SEEDS = [0, 1, 2]
+
+
+def _randomize(model, rng):
+    """Random kernels and biases (Keras initializes biases to zero)."""
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+
+
+def assert_ir_faithful(model, rng, batch=2):
+    """For each IR layer, Keras' output equals the sum over its in-edges of
+    connection_matrix @ flat source output, plus the bias per channel."""
+    _randomize(model, rng)
+    ir = model_to_ir(model)
+    xs = [rng.uniform(0, 1, (batch, *t.shape[1:])).astype("float32") for t in model.inputs]
+    names = [n for n in ir.order() if ir.layer(n).kind != "input"]
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    outs = {t._keras_history[0].name: x for t, x in zip(model.inputs, xs)}
+    outs.update(zip(names, (np.asarray(o) for o in probe(xs))))
+    for name in names:
+        layer = ir.layer(name)
+        got = np.zeros((batch, layer.n))
+        for src in ir.predecessors(name):
+            m = connection_matrix(ir.connection(src, name), layer.shape)
+            got += (m @ outs[src].reshape(batch, -1).T).T
+        if layer.bias is not None:
+            got += np.tile(layer.bias, layer.n // len(layer.bias))
+        np.testing.assert_allclose(got, outs[name].reshape(batch, -1), rtol=1e-5, atol=1e-5,
+                                   err_msg=f"layer {name}")
+    return ir
+
+
+def _hw(rng, lo=5, hi=8):
+    return (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)), int(rng.integers(1, 4)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dense_chain(seed):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=(int(rng.integers(3, 20)),))
+    h = NxDense(int(rng.integers(2, 10)), **LIN)(inp.input)
+    out = NxDense(int(rng.integers(2, 10)), use_bias=bool(seed % 2), **LIN)(h)
+    ir = assert_ir_faithful(NxModel(inp.input, out), rng)
+    assert [ir.layer(n).kind for n in ir.order()] == ["input", "dense", "dense"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_conv2d(seed, strides, padding):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng))
+    k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    c = NxConv2D(int(rng.integers(1, 5)), k, strides=strides, padding=padding, **LIN)(inp.input)
+    out = NxDense(3, **LIN)(NxFlatten()(c))
+    ir = assert_ir_faithful(NxModel(inp.input, out), rng)
+    conv = ir.connection(inp.name, c._keras_history[0].name)
+    assert (conv.strides, conv.padding, conv.kernel.shape[:2]) == ((strides, strides), padding, k)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("strides,padding", [(1, "same"), (2, "valid"), (2, "same")])
+def test_depthwise_conv2d(seed, strides, padding):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng))
+    d = NxDepthwiseConv2D(int(rng.integers(1, 4)), strides=strides, padding=padding,
+                          depth_multiplier=int(rng.integers(1, 4)), **LIN)(inp.input)
+    assert_ir_faithful(NxModel(inp.input, NxConv2D(2, 2, **LIN)(d)), rng)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("pool_strides,padding", [(None, "valid"), (1, "valid"), (None, "same"),
+                                                  (2, "same")])
+def test_average_pooling(seed, pool_strides, padding):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng, 5, 9))
+    c = NxConv2D(2, 2, **LIN)(inp.input)
+    pool = int(rng.integers(2, 4))
+    p = NxAveragePooling2D(pool, strides=pool_strides, padding=padding)(c)
+    ir = assert_ir_faithful(NxModel(inp.input, p), rng)
+    conn = ir.connection(c._keras_history[0].name, p._keras_history[0].name)
+    assert conn.pool_size == (pool, pool)
+    assert conn.strides == ((pool, pool) if pool_strides is None else (1, 1) if pool_strides == 1
+                            else (2, 2))
+    assert ir.layer(p._keras_history[0].name).bias is None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_zero_padding_folds_into_each_spatial_kind(seed):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng))
+    pad = ((int(rng.integers(0, 3)), int(rng.integers(0, 3))),
+           (int(rng.integers(0, 3)), int(rng.integers(0, 3))))
+    c = NxConv2D(3, 3, strides=2, padding="same", **LIN)(NxZeroPadding2D(pad)(inp.input))
+    d = NxDepthwiseConv2D(2, depth_multiplier=2, **LIN)(NxZeroPadding2D(1)(NxZeroPadding2D(1)(c)))
+    p = NxAveragePooling2D(2, padding="same")(NxZeroPadding2D(((1, 0), (0, 1)))(d))
+    ir = assert_ir_faithful(NxModel(inp.input, p), rng)
+    c_name, d_name = c._keras_history[0].name, d._keras_history[0].name
+    assert ir.connection(inp.name, c_name).pre_padding == pad
+    assert ir.connection(c_name, d_name).pre_padding == ((2, 2), (2, 2))
+    assert ir.connection(c_name, d_name).source_shape == ir.layer(c_name).shape
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reshape_between_dense_and_conv(seed):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=(int(rng.integers(3, 12)),))
+    h, w, ch = _hw(rng, 3, 5)
+    r = NxReshape((h, w, ch))(NxDense(h * w * ch, name="d0", **LIN)(inp.input))
+    c = NxConv2D(2, 2, padding="same", name="c", **LIN)(r)
+    out = NxDense(4, name="d1", **LIN)(NxReshape((-1,))(c))
+    ir = assert_ir_faithful(NxModel(inp.input, out), rng)
+    assert ir.connection("d0", "c").source_shape == (h, w, ch)
+    assert ir.connection("c", "d1").source_shape == (h * w * 2,)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_add_branch(seed):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng))
+    a = NxConv2D(3, 3, padding="same", **LIN)(inp.input)
+    b = NxConv2D(3, 1, **LIN)(inp.input)
+    s = L.Add()([a, b])
+    c = NxConv2D(2, 3, strides=2, **LIN)(s)
+    e = NxDepthwiseConv2D(2, **LIN)(s)
+    f = NxDense(5, **LIN)(NxFlatten()(L.Add()([c, NxConv2D(2, 3, strides=2, **LIN)(s)])))
+    model = NxModel(inp.input, [e, f])
+    ir = assert_ir_faithful(model, rng)
+    c_name = c._keras_history[0].name
+    assert sorted(ir.predecessors(c_name)) == sorted([a._keras_history[0].name,
+                                                       b._keras_history[0].name])
+    assert ir.outputs == [e._keras_history[0].name, f._keras_history[0].name]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_concatenate_branch(seed):
+    rng = np.random.default_rng(seed)
+    inp = NxInputLayer(shape=_hw(rng))
+    a = NxConv2D(int(rng.integers(1, 4)), 3, padding="same", **LIN)(inp.input)
+    b = NxDepthwiseConv2D(3, padding="same", depth_multiplier=2, **LIN)(inp.input)
+    cat = L.Concatenate()([a, b])
+    c = NxConv2D(3, 2, **LIN)(cat)
+    d = NxDepthwiseConv2D(2, depth_multiplier=2, **LIN)(cat)
+    p = NxAveragePooling2D(2, padding="same")(L.Concatenate(axis=3)([c, d]))
+    g = NxConv2D(2, 3, **LIN)(L.Concatenate()([NxZeroPadding2D(1)(a), NxZeroPadding2D(1)(b)]))
+    v1 = NxDense(3, **LIN)(NxFlatten()(p))
+    v2 = NxDense(4, **LIN)(NxFlatten()(g))
+    out = NxDense(2, **LIN)(L.Concatenate()([v1, v2]))
+    ir = assert_ir_faithful(NxModel(inp.input, out), rng)
+    to_c = ir.connection(b._keras_history[0].name, c._keras_history[0].name)
+    n_a = a.shape[-1]
+    assert (to_c.channel_offset, to_c.in_channels) == (n_a, n_a + b.shape[-1])
+    to_out = ir.connection(v2._keras_history[0].name, out._keras_history[0].name)
+    assert (to_out.channel_offset, to_out.in_channels) == (3, 7)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_two_inputs_and_plain_keras_layers(seed):
+    rng = np.random.default_rng(seed)
+    shape = _hw(rng)
+    i1, i2 = keras.Input(shape=shape, name="frames"), keras.Input(shape=(6,), name="vec")
+    c = L.Conv2D(2, 3, padding="same", activation="relu")(L.ZeroPadding2D(1)(i1))
+    p = L.AveragePooling2D(2)(L.DepthwiseConv2D(2, activation="relu")(c))
+    v = L.Dense(4, activation="relu")(L.Concatenate()([L.Flatten()(p), L.Reshape((6,))(i2)]))
+    model = keras.Model([i1, i2], v)
+    ir = model_to_ir(model)
+    assert ir.inputs == ["frames", "vec"]
+    assert all(ir.layer(n).input_mode == "bias" for n in ir.inputs)
+    assert all(ir.layer(n).neuron == NeuronSpec() for n in ir.order())
+    # faithfulness needs linear layers: the relu is applied after the affine map
+    for layer in model.layers:
+        if hasattr(layer, "activation"):
+            layer.activation = keras.activations.linear
+    assert_ir_faithful(model, rng)
+
+
+def test_ir_carries_layer_parameters():
+    inp = NxInputLayer(shape=(4, 4, 1), inputMode="spikes", threshold=2.0, name="inp")
+    c = NxConv2D(2, 3, name="conv", threshold=0.5, vThMant=300, biasExp=2, resetMode="soft",
+                 numWeightBits=4, decayU=10, decayV=20)(inp.input)
+    out = NxDense(3, name="out", use_bias=False)(NxFlatten()(c))
+    model = NxModel(inp.input, out)
+    ir = model_to_ir(model)
+    assert ir.order() == ["inp", "conv", "out"]
+    assert ir.layer("inp").input_mode == "spikes" and ir.layer("inp").neuron.threshold == 2.0
+    assert ir.layer("conv").neuron == model.get_layer("conv").neuron_spec
+    assert (ir.layer("conv").shape, ir.layer("out").shape) == ((2, 2, 2), (3,))
+    assert ir.layer("out").bias is None and ir.layer("conv").bias.dtype.kind == "f"
+    conn = ir.connection("conv", "out")
+    assert (conn.kind, conn.source_shape) == ("dense", (8,))
+    np.testing.assert_array_equal(conn.kernel, model.get_layer("out").kernel.numpy())
+    assert ir.connection("inp", "conv").kernel.shape == (3, 3, 1, 2)
+
+
+def test_sequential_model():
+    model = keras.Sequential([keras.Input((5,)), L.Dense(3, activation="relu")])
+    assert [layer.kind for layer in model_to_ir(model).layers()] == ["input", "dense"]
+
+
+def _model(build, shape=(6, 6, 2)):
+    inp = keras.Input(shape=shape)
+    return keras.Model(inp, build(inp))
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda x: L.MaxPooling2D(name="mp")(x), r"'mp' \(MaxPooling2D\) is not supported; supported:"),
+    (lambda x: NxConv2D(2, 3)(L.BatchNormalization(name="bn")(x)),
+     r"'bn' \(BatchNormalization\) is not supported"),
+    (lambda x: L.Dense(2)(L.LSTM(3, name="lstm")(L.Reshape((6, 12))(x))),
+     r"'lstm' \(LSTM\) is not supported"),
+    (lambda x: L.Add(name="sum")([NxConv2D(2, 1)(x), NxConv2D(2, 1)(x)]),
+     r"model output comes from layer 'sum' \(Add\)"),
+    (lambda x: NxConv2D(2, 3, activation="sigmoid", name="c")(x),
+     r"'c' \(NxConv2D\): activation 'sigmoid' is not supported"),
+    (lambda x: L.Conv2D(2, 3, dilation_rate=2, name="c")(x), r"'c' \(Conv2D\): dilation_rate"),
+    (lambda x: L.Conv2D(2, 3, groups=2, name="c")(x), r"'c' \(Conv2D\): groups=2"),
+    (lambda x: NxDense(2, name="d")(x), r"'d' \(NxDense\): input from .* has shape \(6, 6, 2\)"),
+    (lambda x: NxDense(2)(NxFlatten(name="f")(NxZeroPadding2D(1)(x))),
+     r"'f' \(NxFlatten\): reshaping the output of ZeroPadding2D"),
+    (lambda x: NxConv2D(2, 1)(L.Concatenate(axis=1, name="cat")([x, x])),
+     r"'cat' \(Concatenate\): axis=1"),
+    (lambda x: NxConv2D(2, 1, name="c")(L.Concatenate()([x, x])),
+     r"'c' \(NxConv2D\) receives layer '.*' more than once"),
+])
+def test_unsupported_graphs_raise_clear_errors(build, match):
+    with pytest.raises(ValueError, match=match):
+        model_to_ir(_model(build))
+
+
+def test_reused_neuron_layer_and_output_feeding_on():
+    shared = NxDense(4, name="shared")
+    inp = keras.Input((4,))
+    with pytest.raises(ValueError, match="'shared' .* called more than once"):
+        model_to_ir(keras.Model(inp, shared(shared(inp))))
+    h = NxDense(4, name="h")(inp)
+    with pytest.raises(ValueError, match="model output 'h' also feeds other layers"):
+        model_to_ir(keras.Model(inp, [h, NxDense(2)(h)]))
+    with pytest.raises(ValueError, match="output shape \\(2, 3\\)"):
+        model_to_ir(_model(lambda x: NxDense(2)(x), shape=(2, 3)))
