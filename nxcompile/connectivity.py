@@ -37,18 +37,29 @@ def output_size(n_in: int, k: int, stride: int, mode: str) -> int:
     return -(-n_in // stride)
 
 
-def _spatial_pairs(conn: ConnectionSpec, target_shape: tuple, kernel_hw: tuple):
-    """Index arrays (oy, ox, ky, kx, iy, ix) of all output/kernel/input position
-    triples of a 2-D window operation that hit real (unpadded) source pixels."""
+def kernel_hw(conn: ConnectionSpec) -> tuple:
+    """(kh, kw) window of a spatial connection (pool size or kernel size)."""
+    return tuple(conn.pool_size) if conn.kind == "avg_pool2d" else tuple(conn.kernel.shape[:2])
+
+
+def window_axes(conn: ConnectionSpec, target_shape: tuple) -> tuple:
+    """Per spatial axis of a 2-D window operation, the (out index, kernel offset,
+    in index) triples that hit real (unpadded) source pixels: ((oy, ky, iy),
+    (ox, kx, ix)).  The operation's pairs are the product of the two axes."""
     (pt, pb), (pl, pr) = conn.pre_padding
     h_in, w_in = conn.source_shape[0], conn.source_shape[1]
     h_out, w_out = target_shape[0], target_shape[1]
-    kh, kw = kernel_hw
+    kh, kw = kernel_hw(conn)
     sy, sx = conn.strides
     pad_y = pt + _padding(h_in + pt + pb, h_out, kh, sy, conn.padding)
     pad_x = pl + _padding(w_in + pl + pr, w_out, kw, sx, conn.padding)
-    oy, ky, iy = _window_1d(h_in, h_out, kh, sy, pad_y)
-    ox, kx, ix = _window_1d(w_in, w_out, kw, sx, pad_x)
+    return _window_1d(h_in, h_out, kh, sy, pad_y), _window_1d(w_in, w_out, kw, sx, pad_x)
+
+
+def _spatial_pairs(conn: ConnectionSpec, target_shape: tuple):
+    """Index arrays (oy, ox, ky, kx, iy, ix) of all output/kernel/input position
+    triples of a 2-D window operation that hit real (unpadded) source pixels."""
+    (oy, ky, iy), (ox, kx, ix) = window_axes(conn, target_shape)
     a, b = np.meshgrid(np.arange(len(oy)), np.arange(len(ox)), indexing="ij")
     a, b = a.ravel(), b.ravel()
     return oy[a], ox[b], ky[a], kx[b], iy[a], ix[b]
@@ -75,11 +86,7 @@ def connection_matrix(conn: ConnectionSpec, target_shape: tuple) -> sp.csr_matri
         return sp.csr_matrix(k[rows, :].T)
     h_in, w_in, c_src = conn.source_shape
     c_out = target_shape[2]
-    if conn.kind == "avg_pool2d":
-        kh, kw = conn.pool_size
-    else:
-        kh, kw = conn.kernel.shape[:2]
-    oy, ox, ky, kx, iy, ix = _spatial_pairs(conn, target_shape, (kh, kw))
+    oy, ox, ky, kx, iy, ix = _spatial_pairs(conn, target_shape)
     out_pos = oy * target_shape[1] + ox
     in_pos = iy * w_in + ix
     ci = np.arange(c_src)
