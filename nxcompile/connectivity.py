@@ -106,7 +106,7 @@ def connection_matrix(conn: ConnectionSpec, target_shape: tuple) -> sp.csr_matri
         cols = in_pos[:, None, None] * c_src + ci[None, :, None]
         rows, cols = np.broadcast_arrays(rows, cols)
     elif conn.kind == "avg_pool2d":
-        count = _pool_counts(conn, target_shape, (kh, kw))
+        count = _pool_counts(conn, target_shape, kernel_hw(conn))
         w = np.broadcast_to((1.0 / count[out_pos])[:, None], (len(out_pos), c_src))
         rows = out_pos[:, None] * c_out + ci[None, :] + conn.channel_offset
         cols = in_pos[:, None] * c_src + ci[None, :]
