@@ -64,7 +64,6 @@ class _VarModelFinder:
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return None
         spec.loader = _PatchedSourceLoader(fullname, spec.origin)
-        spec.cached = None
         return spec
 
 
@@ -76,7 +75,8 @@ def _check_version() -> None:
             f"lava-nc is not installed; install lava-nc=={LAVA_VERSION} "
             "(pip install --no-deps --ignore-requires-python)") from None
     if version != LAVA_VERSION:
-        raise LavaCompatError(f"lava-nc {version} is installed; nxcompile needs lava-nc=={LAVA_VERSION}")
+        raise LavaCompatError(
+            f"lava-nc {version} is installed; nxcompile needs lava-nc=={LAVA_VERSION}")
 
 
 def _is_patched(module) -> bool:

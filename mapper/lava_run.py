@@ -1,0 +1,119 @@
+"""Run an IntNetwork on Lava's bit-accurate simulator, one network instance per sample.
+
+Each sample is built (mapper.lava_network), compiled and run on
+Loihi2SimCfg(select_tag='fixed_pt') from a fresh state; results come back
+through one Var.get per sink (and per output core for the final voltage).
+Every run is stopped.  When a ProcessModel raises, Lava's run() raises a bare
+RuntimeError, its processes are gone and stop() would wait for them forever:
+`running` then tears the runtime down itself and raises LavaRunError with the
+tracebacks of the failed ProcessModels.
+"""
+from __future__ import annotations
+
+import mapper.lava_compat  # noqa: F401  (before any lava import)
+
+from contextlib import contextmanager
+
+import numpy as np
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+
+from hwmodel.network import IntNetwork
+from hwmodel.simulator import RunOutput
+from mapper.lava_network import LavaNetwork, build_lava_network, check_record
+from mapper.procs.process import unpack_train
+from partitioner.partition import Partition
+
+
+class LavaRunError(RuntimeError):
+    """A Lava run failed; the message holds the ProcessModels' tracebacks."""
+
+
+def _tear_down(runtime) -> list:
+    """End a runtime whose run failed without stop() (which would hang): kill the
+    processes still alive, free shared memory, and return the tracebacks of the
+    processes that raised.  Uses lava-nc 0.10.0 internals (pinned by lava_compat)."""
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    tracebacks = []
+    for actor in infra.actors if infra else []:
+        if not actor._is_done:
+            if actor.is_alive():
+                actor.kill()
+            actor.join()
+        if actor.exception:
+            tracebacks.append(actor.exception[1])
+    if infra is not None and infra.smm is not None:
+        infra.stop()
+    if getattr(runtime, "_watchdog_manager", None) is not None:
+        runtime._watchdog_manager.stop()
+    runtime._is_running = runtime._is_started = False   # Runtime.__del__ would call stop()
+    return tracebacks
+
+
+@contextmanager
+def running(process: AbstractProcess, num_steps: int):
+    """Compile and run the Lava graph connected to `process` for num_steps on
+    the fixed_pt models; read its Vars inside the block; stopped on exit.
+
+    Raises LavaRunError (with the ProcessModel tracebacks) if the run fails;
+    nothing is left running and nothing hangs."""
+    try:
+        process.run(condition=RunSteps(num_steps=num_steps),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    except BaseException as exc:
+        if process.runtime is None:    # failed while compiling: nothing started
+            raise
+        tracebacks = _tear_down(process.runtime)
+        if not isinstance(exc, Exception):
+            raise
+        cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
+        raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
+    try:
+        yield
+    finally:
+        process.stop()
+
+
+def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, out: RunOutput,
+          sample: int) -> None:
+    """Fill sample `sample` of `out` from the sinks of `cores` (and the output
+    cores' voltages) of a running Lava graph."""
+    for core in cores:
+        sink = lnet.sinks[core.index]
+        if core.layer in out.trains:
+            train = unpack_train(sink.train.get(), num_steps)
+            out.trains[core.layer][sample][:, core.neurons] = train
+            out.counts[core.layer][sample, core.neurons] = train.sum(axis=0)
+        else:
+            out.counts[core.layer][sample, core.neurons] = sink.counts.get()
+        if core.layer == output_layer:
+            out.voltages[core.layer][sample, core.neurons] = lnet.neurons[core.index].v.get()
+
+
+def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
+             record=()) -> RunOutput:
+    """Run every sample of x as its own Lava network laid out as `partition`.
+
+    x: (batch, *input_shape) frames (bias input mode) or (batch, steps,
+    *input_shape) 0/1 spikes (spike input mode).  Returns counts (batch, n) of
+    the output layer and of the recorded layers, trains (batch, num_steps, n) of
+    the layers in `record`, and the output layer's final v (batch, n), all in
+    flat HWC order.
+    """
+    check_record(net, record)
+    x = np.asarray(x)
+    batch = len(x)
+    layers = dict.fromkeys([net.output_layer, *record])
+    out = RunOutput(
+        counts={name: np.zeros((batch, net.layers[name].n), np.int64) for name in layers},
+        trains={name: np.zeros((batch, num_steps, net.layers[name].n), bool) for name in record},
+        voltages={net.output_layer: np.zeros((batch, net.layers[net.output_layer].n), np.int64)})
+    core_by_index = {c.index: c for c in partition.cores}
+    for sample in range(batch):
+        lnet = build_lava_network(net, partition, x[sample], num_steps, record)
+        for indices in lnet.components:
+            with running(lnet.sinks[indices[0]], num_steps):
+                _read(lnet, [core_by_index[i] for i in indices], net.output_layer, num_steps,
+                      out, sample)
+    return out

@@ -1,0 +1,268 @@
+"""The Lava back-end: one process per core, one Sparse per non-zero core-pair
+block, and spike trains of every layer equal to the reference simulator's, bit
+for bit, on hand-built partitioned networks."""
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mapper import lava_compat  # noqa: F401  (before lava)
+from lava.proc.io.source import RingBuffer
+from lava.proc.lif.process import LIF
+from lava.utils.weightutils import SignMode
+
+from hwmodel import formats
+from hwmodel.limits import get_board
+from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from hwmodel.simulator import simulate
+from mapper.lava_network import build_lava_network
+from mapper.lava_run import run_lava
+from mapper.procs.process import SoftResetLIF
+from nxcompile.connectivity import connection_matrix
+from nxcompile.ir import ConnectionSpec
+from partitioner.partition import Core, Partition
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_STEPS = 40
+
+
+def _layer(name, shape, vth, **kw):
+    n = int(np.prod(shape))
+    kw.setdefault("bias_mant", np.zeros(n, np.int64))
+    return IntLayer(name, tuple(shape), vth=vth, **kw)
+
+
+def _on_grid(m, scale, mode, num_weight_bits=8):
+    """Float matrix -> csr int weights on Loihi's grid (mixed 8 bit: even, -256..254)."""
+    step = formats.weight_step(num_weight_bits, mode)
+    lo, hi = formats.weight_range(mode)
+    w = sp.csr_matrix(m, dtype=np.float64)
+    w.data = np.clip(np.round(w.data * scale / step) * step, lo, hi // step * step).astype(np.int64)
+    w.eliminate_zeros()
+    return w
+
+
+def _conv_matrix(rng, source_shape, target_shape, kernel_hw, strides=(1, 1), padding="same"):
+    kernel = rng.normal(0, 1, (*kernel_hw, source_shape[2], target_shape[2]))
+    spec = ConnectionSpec("conv2d", tuple(source_shape), kernel=kernel, strides=strides,
+                          padding=padding)
+    return connection_matrix(spec, tuple(target_shape))
+
+
+def _partition(net, splits):
+    """splits: layer -> list of neuron index arrays, one per core; cores numbered in layer order."""
+    cores = []
+    for name in net.layers:
+        for neurons in splits[name]:
+            cores.append(Core(index=len(cores), chip=0, layer=name,
+                              neurons=np.asarray(neurons, np.int64)))
+    return Partition(board=get_board("loihi1"), cores=cores)
+
+
+def contiguous(n, k):
+    return np.array_split(np.arange(n), k)
+
+
+def shuffled(n, k, rng):
+    return [np.sort(c) for c in np.array_split(rng.permutation(n), k)]
+
+
+def strided(n, k):
+    return [np.arange(i, n, k) for i in range(k)]
+
+
+def dense_net(rng):
+    """bias input (soft, leaky v) -> hidden (soft, du and dv, mixed weights << 1) ->
+    output (hard) fed by hidden (7-bit excitatory >> 3) and by the input
+    (inhibitory << 2); layers in contiguous chunks."""
+    inp = _layer("inp", (16,), 50, is_input=True, input_gain=2500.0, reset="soft", dv=100)
+    hid = _layer("hid", (24,), 120, du=1500, dv=200, reset="soft",
+                 bias_mant=rng.integers(-200, 400, 24))
+    out = _layer("out", (10,), 200, du=4095, dv=30)
+    w_hid = _on_grid(rng.normal(0.4, 1, (24, 16)) * (rng.random((24, 16)) < 0.7), 90, "mixed")
+    w_out = _on_grid(rng.random((10, 24)) * (rng.random((10, 24)) < 0.6), 250, "excitatory", 7)
+    w_skip = _on_grid(-rng.random((10, 16)) * (rng.random((10, 16)) < 0.3), 40, "inhibitory")
+    net = IntNetwork({"inp": inp, "hid": hid, "out": out}, [
+        IntConnection("inp", "hid", w_hid, weight_exp=1),
+        IntConnection("hid", "out", w_out, weight_exp=-3, num_weight_bits=7,
+                      sign_mode="excitatory"),
+        IntConnection("inp", "out", w_skip, weight_exp=2, sign_mode="inhibitory"),
+    ], "inp", "out")
+    part = _partition(net, {"inp": contiguous(16, 2), "hid": contiguous(24, 3),
+                            "out": contiguous(10, 2)})
+    return net, part, rng.random((2, 16))
+
+
+def conv_net(rng):
+    """bias input (6,6,2) -> 3x3 'same' conv (6,6,4), soft -> dense output, hard,
+    weights >> 2; shuffled and strided neuron sets."""
+    inp = _layer("inp", (6, 6, 2), 40, is_input=True, input_gain=3000.0)
+    conv = _layer("conv", (6, 6, 4), 60, du=3000, reset="soft",
+                  bias_mant=rng.integers(-100, 100, 144))
+    out = _layer("out", (8,), 90, du=4095, dv=500)
+    w_conv = _on_grid(_conv_matrix(rng, (6, 6, 2), (6, 6, 4), (3, 3)), 40, "mixed")
+    w_out = _on_grid(rng.normal(0.2, 1, (8, 144)), 120, "mixed")
+    net = IntNetwork({"inp": inp, "conv": conv, "out": out}, [
+        IntConnection("inp", "conv", w_conv), IntConnection("conv", "out", w_out, weight_exp=-2),
+    ], "inp", "out")
+    part = _partition(net, {"inp": shuffled(72, 3, rng), "conv": strided(144, 4),
+                            "out": shuffled(8, 2, rng)})
+    return net, part, rng.random((2, 6, 6, 2))
+
+
+def spike_net(rng):
+    """spike input (5,5,2) -> 3x3 stride-2 conv (3,3,3), excitatory << 2 -> dense
+    output, soft, mixed >> 1; strided input cores."""
+    inp = _layer("inp", (5, 5, 2), 1, is_input=True, input_mode="spikes")
+    conv = _layer("conv", (3, 3, 3), 900, du=2000, dv=100)
+    out = _layer("out", (6,), 500, du=4095, reset="soft")
+    w_conv = _on_grid(np.abs(_conv_matrix(rng, (5, 5, 2), (3, 3, 3), (3, 3), (2, 2))), 20,
+                      "excitatory")
+    w_out = _on_grid(rng.normal(0.5, 1, (6, 27)), 150, "mixed")
+    net = IntNetwork({"inp": inp, "conv": conv, "out": out}, [
+        IntConnection("inp", "conv", w_conv, weight_exp=2, sign_mode="excitatory"),
+        IntConnection("conv", "out", w_out, weight_exp=-1),
+    ], "inp", "out")
+    part = _partition(net, {"inp": strided(50, 2), "conv": contiguous(27, 2),
+                            "out": [np.arange(6)]})
+    return net, part, (rng.random((2, NUM_STEPS, 5, 5, 2)) < 0.3).astype(np.int8)
+
+
+def block_net(rng):
+    """Two independent halves: the Lava graph has two connected components."""
+    inp = _layer("inp", (8,), 30, is_input=True, input_gain=2500.0)
+    hid = _layer("hid", (8,), 60, dv=50)
+    out = _layer("out", (4,), 60, reset="soft")
+    w_hid = _on_grid(sp.block_diag([rng.random((4, 4))] * 2), 200, "excitatory")
+    w_out = _on_grid(sp.block_diag([rng.normal(1.0, 1, (2, 4))] * 2), 200, "mixed")
+    net = IntNetwork({"inp": inp, "hid": hid, "out": out}, [
+        IntConnection("inp", "hid", w_hid, sign_mode="excitatory"),
+        IntConnection("hid", "out", w_out),
+    ], "inp", "out")
+    part = _partition(net, {"inp": contiguous(8, 2), "hid": contiguous(8, 2),
+                            "out": contiguous(4, 2)})
+    return net, part, rng.random((2, 8))
+
+
+@pytest.mark.parametrize("make", [dense_net, conv_net, spike_net, block_net])
+def test_lava_equals_reference_simulator_bit_for_bit(make):
+    net, part, x = make(np.random.default_rng(7))
+    layers = list(net.layers)
+    ref = simulate(net, x, NUM_STEPS, record=layers)
+    for name in layers:      # the comparison means something only if every layer is active
+        rate = ref.trains[name].mean()
+        assert 0.03 < rate < 0.9, f"{name}: firing rate {rate:.3f}"
+    got = run_lava(net, part, x, NUM_STEPS, record=layers)
+    for name in layers:
+        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
+        np.testing.assert_array_equal(got.counts[name], ref.counts[name], err_msg=name)
+    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+    assert not np.array_equal(got.trains["out"][0], got.trains["out"][1])   # samples differ
+    assert multiprocessing.active_children() == []     # every run stopped
+
+
+def test_counts_without_recording_and_two_components():
+    net, part, x = block_net(np.random.default_rng(7))
+    lnet = build_lava_network(net, part, x[0], NUM_STEPS)
+    assert set(lnet.synapses) == {(0, 2), (1, 3), (2, 4), (3, 5)}     # zero blocks get no Sparse
+    assert lnet.components == [[4], [5]]
+    ref = simulate(net, x, NUM_STEPS)
+    got = run_lava(net, part, x, NUM_STEPS)
+    assert set(got.counts) == {"out"} and got.trains == {}
+    np.testing.assert_array_equal(got.counts["out"], ref.counts["out"])
+    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+
+
+def test_lava_graph_mirrors_the_partition():
+    net, part, x = conv_net(np.random.default_rng(7))
+    lnet = build_lava_network(net, part, x[0], NUM_STEPS, record=["conv"])
+    assert sorted(lnet.neurons) == [c.index for c in part.cores]
+    kinds = {"inp": LIF, "conv": SoftResetLIF, "out": LIF}
+    for core in part.cores:
+        proc = lnet.neurons[core.index]
+        assert type(proc) is kinds[core.layer] and proc.name == f"{core.layer}/core{core.index}"
+        assert proc.a_in.shape == (len(core.neurons),)
+    expected = {}
+    for conn in net.connections:
+        for tgt in part.cores_of(conn.target):
+            for src in part.cores_of(conn.source):
+                block = conn.weights[tgt.neurons][:, src.neurons]
+                if block.count_nonzero():
+                    expected[src.index, tgt.index] = block.toarray()
+    assert set(lnet.synapses) == set(expected)
+    layer_of = {c.index: c.layer for c in part.cores}
+    for (s, t), (syn,) in lnet.synapses.items():
+        np.testing.assert_array_equal(syn.weights.init.toarray(), expected[s, t])
+        assert syn.proc_params["sign_mode"] is SignMode.MIXED
+        assert syn.name == f"{layer_of[s]}->{layer_of[t]}/core{s}->core{t}"
+    # conv -> out: weight_exp -2, even weights, 4 source cores: one shift per target core
+    assert sorted(lnet.shifts) == [(1, c.index) for c in part.cores_of("out")]
+    assert sorted(lnet.sinks) == [c.index for c in part.cores_of("conv") + part.cores_of("out")]
+
+
+def test_spike_input_becomes_ring_buffers_of_the_core_spikes():
+    net, part, x = spike_net(np.random.default_rng(7))
+    lnet = build_lava_network(net, part, x[1], NUM_STEPS)
+    for core in part.cores_of("inp"):
+        buf = lnet.neurons[core.index]
+        assert isinstance(buf, RingBuffer) and buf.name == f"inp/core{core.index}"
+        np.testing.assert_array_equal(buf.data.init, x[1].reshape(NUM_STEPS, -1)[:, core.neurons].T)
+    with pytest.raises(ValueError, match=f"spike input has 10 steps, the run needs {NUM_STEPS}"):
+        build_lava_network(net, part, x[1][:10], NUM_STEPS)
+
+
+def test_bad_input_is_rejected_with_the_layer_and_limit():
+    net, part, x = dense_net(np.random.default_rng(7))
+    net.connections[0].weights.data[0] = 3
+    with pytest.raises(ValueError, match="connection inp->hid: weight 3 is not a multiple of 2"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
+    net, part, x = dense_net(np.random.default_rng(7))
+    net.layers["hid"].vth = 2 ** 17
+    with pytest.raises(ValueError, match="layer hid: vth=131072 outside 0..131071"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
+    net, part, x = dense_net(np.random.default_rng(7))
+    part.cores[-1].neurons = part.cores[-1].neurons[1:]
+    with pytest.raises(ValueError, match="cores of layer out hold 9 neuron indices"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
+    with pytest.raises(ValueError, match="record: unknown layers"):
+        run_lava(net, part, x, NUM_STEPS, record=["nope"])
+
+
+FAILING_RUN = """
+import multiprocessing
+import numpy as np
+import mapper.lava_compat
+from lava.proc.lif.process import LIF
+from mapper.lava_run import LavaRunError, running
+from mapper.procs.process import SpikeSink
+
+def graph(record_steps):
+    lif = LIF(shape=(2,), bias_mant=np.array([100, 300]), vth=1, du=4095)
+    sink = SpikeSink(shape=(2,), record_steps=record_steps, name="short")
+    lif.s_out.connect(sink.s_in)
+    return sink
+
+try:
+    with running(graph(3), 10):   # the sink's model raises at step 4
+        print("no error")
+except LavaRunError as exc:
+    print("LavaRunError", "beyond the record_steps=3" in str(exc))
+print("children", multiprocessing.active_children())
+sink = graph(None)
+with running(sink, 5):
+    print("after", sink.counts.get().astype(int).tolist())
+"""
+
+
+def test_a_failing_process_model_raises_a_clear_error_and_nothing_hangs():
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", FAILING_RUN], capture_output=True, text=True,
+                         env=env, timeout=90)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["LavaRunError True", "children []", "after [5, 5]"]

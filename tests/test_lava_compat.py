@@ -1,0 +1,79 @@
+"""lava-nc 0.10.0 imports on Python 3.11 through mapper.lava_compat, site-packages untouched."""
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mapper import lava_compat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, *flags: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter with the repository importable."""
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def _var_model_file() -> Path:
+    return Path(importlib.util.find_spec(lava_compat.PATCHED_MODULE).origin)
+
+
+def _on_disk(path: Path) -> dict:
+    """Hashes of var_model.py and of its cached bytecode (None where absent)."""
+    cached = Path(importlib.util.cache_from_source(str(path)))
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+            for p in (path, cached)}
+
+
+def test_lava_imports_and_runs_through_the_hook_and_site_packages_is_untouched():
+    path = _var_model_file()
+    before = _on_disk(path)
+    res = _python(
+        "import mapper.lava_compat\n"
+        "import numpy as np, sys\n"
+        "from lava.proc.lif.process import LIF\n"
+        "from lava.magma.core.run_conditions import RunSteps\n"
+        "from lava.magma.core.run_configs import Loihi2SimCfg\n"
+        "lif = LIF(shape=(2,), bias_mant=np.array([100, 250]), vth=3, du=4095)\n"
+        "try:\n"
+        "    lif.run(condition=RunSteps(num_steps=3),\n"
+        "            run_cfg=Loihi2SimCfg(select_tag='fixed_pt'))\n"
+        "    print(lif.v.get().astype(int).tolist())\n"
+        "finally:\n"
+        "    lif.stop()\n")
+    assert res.returncode == 0, res.stderr
+    # vth << 6 = 192: v = 100, 200 -> spike at step 2 and reset, then 100; 250 spikes every step.
+    assert res.stdout.split("\n")[0] == "[100, 0]"
+    assert _on_disk(path) == before      # neither the source nor its bytecode cache written
+    text = path.read_text()
+    assert text.count("ByteEncoder = ByteEncoder()") == 8 and "default_factory" not in text
+
+
+def test_without_the_hook_lava_does_not_import_on_this_python():
+    res = _python("from lava.proc.lif.process import LIF", "-B")   # -B: write no bytecode
+    assert res.returncode != 0
+    assert "mutable default" in res.stderr and "ByteEncoder" in res.stderr
+
+
+def test_hook_is_installed_once_and_var_model_is_patched():
+    lava_compat.import_lava()
+    lava_compat.import_lava()
+    finders = [f for f in sys.meta_path if isinstance(f, lava_compat._VarModelFinder)]
+    assert len(finders) == 1
+    var_model = sys.modules[lava_compat.PATCHED_MODULE]
+    assert var_model.CoreEncoder().x is not var_model.CoreEncoder().x   # a fresh default each
+
+
+def test_unexpected_source_text_fails_clearly():
+    original = _var_model_file().read_text()
+    with pytest.raises(lava_compat.LavaCompatError, match="lava-nc==0.10.0"):
+        lava_compat.patch_source(original.replace("ByteEncoder = ByteEncoder()", "int = 0", 1))
+    with pytest.raises(lava_compat.LavaCompatError, match="found 0 fields"):
+        lava_compat.patch_source(lava_compat.patch_source(original))
