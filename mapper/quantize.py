@@ -10,8 +10,13 @@ the integer layer computes the float layer's function up to rounding.
 
 Choice of sigma.  vThMant given: sigma = vThMant/theta.  Otherwise sigma puts the
 largest weight at the top of the 8-bit range with e = 0, and is reduced if the
-threshold mantissa would overflow (the weights then keep their full width through
-a negative e).  e is always chosen so the largest weight uses the full width.
+threshold mantissa would overflow.  e is the smallest exponent >= 0 that fits the
+largest weight into the range.  Negative exponents are never used: Loihi applies
+the exponent to each synapse before summing (keeping 6 fractional bits), while
+Lava shifts each connection block's sum right and floors it, so the two agree
+only for e >= 0.  A layer whose scale is capped (tiny weights next to a large
+threshold, or a small user vThMant) keeps e = 0 and uses fewer weight bits; the
+report's weight error shows the cost.
 The input layer (frames as constant currents, pixels in [0, 1]) gets the sigma
 that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0.
 """
@@ -113,15 +118,15 @@ def _check_vth(name: str, vth: int) -> None:
 
 
 def _weight_exponent(name: str, peak_scaled: float, w_top: int) -> int:
-    """Exponent e in -7..7 so that peak_scaled / 2**e fills the weight range."""
-    if peak_scaled == 0:
+    """Smallest exponent e in 0..7 with peak_scaled / 2**e <= w_top (see module doc)."""
+    if peak_scaled <= w_top:
         return 0
     e = math.ceil(math.log2(peak_scaled / w_top))
     if e > formats.WEIGHT_EXP_MAX:
         raise QuantizationError(
             f"layer {name}: weights need exponent {e}, limit {formats.WEIGHT_EXP_MAX}; "
             f"the threshold is too small relative to the weights (raise vThMant)")
-    return max(e, formats.WEIGHT_EXP_MIN)
+    return e
 
 
 def _quantize_neurons(ir: NetworkIR, layer: LayerSpec):

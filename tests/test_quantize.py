@@ -86,3 +86,24 @@ def test_spike_rates_approximate_the_float_relu_network():
         rate = counts[name] / steps
         assert np.abs(rate - r).mean() < 0.01, name
     assert r.mean() > 0.1   # the network is active enough for the comparison to mean something
+
+
+def test_small_vthmant_keeps_a_nonnegative_weight_exponent():
+    """A small fixed scale uses fewer weight bits rather than a negative exponent
+    (Lava floors per block for e < 0, Loihi does not)."""
+    rng = np.random.default_rng(8)
+    ir = dense_chain([16, 8], rng)
+    ir.layer("dense0").neuron.vth_mant = 20
+    net, info = quantize_network(ir)
+    conn = net.connections[0]
+    assert conn.weight_exp == 0 and 0 < np.abs(conn.weights.toarray()).max() < 254
+    assert info["dense0"].weight_error > 0.02    # fewer bits: larger (reported) error
+
+
+def test_large_vthmant_uses_a_positive_weight_exponent():
+    rng = np.random.default_rng(9)
+    ir = dense_chain([16, 8], rng)
+    ir.layer("dense0").neuron.vth_mant = 100000
+    net, _ = quantize_network(ir)
+    conn = net.connections[0]
+    assert conn.weight_exp > 0 and np.abs(conn.weights.toarray()).max() > 127
