@@ -124,8 +124,9 @@ def _weight_exponent(name: str, peak_scaled: float, w_top: int) -> int:
     e = math.ceil(math.log2(peak_scaled / w_top))
     if e > formats.WEIGHT_EXP_MAX:
         raise QuantizationError(
-            f"layer {name}: weights need exponent {e}, limit {formats.WEIGHT_EXP_MAX}; "
-            f"the threshold is too small relative to the weights (raise vThMant)")
+            f"layer {name}: weights at the layer's scale need weight exponent {e}, limit "
+            f"{formats.WEIGHT_EXP_MAX}; the threshold mantissa is too large for these weights "
+            f"(lower vThMant)")
     return e
 
 
