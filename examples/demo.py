@@ -38,7 +38,7 @@ def main() -> None:
     model.summary()
     model.compile(optimizer="adam",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x_train, y_train, epochs=1, batch_size=64, verbose=0)
+    model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
     ann_acc = float(np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test))
     print(f"\nANN (Keras) test accuracy on {len(x_test)} digits: {ann_acc:.3f}")
 
