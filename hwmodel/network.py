@@ -64,7 +64,9 @@ class IntConnection:
     weights: csr (n_target, n_source) int, already on the grid Loihi stores
     (clipped to 8 bits and truncated to num_weight_bits for sign_mode), so Lava's
     clip/truncate leave them unchanged.  Each step a target receives
-    (weights @ spikes) shifted left by weight_exp (right if negative).
+    (weights @ spikes) << weight_exp.  weight_exp: 0..7; mapper.quantize never
+    emits a negative one and the Lava back-end rejects it (Loihi shifts each
+    synapse before summing, Lava floors each block's sum: they would differ).
     """
 
     source: str

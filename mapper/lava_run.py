@@ -1,8 +1,10 @@
-"""Run an IntNetwork on Lava's bit-accurate simulator, one network instance per sample.
+"""Run an IntNetwork on Lava, one network instance per sample.
 
-Each sample is built (mapper.lava_network), compiled and run on
-Loihi2SimCfg(select_tag='fixed_pt') from a fresh state; results come back
-through one Var.get per sink (and per output core for the final voltage).
+Each sample is built (mapper.lava_network), compiled and run from a fresh state
+on a Lava run configuration: by default Loihi2SimCfg(select_tag='fixed_pt'),
+Lava's bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg for a
+board); results come back through one Var.get per sink (and per output core
+for the final voltage).
 Every run is stopped.  When a ProcessModel raises, Lava's run() raises a bare
 RuntimeError, its processes are gone and stop() would wait for them forever:
 `running` then tears the runtime down itself and raises LavaRunError with the
@@ -17,11 +19,12 @@ from contextlib import contextmanager
 import numpy as np
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.magma.core.run_configs import Loihi2SimCfg, RunConfig
 
 from hwmodel.network import IntNetwork
 from hwmodel.simulator import RunOutput
-from mapper.lava_network import LavaNetwork, build_lava_network, check_record
+from mapper.checks import check_record
+from mapper.lava_network import LavaNetwork, build_lava_network
 from mapper.procs.process import unpack_train
 from partitioner.partition import Partition
 
@@ -51,16 +54,22 @@ def _tear_down(runtime) -> list:
     return tracebacks
 
 
+def simulator_config() -> RunConfig:
+    """Lava's bit-accurate CPU simulation: the fixed_pt ProcessModels."""
+    return Loihi2SimCfg(select_tag="fixed_pt")
+
+
 @contextmanager
-def running(process: AbstractProcess, num_steps: int):
+def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None = None):
     """Compile and run the Lava graph connected to `process` for num_steps on
-    the fixed_pt models; read its Vars inside the block; stopped on exit.
+    run_cfg (default simulator_config()); read its Vars inside the block;
+    stopped on exit.
 
     Raises LavaRunError (with the ProcessModel tracebacks) if the run fails;
     nothing is left running and nothing hangs."""
     try:
         process.run(condition=RunSteps(num_steps=num_steps),
-                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                    run_cfg=run_cfg or simulator_config())
     except BaseException as exc:
         if process.runtime is None:    # failed while compiling: nothing started
             raise
@@ -92,8 +101,9 @@ def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, out
 
 
 def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-             record=()) -> RunOutput:
-    """Run every sample of x as its own Lava network laid out as `partition`.
+             record=(), run_cfg: RunConfig | None = None) -> RunOutput:
+    """Run every sample of x as its own Lava network laid out as `partition`,
+    on run_cfg (default simulator_config()).
 
     x: (batch, *input_shape) frames (bias input mode) or (batch, steps,
     *input_shape) 0/1 spikes (spike input mode).  Returns counts (batch, n) of
@@ -113,7 +123,7 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
     for sample in range(batch):
         lnet = build_lava_network(net, partition, x[sample], num_steps, record)
         for indices in lnet.components:
-            with running(lnet.sinks[indices[0]], num_steps):
+            with running(lnet.sinks[indices[0]], num_steps, run_cfg):
                 _read(lnet, [core_by_index[i] for i in indices], net.output_layer, num_steps,
                       out, sample)
     return out

@@ -21,8 +21,8 @@ from hwmodel.limits import get_board
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.simulator import simulate
 from mapper.lava_network import build_lava_network
-from mapper.lava_run import run_lava
-from mapper.procs.process import SoftResetLIF
+from mapper.lava_run import run_lava, running
+from mapper.procs.process import SoftResetLIF, SpikeSink, unpack_train
 from nxcompile.connectivity import connection_matrix
 from nxcompile.ir import ConnectionSpec
 from partitioner.partition import Core, Partition
@@ -78,18 +78,18 @@ def strided(n, k):
 
 def dense_net(rng):
     """bias input (soft, leaky v) -> hidden (soft, du and dv, mixed weights << 1) ->
-    output (hard) fed by hidden (7-bit excitatory >> 3) and by the input
+    output (hard) fed by hidden (7-bit excitatory) and by the input
     (inhibitory << 2); layers in contiguous chunks."""
     inp = _layer("inp", (16,), 50, is_input=True, input_gain=2500.0, reset="soft", dv=100)
     hid = _layer("hid", (24,), 120, du=1500, dv=200, reset="soft",
                  bias_mant=rng.integers(-200, 400, 24))
     out = _layer("out", (10,), 200, du=4095, dv=30)
     w_hid = _on_grid(rng.normal(0.4, 1, (24, 16)) * (rng.random((24, 16)) < 0.7), 90, "mixed")
-    w_out = _on_grid(rng.random((10, 24)) * (rng.random((10, 24)) < 0.6), 250, "excitatory", 7)
+    w_out = _on_grid(rng.random((10, 24)) * (rng.random((10, 24)) < 0.6), 32, "excitatory", 7)
     w_skip = _on_grid(-rng.random((10, 16)) * (rng.random((10, 16)) < 0.3), 40, "inhibitory")
     net = IntNetwork({"inp": inp, "hid": hid, "out": out}, [
         IntConnection("inp", "hid", w_hid, weight_exp=1),
-        IntConnection("hid", "out", w_out, weight_exp=-3, num_weight_bits=7,
+        IntConnection("hid", "out", w_out, num_weight_bits=7,
                       sign_mode="excitatory"),
         IntConnection("inp", "out", w_skip, weight_exp=2, sign_mode="inhibitory"),
     ], "inp", "out")
@@ -99,16 +99,16 @@ def dense_net(rng):
 
 
 def conv_net(rng):
-    """bias input (6,6,2) -> 3x3 'same' conv (6,6,4), soft -> dense output, hard,
-    weights >> 2; shuffled and strided neuron sets."""
+    """bias input (6,6,2) -> 3x3 'same' conv (6,6,4), soft -> dense output, hard;
+    shuffled and strided neuron sets."""
     inp = _layer("inp", (6, 6, 2), 40, is_input=True, input_gain=3000.0)
     conv = _layer("conv", (6, 6, 4), 60, du=3000, reset="soft",
                   bias_mant=rng.integers(-100, 100, 144))
     out = _layer("out", (8,), 90, du=4095, dv=500)
     w_conv = _on_grid(_conv_matrix(rng, (6, 6, 2), (6, 6, 4), (3, 3)), 40, "mixed")
-    w_out = _on_grid(rng.normal(0.2, 1, (8, 144)), 120, "mixed")
+    w_out = _on_grid(rng.normal(0.2, 1, (8, 144)), 30, "mixed")
     net = IntNetwork({"inp": inp, "conv": conv, "out": out}, [
-        IntConnection("inp", "conv", w_conv), IntConnection("conv", "out", w_out, weight_exp=-2),
+        IntConnection("inp", "conv", w_conv), IntConnection("conv", "out", w_out),
     ], "inp", "out")
     part = _partition(net, {"inp": shuffled(72, 3, rng), "conv": strided(144, 4),
                             "out": shuffled(8, 2, rng)})
@@ -117,16 +117,16 @@ def conv_net(rng):
 
 def spike_net(rng):
     """spike input (5,5,2) -> 3x3 stride-2 conv (3,3,3), excitatory << 2 -> dense
-    output, soft, mixed >> 1; strided input cores."""
+    output, soft, mixed; strided input cores."""
     inp = _layer("inp", (5, 5, 2), 1, is_input=True, input_mode="spikes")
     conv = _layer("conv", (3, 3, 3), 900, du=2000, dv=100)
     out = _layer("out", (6,), 500, du=4095, reset="soft")
     w_conv = _on_grid(np.abs(_conv_matrix(rng, (5, 5, 2), (3, 3, 3), (3, 3), (2, 2))), 20,
                       "excitatory")
-    w_out = _on_grid(rng.normal(0.5, 1, (6, 27)), 150, "mixed")
+    w_out = _on_grid(rng.normal(0.5, 1, (6, 27)), 76, "mixed")
     net = IntNetwork({"inp": inp, "conv": conv, "out": out}, [
         IntConnection("inp", "conv", w_conv, weight_exp=2, sign_mode="excitatory"),
-        IntConnection("conv", "out", w_out, weight_exp=-1),
+        IntConnection("conv", "out", w_out),
     ], "inp", "out")
     part = _partition(net, {"inp": strided(50, 2), "conv": contiguous(27, 2),
                             "out": [np.arange(6)]})
@@ -200,8 +200,6 @@ def test_lava_graph_mirrors_the_partition():
         np.testing.assert_array_equal(syn.weights.init.toarray(), expected[s, t])
         assert syn.proc_params["sign_mode"] is SignMode.MIXED
         assert syn.name == f"{layer_of[s]}->{layer_of[t]}/core{s}->core{t}"
-    # conv -> out: weight_exp -2, even weights, 4 source cores: one shift per target core
-    assert sorted(lnet.shifts) == [(1, c.index) for c in part.cores_of("out")]
     assert sorted(lnet.sinks) == [c.index for c in part.cores_of("conv") + part.cores_of("out")]
 
 
@@ -231,6 +229,46 @@ def test_bad_input_is_rejected_with_the_layer_and_limit():
         build_lava_network(net, part, x[0], NUM_STEPS)
     with pytest.raises(ValueError, match="record: unknown layers"):
         run_lava(net, part, x, NUM_STEPS, record=["nope"])
+
+
+def test_negative_weight_exponent_is_refused_with_the_reason():
+    """Loihi shifts each synapse before summing, Lava floors each block's sum:
+    the back-end takes 0..7 only (the quantizer never emits less)."""
+    net, part, x = dense_net(np.random.default_rng(7))
+    net.connections[1].weight_exp = -3
+    with pytest.raises(ValueError, match=r"connection hid->out: weight_exp=-3 is negative; the "
+                                         r"Lava back-end takes 0..7: Lava floors each core block"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
+    net.connections[1].weight_exp = 8
+    with pytest.raises(ValueError, match=r"connection hid->out: weight_exp=8 outside 0..7"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
+
+
+def test_two_compartment_neuron_resets_by_subtraction_within_the_step():
+    """Constant biases, threshold 640 in v units: the spike train is that of
+    v <- v + b; spike if v > 640; v <- v - 640 (no extra step from the second
+    compartment), the integrator keeps the remainder and the spiking
+    compartment holds the integrator's voltage or 0 right after its spike."""
+    bias = np.array([300, 640, 641, 1000, 1900])
+    steps = 13
+    proc = SoftResetLIF(shape=(5,), bias_mant=bias, vth=10, du=4095, dv=0)
+    sink = SpikeSink(shape=(5,), record_steps=steps)
+    proc.s_out.connect(sink.s_in)
+    with running(sink, steps):
+        train = unpack_train(sink.train.get(), steps)
+        v, v_soma = proc.v.get().astype(int), proc.v_soma.get().astype(int)
+    v_hand, expected = np.zeros(5, int), []
+    for _ in range(steps):
+        v_hand += bias
+        spikes = v_hand > 640
+        v_hand[spikes] -= 640
+        expected.append(spikes)
+    np.testing.assert_array_equal(train, expected)
+    np.testing.assert_array_equal(v, v_hand)
+    np.testing.assert_array_equal(v_soma, np.where(expected[-1], 0, v_hand))
+    assert train[0, 1] == 0 and train[:, 1].sum() == 12    # v = 640 is not above threshold
+    assert train[:, 2].sum() == train[:, 4].sum() == steps  # at most one spike a step; v grows
+    assert v_hand[4] == (1900 - 640) * steps
 
 
 FAILING_RUN = """

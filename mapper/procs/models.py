@@ -12,18 +12,24 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import AbstractPyLifModelFixed
 
-from mapper.procs.process import TRAIN_BITS_PER_WORD, SoftResetLIF, SpikeSink, WeightExpShift
+from mapper.procs.process import TRAIN_BITS_PER_WORD, SoftResetLIF, SpikeSink
 
 
 @implements(proc=SoftResetLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
 class PySoftResetLifModelFixed(AbstractPyLifModelFixed):
-    """Lava's bit-accurate fixed-point LIF (PyLifModelBitAcc) except the reset:
-    a spiking neuron keeps v - (vth << 6) instead of 0."""
+    """Both compartments of SoftResetLIF, bit-accurate.
+
+    The integrating compartment is Lava's fixed-point LIF sub-threshold update
+    (AbstractPyLifModelFixed: the same code as PyLifModelBitAcc); the spiking
+    compartment and its back-action on the integrator follow the Process
+    docstring, all within one time step.
+    """
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
+    v_soma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -33,24 +39,17 @@ class PySoftResetLifModelFixed(AbstractPyLifModelFixed):
         self.effective_vth = np.left_shift(self.vth, self.vth_shift)
         self.isthrscaled = True
 
-    def spiking_activation(self):
-        return self.v > self.effective_vth
-
-    def reset_voltage(self, spike_vector: np.ndarray):
-        self.v[spike_vector] -= self.effective_vth
-
-
-@implements(proc=WeightExpShift, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyWeightExpShiftModel(PyLoihiProcessModel):
-    """a_out = a_in >> -weight_exp (arithmetic: floors negative sums, as Sparse does)."""
-
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
-
     def run_spk(self):
-        self.a_out.send(np.right_shift(self.a_in.recv(), -self.proc_params["weight_exp"]))
+        a_in = self.a_in.recv()
+        self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
+        self.subthr_dynamics(activation_in=a_in)    # integrating compartment: u, v
+        self.v_soma[:] = self.v                     # join: the spiking compartment's input
+        spikes = self.v_soma > self.effective_vth
+        self.v_soma[spikes] = 0                     # the spiking compartment resets
+        self.v[spikes] -= self.effective_vth        # and its spike lowers the integrator
+        self.s_out.send(spikes)
 
 
 @implements(proc=SpikeSink, protocol=LoihiProtocol)

@@ -1,11 +1,10 @@
-"""Lava Processes of nxcompile: a soft-reset LIF neuron, the weight exponent of
-a connection split over several source cores, and a spike sink."""
+"""Lava Processes of nxcompile: the two-compartment soft-reset neuron and a spike sink."""
 from __future__ import annotations
 
 import mapper.lava_compat  # noqa: F401  (before any lava import)
 
 import numpy as np
-from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.ports.ports import InPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.proc.lif.process import LIF
@@ -16,29 +15,31 @@ TRAIN_BITS_PER_WORD = 52
 
 
 class SoftResetLIF(LIF):
-    """Lava's LIF with reset by subtraction: on a spike v <- v - (vth << 6).
+    """Reset by subtraction built from two compartments per neuron, as NxTF
+    built it on Loihi 1.
 
-    Parameters, units and bit widths are those of lava.proc.lif.process.LIF
-    (vth 17-bit mantissa, du/dv 12 bit, bias_mant 13-bit signed, bias_exp 3 bit).
+    Integrating compartment (NxTF's compartment profile 0: the layer's du and
+    dv, bias, no spike of its own, pushes its voltage onto the dendritic stack):
+    Lava's fixed-point LIF state u, v (24 bit), bias_mant (13 bit) << bias_exp
+    (3 bit), decays du, dv (12 bit), synaptic input a_in.
+
+    Spiking compartment (NxTF's profile 1: du = dv = 4095, pops the stack, spike
+    and reset): v_soma (24 bit).  Each step it takes the integrator's voltage
+    of the same step, spikes when v_soma > vth << 6 (vth: 17-bit mantissa), and
+    then resets to 0; its spike subtracts vth << 6 from the integrator's v in
+    the same step.  On Loihi the compartments of one neuron are updated in one
+    pass of the dendritic tree, so the join adds no time step; a reset sent
+    back through a synapse would arrive a step late and let the neuron fire
+    twice.  The spike train is therefore exactly that of one LIF compartment
+    whose reset is v <- v - (vth << 6), which hwmodel.simulator computes.
+
+    Parameters, units and bit widths are those of lava.proc.lif.process.LIF;
+    the partitioner counts two compartments per neuron.
     """
 
-
-class WeightExpShift(AbstractProcess):
-    """Applies one connection's negative weight exponent to the summed synaptic
-    input that its per-core-pair Sparse processes (weight_exp=0) deliver to one
-    target core: a_out = a_in >> -weight_exp, in the same step (no delay).
-
-    Lava's Sparse floors its own partial sum; shifting the sum of all source
-    cores instead keeps the result independent of how the source layer is split.
-    """
-
-    def __init__(self, *, shape: tuple, weight_exp: int, name: str | None = None):
-        if weight_exp >= 0:
-            raise ValueError(f"WeightExpShift {name!r}: weight_exp={weight_exp} must be negative; "
-                             "a left shift distributes over the per-core sums")
-        super().__init__(shape=shape, weight_exp=weight_exp, name=name)
-        self.a_in = InPort(shape=shape)
-        self.a_out = OutPort(shape=shape)
+    def __init__(self, *, shape: tuple, **kwargs):
+        super().__init__(shape=shape, **kwargs)
+        self.v_soma = Var(shape=shape, init=0)
 
 
 def train_words(num_steps: int) -> int:

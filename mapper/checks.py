@@ -1,0 +1,108 @@
+"""What an IntNetwork and its Partition must satisfy before they run or are
+saved: every parameter fits the bits Loihi (and Lava) store it in, the arrays
+have the layers' sizes, and the partition holds every neuron once.  Numpy
+only, so loading a saved model does not import Lava.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel import formats
+from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
+from partitioner.partition import Partition
+
+
+def _check_range(what: str, value, lo: int, hi: int) -> None:
+    value = np.asarray(value)
+    if value.size and (value.min() < lo or value.max() > hi):
+        bad = value.min() if value.min() < lo else value.max()
+        raise ValueError(f"{what}={bad} outside {lo}..{hi}")
+
+
+def check_layer(layer: IntLayer) -> None:
+    """Raise ValueError if a parameter does not fit the bits Lava stores it in
+    (Lava would silently wrap it)."""
+    where = f"layer {layer.name}:"
+    _check_range(f"{where} vth", layer.vth, 0, formats.THRESHOLD_MANT_MAX)
+    _check_range(f"{where} du", layer.du, 0, formats.DECAY_UNITY - 1)
+    _check_range(f"{where} dv", layer.dv, 0, formats.DECAY_UNITY - 1)
+    _check_range(f"{where} bias_exp", layer.bias_exp, 0, formats.BIAS_EXP_MAX)
+    _check_range(f"{where} bias_mant", layer.bias_mant, -formats.BIAS_MANT_MAX - 1,
+                 formats.BIAS_MANT_MAX)
+    if layer.reset not in RESET_MODES:
+        raise ValueError(f"{where} reset={layer.reset!r} not one of {RESET_MODES}")
+    if np.shape(layer.bias_mant) != (layer.n,):
+        raise ValueError(f"{where} bias_mant has shape {np.shape(layer.bias_mant)}, the layer "
+                         f"has {layer.n} neurons")
+
+
+def check_connection(conn: IntConnection) -> None:
+    """Raise ValueError unless weight_exp is in 0..7 and the weights lie on the
+    grid Lava stores for the connection's sign mode and bit width (so Lava's
+    clip and truncation keep them).
+
+    A negative exponent is refused: Loihi applies it to every synapse before
+    summing (keeping 6 fractional bits) while Lava's Sparse shifts the sum of
+    its block right and floors it, so the two differ, and the result would
+    depend on how the partition splits the source layer.  mapper.quantize
+    never emits one."""
+    where = f"connection {conn.source}->{conn.target}:"
+    if conn.sign_mode not in formats.SIGN_MODES:
+        raise ValueError(f"{where} sign_mode={conn.sign_mode!r} not one of {formats.SIGN_MODES}")
+    if conn.weight_exp < 0:
+        raise ValueError(
+            f"{where} weight_exp={conn.weight_exp} is negative; the Lava back-end takes 0.."
+            f"{formats.WEIGHT_EXP_MAX}: Lava floors each core block's shifted sum where Loihi "
+            f"shifts every synapse before summing, so they would disagree (mapper.quantize "
+            f"never emits a negative exponent)")
+    _check_range(f"{where} weight_exp", conn.weight_exp, 0, formats.WEIGHT_EXP_MAX)
+    _check_range(f"{where} num_weight_bits", conn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
+    step = formats.weight_step(conn.num_weight_bits, conn.sign_mode)
+    _check_range(f"{where} weight ({conn.sign_mode})", conn.weights.data,
+                 *formats.weight_range(conn.sign_mode))
+    off_grid = conn.weights.data[conn.weights.data % step != 0]
+    if off_grid.size:
+        raise ValueError(f"{where} weight {off_grid[0]} is not a multiple of {step}, the step of "
+                         f"{conn.num_weight_bits}-bit {conn.sign_mode} weights")
+
+
+def check_record(net: IntNetwork, record) -> None:
+    """Raise ValueError if `record` names a layer the network does not have."""
+    unknown = set(record) - set(net.layers)
+    if unknown:
+        raise ValueError(f"record: unknown layers {sorted(unknown)}; layers: {list(net.layers)}")
+
+
+def check_partition(net: IntNetwork, partition: Partition) -> None:
+    """Raise ValueError unless the cores of every layer hold each of its neurons once."""
+    for core in partition.cores:
+        if core.layer not in net.layers:
+            raise ValueError(f"partition: core {core.index} holds unknown layer {core.layer!r}")
+    for name, layer in net.layers.items():
+        held = np.concatenate([np.asarray(c.neurons, np.int64) for c in partition.cores_of(name)]
+                              or [np.zeros(0, np.int64)])
+        if len(held) != layer.n or not np.array_equal(np.sort(held), np.arange(layer.n)):
+            raise ValueError(f"partition: the cores of layer {name} hold {len(held)} neuron "
+                             f"indices, not each of 0..{layer.n - 1} exactly once")
+
+
+def check_network(net: IntNetwork) -> None:
+    """Raise ValueError unless every layer and connection passes check_layer and
+    check_connection, connections join known layers with weights of shape
+    (target size, source size), and the input and output layers exist."""
+    for name in (net.input_layer, net.output_layer):
+        if name not in net.layers:
+            raise ValueError(f"network: input/output layer {name!r} is not one of its layers "
+                             f"{list(net.layers)}")
+    for layer in net.layers.values():
+        check_layer(layer)
+    for conn in net.connections:
+        where = f"connection {conn.source}->{conn.target}:"
+        for name in (conn.source, conn.target):
+            if name not in net.layers:
+                raise ValueError(f"{where} unknown layer {name!r}")
+        want = (net.layers[conn.target].n, net.layers[conn.source].n)
+        if conn.weights.shape != want:
+            raise ValueError(f"{where} weights have shape {conn.weights.shape}, the layers "
+                             f"need {want}")
+        check_connection(conn)
