@@ -8,7 +8,7 @@ import numpy as np
 from hwmodel.network import IntNetwork
 from nxcompile.ir import NetworkIR
 from partitioner.partition import Partition
-from partitioner.report import partition_report
+from partitioner.report import partition_report, save_utilization
 
 BACKENDS = ("reference", "lava")
 
@@ -48,6 +48,11 @@ class CompiledModel:
         return self.partition.num_chips
 
     @property
+    def lower_bound_cores(self) -> int:
+        """Lower bound on the cores of any partition (partitioner.bounds)."""
+        return self.partition.lower_bound_cores
+
+    @property
     def core_assignment(self) -> list:
         """Per core: chip, layer name and the flat (Keras HWC) indices of its neurons."""
         return [{"core": c.index, "chip": c.chip, "layer": c.layer, "neurons": c.neurons}
@@ -63,6 +68,10 @@ class CompiledModel:
         timing = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
         return partition_report(self.partition, names, {n: self.ir.layer(n).shape for n in names},
                                 extra_columns=extra, footer=[f"compile time: {timing}"])
+
+    def save_utilization(self, path):
+        """Write the utilization picture (cores x resources heat map) as a PNG; returns its path."""
+        return save_utilization(self.partition, path)
 
     def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
         inp = self.network.layers[self.network.input_layer]

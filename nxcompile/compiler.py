@@ -7,16 +7,19 @@ from hwmodel.limits import get_board
 from mapper.quantize import quantize_network
 from nxcompile.compiled import CompiledModel
 from nxcompile.ir import NetworkIR
-from partitioner.layerwise import partition_network
+from partitioner import partition_network
 
 
-def compile_ir(ir: NetworkIR, board="loihi1") -> CompiledModel:
-    """Partition the network over the board's cores and quantize it to Loihi integers."""
+def compile_ir(ir: NetworkIR, board="loihi1", **options) -> CompiledModel:
+    """Partition the network over the board's cores and quantize it to Loihi integers.
+
+    options go to partitioner.partition_network: beam_width (M), cost_weights
+    (a0..a3), placement_time_limit (s), validate.
+    """
     board = get_board(board)
+    partition = partition_network(ir, board, **options)
     t0 = time.perf_counter()
-    partition = partition_network(ir, board)
-    t1 = time.perf_counter()
     network, quantization = quantize_network(ir)
-    t2 = time.perf_counter()
+    t1 = time.perf_counter()
     return CompiledModel(ir, partition, network, quantization,
-                         timings={"partition": t1 - t0, "quantize": t2 - t1})
+                         timings={**partition.timings, "quantize": t1 - t0})

@@ -13,9 +13,12 @@ class Core:
     """One neuromorphic core holding neurons of a single layer.
 
     neurons: sorted flat indices (Keras HWC order) of the layer's neurons on
-    this core.  The resource counts are what the partitioner's model says the
-    core uses: compartments, input axons, output-axon entries and 64-bit synapse
-    words.
+    this core.  The resource counts are what the partitioner's model
+    (partitioner.model) says the core uses: compartments, input axons,
+    output-axon entries (including off-chip extras) and 64-bit synapse words.
+    Decisions the counts depend on: encoding, the synapse-list encoding of its
+    lists ('sparse', 'dense', 'runlength'); population, the source layers whose
+    neurons with all targets on this core share one population axon here.
     """
 
     index: int
@@ -26,14 +29,40 @@ class Core:
     input_axons: int = 0
     output_axons: int = 0
     synapse_words: int = 0
+    encoding: str = "sparse"
+    population: tuple = ()
+
+
+@dataclass
+class LayerSplit:
+    """How the search split one layer: split description ('ny x nx x nc of block'),
+    its lower bound on cores and the resource that sets it, and its cost."""
+
+    split: str
+    lower_bound: int
+    bound_by: str
+    cost: float
 
 
 @dataclass
 class Partition:
-    """All cores of a compiled network, in layer (topological) order."""
+    """All cores of a compiled network, in layer (topological) order.
+
+    Filled by the partitioner: layers (name -> LayerSplit), lower_bound_cores
+    (sum of the per-layer bounds), offchip_routes (axon routes between chips
+    after placement) and sequential_offchip_routes (the same for chips filled in
+    core order, NxTF's way), placement (how chips were assigned), timings
+    (seconds per stage).
+    """
 
     board: Board
     cores: list = field(default_factory=list)
+    layers: dict = field(default_factory=dict)
+    lower_bound_cores: int = 0
+    offchip_routes: int = 0
+    sequential_offchip_routes: int = 0
+    placement: str = ""
+    timings: dict = field(default_factory=dict)
 
     def cores_of(self, layer: str) -> list:
         return [c for c in self.cores if c.layer == layer]

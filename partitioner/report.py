@@ -1,13 +1,19 @@
-"""A partition report a person can read: per layer, what its cores use of each
-resource (min / mean / max and % of the core limit), and totals."""
+"""A partition report a person can read: per layer its split, cores, lower bound,
+chips, what its cores use of each resource (min / mean / max and the max as %
+of the core limit), encodings and cost; totals; off-chip routes; and a
+utilization picture (cores x resources heat map, PNG)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from partitioner.partition import Partition
 
-RESOURCES = (("compartments", "compartments"), ("input_axons", "in axons"),
-             ("output_axons", "out axons"), ("synapse_words", "syn words"))
+RESOURCES = (("compartments", "compartments", "compartments"),
+             ("input_axons", "input_axons", "in axons"),
+             ("output_axons", "output_axons", "out axons"),
+             ("synapse_words", "synapse_words", "syn words"))
 
 
 def _stat(values: list, limit: int) -> str:
@@ -16,17 +22,22 @@ def _stat(values: list, limit: int) -> str:
 
 
 def layer_rows(partition: Partition, layer_names: list, shapes: dict) -> list:
-    """One dict per layer: name, shape, neurons, cores, chips and per resource
-    the min/mean/max over its cores."""
+    """One dict per layer: name, shape, neurons, split, cores, lower bound, chips,
+    per resource the min/mean/max over its cores, encodings and cost."""
     lim = partition.board.chip.core
     rows = []
     for name in layer_names:
         cores = partition.cores_of(name)
+        split = partition.layers.get(name)
         row = {"layer": name, "shape": "x".join(map(str, shapes[name])),
-               "neurons": int(sum(len(c.neurons) for c in cores)), "cores": len(cores),
+               "neurons": int(sum(len(c.neurons) for c in cores)),
+               "split": split.split if split else "", "cores": len(cores),
+               "bound": f"{split.lower_bound} ({split.bound_by})" if split else "",
                "chips": ",".join(str(ch) for ch in sorted({c.chip for c in cores}))}
-        for attr, label in RESOURCES:
-            row[label] = _stat([getattr(c, attr) for c in cores], getattr(lim, attr))
+        for attr, limit_attr, label in RESOURCES:
+            row[label] = _stat([getattr(c, attr) for c in cores], getattr(lim, limit_attr))
+        row["encoding"] = "/".join(sorted({c.encoding for c in cores}))
+        row["cost"] = f"{split.cost:.2f}" if split else ""
         rows.append(row)
     return rows
 
@@ -51,13 +62,48 @@ def partition_report(partition: Partition, layer_names: list, shapes: dict,
     for col, values in (extra_columns or {}).items():
         for r in rows:
             r[col] = values.get(r["layer"], "")
-    b = partition.board
+    b, p = partition.board, partition
+    ratio = p.num_cores / p.lower_bound_cores if p.lower_bound_cores else float("nan")
     lines = [f"Partition on {b.name} ({b.chip.name}: {b.chip.cores_per_chip} cores/chip, "
              f"{b.num_chips} chips); per core min/mean/max (max as % of the core limit)",
              format_table(rows),
-             f"total: {partition.num_cores} cores on {partition.num_chips} chip(s), "
-             f"{sum(len(c.neurons) for c in partition.cores)} neurons, "
-             f"{sum(c.compartments for c in partition.cores)} compartments, "
-             f"{sum(c.synapse_words for c in partition.cores)} synapse words"]
+             f"total: {p.num_cores} cores on {p.num_chips} chip(s), lower bound {p.lower_bound_cores} "
+             f"(cores/bound {ratio:.2f}), {sum(len(c.neurons) for c in p.cores)} neurons, "
+             f"{sum(c.compartments for c in p.cores)} compartments, "
+             f"{sum(c.synapse_words for c in p.cores)} synapse words",
+             f"off-chip: {p.offchip_routes} axon routes between chips (chips filled in core order: "
+             f"{p.sequential_offchip_routes}); placement: {p.placement}"]
     lines += list(footer)
     return "\n".join(lines)
+
+
+def save_utilization(partition: Partition, path) -> Path:
+    """Write a PNG heat map: one column per core, one row per resource, colour =
+    % of the core limit; layers marked along the core axis.  Returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lim = partition.board.chip.core
+    cores = partition.cores
+    use = np.array([[100 * getattr(c, attr) / getattr(lim, limit_attr) for c in cores]
+                    for attr, limit_attr, _ in RESOURCES])
+    fig, ax = plt.subplots(figsize=(min(4 + 0.08 * len(cores), 40), 3.2))
+    im = ax.imshow(use, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
+    ax.set_yticks(range(len(RESOURCES)), [label for _, _, label in RESOURCES])
+    names = [c.layer for c in cores]
+    starts = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
+    for s in starts[1:]:
+        ax.axvline(s - 0.5, color="white", linewidth=0.8)
+    ends = starts[1:] + [len(names)]
+    ax.set_xticks([(s + e - 1) / 2 for s, e in zip(starts, ends)], [names[s] for s in starts],
+                  rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("cores (grouped by layer)")
+    fig.colorbar(im, ax=ax, label="% of core limit")
+    ax.set_title(f"{len(cores)} cores on {partition.num_chips} chip(s), lower bound "
+                 f"{partition.lower_bound_cores}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -18,3 +18,56 @@ def dense_chain(sizes, rng, reset="hard", weight_scale=1.0, bias_scale=0.0, inpu
         ir.connect(prev, name, ConnectionSpec("dense", (n_in,), kernel=k))
         prev = name
     return ir
+
+
+class NetBuilder:
+    """Chains of IR layers with random kernels (numpy only), for partitioner tests.
+
+    Each method appends a layer fed by the current one (or by `source`) and makes
+    it current; names are kind + running number."""
+
+    def __init__(self, shape, rng, reset="hard", input_mode="bias", num_weight_bits=8):
+        from nxcompile.connectivity import output_size
+        self._size = output_size
+        self.ir, self.rng = NetworkIR(), rng
+        self.neuron = NeuronSpec(reset=reset, num_weight_bits=num_weight_bits)
+        self.ir.add_layer(LayerSpec("inp", "input", tuple(shape), neuron=self.neuron,
+                                    input_mode=input_mode))
+        self.current, self._count = "inp", 0
+
+    def shape(self, name=None):
+        return tuple(self.ir.layer(name or self.current).shape)
+
+    def _add(self, kind, shape, conn, source):
+        self._count += 1
+        name = f"{kind}{self._count}"
+        self.ir.add_layer(LayerSpec(name, kind, tuple(shape), neuron=self.neuron))
+        self.ir.connect(source or self.current, name, conn)
+        self.current = name
+        return name
+
+    def conv(self, filters, k, stride=1, padding="valid", source=None):
+        h, w, c = self.shape(source)
+        out = (self._size(h, k, stride, padding), self._size(w, k, stride, padding), filters)
+        kernel = self.rng.normal(0, 1, (k, k, c, filters))
+        return self._add("conv2d", out, ConnectionSpec("conv2d", (h, w, c), kernel=kernel,
+                                                       strides=(stride, stride), padding=padding), source)
+
+    def depthwise(self, k, stride=1, padding="same", multiplier=1, source=None):
+        h, w, c = self.shape(source)
+        out = (self._size(h, k, stride, padding), self._size(w, k, stride, padding), c * multiplier)
+        kernel = self.rng.normal(0, 1, (k, k, c, multiplier))
+        return self._add("depthwise_conv2d", out, ConnectionSpec(
+            "depthwise_conv2d", (h, w, c), kernel=kernel, strides=(stride, stride), padding=padding),
+            source)
+
+    def pool(self, p, padding="valid", source=None):
+        h, w, c = self.shape(source)
+        out = (self._size(h, p, p, padding), self._size(w, p, p, padding), c)
+        return self._add("avg_pool2d", out, ConnectionSpec(
+            "avg_pool2d", (h, w, c), pool_size=(p, p), strides=(p, p), padding=padding), source)
+
+    def dense(self, units, source=None):
+        n = int(np.prod(self.shape(source)))
+        kernel = self.rng.normal(0, 1, (n, units))
+        return self._add("dense", (units,), ConnectionSpec("dense", (n,), kernel=kernel), source)

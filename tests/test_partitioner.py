@@ -1,60 +1,169 @@
-"""Thin partitioner: limits respected, neurons assigned once, resource counts, errors."""
+"""Partitioner search: hand-checked splits and counts, lower bounds, errors, chip
+placement, the report and the compiled model's partition properties."""
 import numpy as np
 import pytest
 
-from hwmodel.limits import get_board
+from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
+from nxcompile.compiler import compile_ir
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
-from partitioner.errors import CoreLimitError
-from partitioner.layerwise import partition_network
-from tests.helpers import dense_chain
+from partitioner import partition_network
+from partitioner.errors import CoreLimitError, PartitionError
+from partitioner.validate import validate_partition
+from tests.helpers import NetBuilder, dense_chain
 
 
-def _check_assignment(ir, part):
-    lim = part.board.chip.core
-    for name in ir.order():
-        cores = part.cores_of(name)
-        neurons = np.concatenate([c.neurons for c in cores])
-        assert sorted(neurons.tolist()) == list(range(ir.layer(name).n))
-    for c in part.cores:
-        assert c.compartments <= lim.compartments and c.input_axons <= lim.input_axons
-        assert c.output_axons <= lim.output_axons and c.synapse_words <= lim.synapse_words
+def _check(ir, part):
+    """Every neuron once, every limit kept (independent recount), estimates exact."""
+    counts = validate_partition(ir, part)
+    for core, count in zip(part.cores, counts):
+        assert (core.compartments, core.input_axons, core.output_axons, core.synapse_words) == \
+            (count.compartments, count.input_axons, count.output_axons, count.synapse_words)
 
 
 def test_small_dense_counts_by_hand():
     ir = dense_chain([10, 20], np.random.default_rng(0))
-    part = partition_network(ir, get_board("loihi1"))
+    part = partition_network(ir, "loihi1")
     inp, d = part.cores
-    assert (inp.compartments, inp.output_axons) == (10, 10)
-    # 10 axons, each with 20 synapses in one entry: 10 + 20*(9 + 6) = 310 bits -> 5 words
-    assert (d.compartments, d.input_axons, d.synapse_words) == (20, 10, 50)
+    # 10 lists of 20 synapses on one core (20 compartments: 6 index bits); dense
+    # format: one run = one entry, 10 + 6 + 20 x 8 = 176 bits, + 6 -> 3 words
+    # (sparse 5, run-length 4).  All 10 sources target only this core and 10 x 3
+    # words of a population is no more than the 10 distinct lists: one population
+    # axon, 2 output entries on the input core.
+    assert (inp.compartments, inp.output_axons) == (10, 2)
+    assert (d.compartments, d.input_axons, d.synapse_words, d.encoding) == (20, 1, 30, "dense")
+    _check(ir, part)
 
 
 def test_soft_reset_takes_two_compartments_and_splits_layers():
     ir = dense_chain([100, 600], np.random.default_rng(0), reset="soft")
-    part = partition_network(ir, get_board("loihi1"))
-    assert len(part.cores_of("dense0")) == 2
+    part = partition_network(ir, "loihi1")
     assert [c.compartments for c in part.cores_of("dense0")] == [600, 600]
-    _check_assignment(ir, part)
+    assert [c.compartments for c in part.cores_of("inp")] == [200]
+    _check(ir, part)
 
 
-def test_synapse_memory_forces_more_cores():
-    # 1000 inputs x 1000 neurons: ~1M synapses cannot fit one core's 16384 words
+def test_spike_input_needs_no_compartments():
+    ir = dense_chain([100, 20], np.random.default_rng(0), input_mode="spikes")
+    part = partition_network(ir, "loihi1")
+    assert [c.compartments for c in part.cores_of("inp")] == [0]
+
+
+def test_synapse_memory_sets_the_split_of_a_dense_layer():
     ir = dense_chain([1000, 1000], np.random.default_rng(0))
-    part = partition_network(ir, get_board("loihi1"))
-    assert len(part.cores_of("dense0")) >= 1000 * 1000 * 15 // 64 // 16384
-    _check_assignment(ir, part)
+    part = partition_network(ir, "loihi1")
+    # 8 cores of 125 would need 17 words per list (3 entries: 3 x 17 + 1000 + 6 =
+    # 1057 bits) x 1000 = 17000 > 16384; 9 cores of 112: 2 x 17 + 896 + 6 = 936
+    # bits -> 15 words x 1000 sources = 15000.
+    cores = part.cores_of("dense0")
+    assert len(cores) == 9
+    assert [c.synapse_words for c in cores] == [15000] * 8 + [14000]
+    # every input neuron reaches all 9 cores: 9 discrete entries each; 2 input cores
+    # of 500 would need 4500 > 4096, so 3 cores
+    assert len(part.cores_of("inp")) == 3
+    assert part.layers["dense0"].lower_bound == 8 and part.layers["inp"].lower_bound == 2
+    _check(ir, part)
 
 
-def test_neuron_with_too_many_inputs_names_layer_resource_and_limit():
+def test_convolutions_share_synapse_lists():
+    b = NetBuilder((8, 8, 4), np.random.default_rng(0))
+    b.pool(2)
+    part = partition_network(b.ir, "loihi1")
+    (core,) = part.cores_of(b.current)
+    # 256 sources, one synapse each, all weights 1/4: one distinct relative list
+    # (sparse: 10 + 8 + 6 = 24 bits, + 6 -> 1 word); a population would need 256
+    # words, so 256 discrete axons share that single word.
+    assert (core.synapse_words, core.input_axons) == (1, 256)
+    _check(b.ir, part)
+
+
+def test_cnn_reaches_its_lower_bound():
+    b = NetBuilder((28, 28, 1), np.random.default_rng(0))
+    b.conv(16, 5, 2)
+    b.conv(32, 3)
+    b.conv(64, 3, 2)
+    b.conv(10, 4)
+    part = partition_network(b.ir, "loihi1")
+    # compartment bounds: 784 -> 1, 2304 -> 3, 3200 -> 4, 1024 -> 1, 10 -> 1
+    assert [part.layers[n].lower_bound for n in b.ir.order()] == [1, 3, 4, 1, 1]
+    assert part.num_cores == part.lower_bound_cores == 10
+    _check(b.ir, part)
+
+
+def test_beam_width_and_cost_weights_are_options():
+    ir = dense_chain([300, 200, 10], np.random.default_rng(0))
+    narrow = partition_network(ir, "loihi1", beam_width=1)
+    wide = partition_network(ir, "loihi1", beam_width=6, cost_weights=(1, 0.5, 0.5, 0))
+    assert narrow.num_cores >= wide.lower_bound_cores and wide.num_cores >= wide.lower_bound_cores
+    with pytest.raises(ValueError, match="beam width M must be >= 1"):
+        partition_network(ir, "loihi1", beam_width=0)
+    with pytest.raises(ValueError, match="cost weights must be 4 numbers"):
+        partition_network(ir, "loihi1", cost_weights=(1, 1))
+
+
+def test_neuron_with_too_many_discrete_inputs_names_layer_resource_and_limit():
+    # 5000 sources that also feed another layer need discrete axons: 5000 input
+    # axons on the core of `wide` however it is split
     ir = NetworkIR()
-    ir.add_layer(LayerSpec("inp", "input", (5000,)))
+    ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
+    ir.add_layer(LayerSpec("wide", "dense", (2,)))
+    ir.add_layer(LayerSpec("other", "dense", (3,)))
+    ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
+    ir.connect("inp", "other", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 3))))
+    # (layers are split outputs first: `other` is tried before `wide`)
+    with pytest.raises(CoreLimitError, match=r"layer other: 5000 input axons needed on one core, "
+                                             r"limit 4096 \(best of 2 candidate splits of layer other: "
+                                             r"2 blocks of 2\)"):
+        partition_network(ir, "loihi1")
+
+
+def test_population_axon_lets_a_wide_fan_in_fit():
+    # the same fan-in from sources that feed only `wide` shares one population axon
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
     ir.add_layer(LayerSpec("wide", "dense", (2,)))
     ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
-    with pytest.raises(CoreLimitError, match=r"layer wide: 5000 input axons needed on one core, limit 4096"):
-        partition_network(ir, get_board("loihi1"))
+    part = partition_network(ir, "loihi1")
+    assert [c.input_axons for c in part.cores_of("wide")] == [1]
+    _check(ir, part)
 
 
 def test_network_larger_than_the_board():
-    ir = dense_chain([100, 200000], np.random.default_rng(0), weight_scale=0.1)
-    with pytest.raises(ValueError, match=r"board loihi1 has 1 chips"):
-        partition_network(ir, get_board("loihi1"))
+    one_chip = Board("one", ChipSpec("quad", CoreLimits(), cores_per_chip=4), 1)
+    ir = dense_chain([10, 5000], np.random.default_rng(0))
+    # 5000 compartments need 5 cores, the input 1: 6 > 4
+    with pytest.raises(PartitionError, match=r"needs at least 6 cores on 2 chips, board one has 1 chips"):
+        partition_network(ir, one_chip)
+
+
+SMALL_CHIPS = Board("small", ChipSpec("small", CoreLimits(compartments=128), cores_per_chip=4), 16)
+
+
+def test_chip_placement_keeps_limits_and_beats_filling_chips_in_order():
+    b = NetBuilder((16, 16, 2), np.random.default_rng(0))
+    b.conv(8, 3, padding="same")
+    b.pool(2)
+    b.conv(8, 3, padding="same")
+    b.dense(10)
+    part = partition_network(b.ir, SMALL_CHIPS, placement_time_limit=0.3)
+    per_chip = np.bincount([c.chip for c in part.cores])
+    assert part.num_chips == -(-part.num_cores // 4) and per_chip.max() <= 4
+    assert part.offchip_routes <= part.sequential_offchip_routes
+    _check(b.ir, part)
+
+
+def test_compiled_model_exposes_the_partition_and_reports_it(tmp_path):
+    b = NetBuilder((12, 12, 2), np.random.default_rng(0), reset="soft")
+    b.conv(8, 3, padding="same")
+    b.depthwise(3, 2)
+    b.dense(10)
+    compiled = compile_ir(b.ir, SMALL_CHIPS, beam_width=2, placement_time_limit=0.3)
+    assert compiled.num_cores == compiled.partition.num_cores >= compiled.lower_bound_cores
+    assert compiled.num_chips == compiled.partition.num_chips
+    first = compiled.core_assignment[0]
+    assert set(first) == {"core", "chip", "layer", "neurons"}
+    report = compiled.report()
+    for text in ("lower bound", "off-chip", "cores/bound", "search", "placement", "compartments",
+                 "conv2d1", "6x3x1 blocks of 2x4x8", "compile time"):
+        assert text in report, text
+    png = compiled.save_utilization(tmp_path / "util.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

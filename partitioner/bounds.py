@@ -1,0 +1,53 @@
+"""Lower bounds on the cores of each layer, from compartments, synapse words and
+axons alone (valid for every partition under partitioner.model).
+
+Per layer the bound is the largest of (each divided by its per-core limit and
+rounded up), and at least 1:
+- compartments: neurons x compartments per neuron;
+- synapse words: every synapse is represented in some stored list, each stored
+  synapse takes at least the weight bits (dense format, no index).  When all
+  weights of a connection differ no two lists can be shared, so all its
+  synapses are stored; otherwise at least one synapse per distinct weight value;
+- input axons: a source neuron that feeds two or more layers reaches several
+  cores, so it has a discrete axon on every core it reaches: at least one input
+  axon per such source;
+- output-axon entries: a source with targets in layer X reaches at least
+  ceil(fanout x compartments per neuron of X / compartment limit) cores of X,
+  and all of X's cores when it feeds every neuron of X (at least X's bound);
+  a source that reaches two or more cores uses one discrete entry per core.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from partitioner.graph import PartitionGraph
+
+
+def lower_bounds(graph: PartitionGraph) -> dict:
+    """Layer name -> (lower bound on its cores, the resource that sets it)."""
+    lim = graph.limits
+    bounds = {}
+    for name in reversed(graph.order):
+        layer = graph.layer(name)
+        words = sum(e.min_stored_synapses() for e in graph.in_edges[name]) * graph.w_bits[name]
+        shared_sources = sum(int((e.connects & ~graph.solo(e.source)).sum())
+                             for e in graph.in_edges[name])
+        reach = np.zeros(layer.n, np.int64)
+        for e in graph.out_edges[name]:
+            target = graph.layer(e.target)
+            cores = -(-e.fanout * graph.cpn[e.target] // lim.compartments)
+            cores = np.maximum(cores, (e.fanout > 0).astype(np.int64))
+            cores = np.where(e.fanout == target.n, np.maximum(cores, bounds[e.target][0]), cores)
+            reach += cores
+        entries = int(reach[reach >= 2].sum())
+        options = {
+            "compartments": math.ceil(layer.n * graph.cpn[name] / lim.compartments),
+            "synapse words": math.ceil(math.ceil(words / lim.word_bits) / lim.synapse_words),
+            "input axons": math.ceil(shared_sources / lim.input_axons),
+            "output axons": math.ceil(entries / lim.output_axons),
+        }
+        resource = max(options, key=options.get)
+        bounds[name] = (max(1, options[resource]), resource)
+    return bounds

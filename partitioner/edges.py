@@ -1,0 +1,353 @@
+"""Connections as the search sees them: which source neurons reach which cores
+of a tiled target layer, and what every target core needs for them (input
+axons and synapse words by the rules of partitioner.model).
+
+Two ways to count, chosen per connection:
+- WindowEdge (conv2d, depthwise_conv2d, avg_pool2d): analytic.  The synapses
+  of a window operation are a product of two spatial axes (connectivity.
+  window_axes) and a contiguous channel range per source channel, so on a
+  rectangular block a source's synapse list is fixed by three run lengths
+  (ly, lx, lc) and its kernel taps.  Sources are grouped into row classes x
+  column classes x channels; lists are deduplicated (connection sharing) by
+  comparing the weight blocks of each class triple.  Results are cached per
+  block signature, so equal interior blocks are counted once.
+- MatrixEdge (dense, or a window edge whose sources are partly shared with
+  another successor): from the synapse matrix, all lists at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from hwmodel.limits import CoreLimits
+from nxcompile.connectivity import connection_matrix, window_axes
+from nxcompile.ir import NetworkIR
+from partitioner import model
+from partitioner.model import ENCODINGS
+from partitioner.tiling import Tiling
+
+WINDOW_KINDS = ("conv2d", "depthwise_conv2d", "avg_pool2d")
+
+
+@dataclass
+class EdgeUsage:
+    """What one connection needs on each core of a tiled target layer, per encoding
+    (model.ENCODINGS order) and per option (0: all sources discrete, 1: the
+    members share a population axon): input_axons and words [encoding, option,
+    core]; the longest list max_list [encoding, core]; members [core], the
+    sources whose every target is on that core."""
+
+    input_axons: np.ndarray
+    words: np.ndarray
+    max_list: np.ndarray
+    members: np.ndarray
+
+    @classmethod
+    def zeros(cls, num_cores: int) -> "EdgeUsage":
+        n = len(ENCODINGS)
+        return cls(np.zeros((n, 2, num_cores), np.int64), np.zeros((n, 2, num_cores), np.int64),
+                   np.zeros((n, num_cores), np.int64), np.zeros(num_cores, np.int64))
+
+
+class Edge:
+    """One IR connection source -> target."""
+
+    def __init__(self, ir: NetworkIR, source: str, target: str):
+        self.source, self.target = source, target
+        self.conn = ir.connection(source, target)
+        self.target_shape = tuple(ir.layer(target).shape)
+        self.n_source = ir.layer(source).n
+        self.n_target = ir.layer(target).n
+
+    @cached_property
+    def synapses(self) -> tuple:
+        """(rows, cols, weights) of every synapse, ordered by source then target."""
+        m = connection_matrix(self.conn, self.target_shape).tocsc()
+        m.sort_indices()
+        cols = np.repeat(np.arange(self.n_source), np.diff(m.indptr))
+        return m.indices.astype(np.int64), cols, m.data + 0.0
+
+    @cached_property
+    def weights_distinct(self) -> bool:
+        """True when no two synapses have the same weight (then no lists can be shared)."""
+        w = self.synapses[2]
+        return len(np.unique(w)) == len(w)
+
+    def min_stored_synapses(self) -> int:
+        """Fewest synapses any partition must store: all of them when no two weights
+        are equal, else one per distinct weight value."""
+        w = self.synapses[2]
+        return len(w) if self.weights_distinct else len(np.unique(w))
+
+    def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
+              limits: CoreLimits) -> EdgeUsage:
+        """Input axons, words and longest list on every core, with and without population."""
+        rows, cols, w = self.synapses
+        return matrix_usage(rows, cols, w, self.weights_distinct, self.n_source, tiling, solo,
+                            w_bits, cpn, limits)
+
+
+class MatrixEdge(Edge):
+    """A dense connection, counted from its synapse matrix."""
+
+    @cached_property
+    def connects(self) -> np.ndarray:
+        """Source neurons with at least one synapse."""
+        return self.fanout > 0
+
+    @cached_property
+    def fanout(self) -> np.ndarray:
+        return np.bincount(self.synapses[1], minlength=self.n_source)
+
+    def target_cores(self, tiling: Tiling) -> np.ndarray:
+        """Bool (n_source, cores): source neuron i has a synapse on core t."""
+        rows, cols, _ = self.synapses
+        out = np.zeros((self.n_source, tiling.num_cores), bool)
+        out[cols, tiling.core_of[rows]] = True
+        return out
+
+
+class _Axis:
+    """One spatial axis of a window operation: for every input coordinate i the
+    contiguous output range [lo[i], hi[i]] it reaches (lo = -1: none) and a
+    selector table sel[i, o] that fixes the weight (kernel tap, or for pooling
+    the window count of output o)."""
+
+    def __init__(self, o, k, i, n_in: int, n_out: int, pool: bool):
+        self.n_in, self.n_out = n_in, n_out
+        self.lo = np.full(n_in, n_out, np.int64)
+        self.hi = np.full(n_in, -1, np.int64)
+        np.minimum.at(self.lo, i, o)
+        np.maximum.at(self.hi, i, o)
+        self.present = self.hi >= 0
+        self.lo[~self.present] = -1
+        self.sel = np.full((n_in, n_out), -1, np.int64)
+        self.sel[i, o] = np.bincount(o, minlength=n_out)[o] if pool else k
+        self.fanout = np.where(self.present, self.hi - self.lo + 1, 0)
+        self._classes = {}
+
+    def hits(self, block: int, count: int) -> np.ndarray:
+        """Bool (n_in, count): coordinate i reaches output block j."""
+        j = np.arange(count)[None, :]
+        return self.present[:, None] & (self.lo[:, None] // block <= j) & (j <= self.hi[:, None] // block)
+
+    def classes(self, block: int, j: int) -> tuple:
+        """The sources of output block j (block size `block`) grouped by the run they
+        hit: sorted tuple of (run length, selectors, #single, #multi), where single
+        sources reach no other block."""
+        key = (block, j)
+        if key not in self._classes:
+            a, z = j * block, min((j + 1) * block, self.n_out) - 1
+            found = {}
+            for i in np.flatnonzero(self.present & (self.lo <= z) & (self.hi >= a)):
+                lo, hi = max(self.lo[i], a), min(self.hi[i], z)
+                cls = (hi - lo + 1, tuple(self.sel[i, lo:hi + 1].tolist()))
+                counts = found.setdefault(cls, [0, 0])
+                counts[0 if self.lo[i] // block == self.hi[i] // block else 1] += 1
+            self._classes[key] = tuple(sorted((ln, sel, n1, nm) for (ln, sel), (n1, nm) in found.items()))
+        return self._classes[key]
+
+
+class WindowEdge(Edge):
+    """A conv2d / depthwise / average-pooling connection, counted analytically."""
+
+    def __init__(self, ir: NetworkIR, source: str, target: str):
+        super().__init__(ir, source, target)
+        conn = self.conn
+        (oy, ky, iy), (ox, kx, ix) = window_axes(conn, self.target_shape)
+        h_in, w_in, self.c_in = conn.source_shape
+        h_out, w_out, self.c_out = self.target_shape
+        pool = conn.kind == "avg_pool2d"
+        self.axes = (_Axis(oy, ky, iy, h_in, h_out, pool), _Axis(ox, kx, ix, w_in, w_out, pool))
+        ci = np.arange(self.c_in)
+        if conn.kind == "conv2d":
+            self.co_lo, self.co_hi = np.zeros_like(ci), np.full_like(ci, self.c_out - 1)
+        elif conn.kind == "depthwise_conv2d":
+            mult = conn.kernel.shape[3]
+            self.co_lo, self.co_hi = ci * mult, ci * mult + mult - 1
+        else:
+            self.co_lo = self.co_hi = ci + conn.channel_offset
+        self.c_present = self.co_lo < self.c_out
+        self.kernel = None if pool else np.asarray(conn.kernel, np.float64)
+        self._blocks = {}
+        self._patterns = {}
+
+    def min_stored_synapses(self) -> int:
+        """One synapse per distinct weight value that some synapse uses."""
+        ky, kx = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
+        if self.conn.kind == "avg_pool2d":
+            return len(np.unique(ky[:, None] * kx[None, :]))
+        ci = np.flatnonzero(self.c_present)
+        if self.conn.kind == "conv2d":
+            used = self.kernel[np.ix_(ky, kx, ci + self.conn.channel_offset, np.arange(self.c_out))]
+        else:
+            used = self.kernel[np.ix_(ky, kx, ci, np.arange(self.kernel.shape[3]))]
+        return len(np.unique(used + 0.0))
+
+    @cached_property
+    def connects(self) -> np.ndarray:
+        y, x = self.axes
+        return np.kron(np.kron(y.present, x.present), self.c_present).astype(bool)
+
+    @cached_property
+    def fanout(self) -> np.ndarray:
+        y, x = self.axes
+        fc = np.where(self.c_present, np.minimum(self.co_hi, self.c_out - 1) - self.co_lo + 1, 0)
+        return np.kron(np.kron(y.fanout, x.fanout), fc)
+
+    def _channel_hits(self, block: int, count: int) -> np.ndarray:
+        j = np.arange(count)[None, :]
+        return (self.c_present[:, None] & (self.co_lo[:, None] // block <= j)
+                & (j <= self.co_hi[:, None] // block))
+
+    def target_cores(self, tiling: Tiling) -> np.ndarray:
+        (by, bx, bc), (ny, nx, nc) = tiling.block, tiling.counts
+        y, x = self.axes
+        out = np.kron(np.kron(y.hits(by, ny), x.hits(bx, nx)), self._channel_hits(bc, nc))
+        return out.astype(bool)
+
+    def _channels(self, block: int, j: int) -> tuple:
+        """Source channels reaching channel block j: (ci, first target channel, run
+        length, single) arrays."""
+        c0, c1 = j * block, min((j + 1) * block, self.c_out)
+        lo, hi = np.maximum(self.co_lo, c0), np.minimum(self.co_hi, c1 - 1)
+        ci = np.flatnonzero(self.c_present & (lo <= hi))
+        single = self.co_lo[ci] // block == self.co_hi[ci] // block
+        return ci, lo[ci], (hi - lo + 1)[ci], single
+
+    def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
+              limits: CoreLimits) -> EdgeUsage:
+        sources_solo = solo[self.connects]
+        if sources_solo.any() and not sources_solo.all():
+            return super().usage(tiling, solo, w_bits, cpn, limits)
+        all_solo = bool(sources_solo.all())
+        (by, bx, bc) = tiling.block
+        out = EdgeUsage.zeros(tiling.num_cores)
+        for core in range(tiling.num_cores):
+            jy, jx, jc = tiling.block_index(core)
+            h, w, c = tiling.block_shape(core)
+            key = (self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx), bc, jc, w, c,
+                   model.index_bits(h * w * c * cpn), all_solo)
+            if key not in self._blocks:
+                self._blocks[key] = self._block_usage(key, w_bits, limits)
+            out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
+                out.members[core] = self._blocks[key]
+        return out
+
+    def _pattern_words(self, ly: int, lx: int, lc: int, w: int, c: int, i_bits: int,
+                       w_bits: int, limits: CoreLimits) -> np.ndarray:
+        """Words of one list of run lengths (ly, lx, lc) on a w x c block, per encoding."""
+        key = (ly, lx, lc, w, c, i_bits, w_bits)
+        if key not in self._patterns:
+            idx = ((np.arange(ly)[:, None, None] * w + np.arange(lx)[None, :, None]) * c
+                   + np.arange(lc)[None, None, :]).ravel()
+            self._patterns[key] = np.array([model.list_words(idx, [0], enc, w_bits, i_bits, limits)[0]
+                                            for enc in ENCODINGS])
+        return self._patterns[key]
+
+    def _weights(self, sel_y, sel_x, ci, co_start, lc) -> np.ndarray:
+        """Weight blocks (R * C * K, ly * lx * lc) of all class triples."""
+        ly, lx = sel_y.shape[1], sel_x.shape[1]
+        co = co_start[:, None] + np.arange(lc)[None, :]
+        ky = sel_y[:, None, None, :, None, None]
+        kx = sel_x[None, :, None, None, :, None]
+        if self.conn.kind == "avg_pool2d":
+            w = 1.0 / (ky * kx)
+            w = np.broadcast_to(w, (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
+        elif self.conn.kind == "conv2d":
+            w = self.kernel[ky, kx, (ci + self.conn.channel_offset)[None, None, :, None, None, None],
+                            co[None, None, :, None, None, :]]
+        else:
+            mult = self.kernel.shape[3]
+            w = self.kernel[ky, kx, ci[None, None, :, None, None, None],
+                            (co - ci[:, None] * mult)[None, None, :, None, None, :]]
+        return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
+
+    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits) -> tuple:
+        rows, cols, bc, jc, w, c, i_bits, all_solo = key
+        ci, co_start, lc, c_single = self._channels(bc, jc)
+        n_enc = len(ENCODINGS)
+        words_rest = np.zeros(n_enc, np.int64)
+        words_all = np.zeros(n_enc, np.int64)
+        member_max = np.zeros(n_enc, np.int64)
+        max_list = np.zeros(n_enc, np.int64)
+        members = rest = 0
+        for ly in sorted({r[0] for r in rows}):
+            ry = [r for r in rows if r[0] == ly]
+            sel_y = np.array([r[1] for r in ry])
+            n1_y, nm_y = np.array([r[2] for r in ry]), np.array([r[3] for r in ry])
+            for lx in sorted({r[0] for r in cols}):
+                rx = [r for r in cols if r[0] == lx]
+                sel_x = np.array([r[1] for r in rx])
+                n1_x, nm_x = np.array([r[2] for r in rx]), np.array([r[3] for r in rx])
+                for l_c in np.unique(lc):
+                    k = lc == l_c
+                    n_all = np.broadcast_to(((n1_y + nm_y)[:, None] * (n1_x + nm_x)[None, :])[:, :, None],
+                                            (len(ry), len(rx), int(k.sum())))
+                    n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
+                             * all_solo)
+                    _, ids = np.unique(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)),
+                                       axis=0, return_inverse=True)
+                    ids = ids.ravel()
+                    distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
+                    distinct_all = len(np.unique(ids))
+                    pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits)
+                    words_rest += distinct_rest * pw
+                    words_all += distinct_all * pw
+                    max_list = np.maximum(max_list, pw)
+                    if n_one.any():
+                        member_max = np.maximum(member_max, pw)
+                    members += int(n_one.sum())
+                    rest += int((n_all - n_one).sum())
+        in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1))], 1)
+        words = np.stack([words_all, words_rest + members * member_max if members else words_all], 1)
+        return in_axons, words, max_list, members
+
+
+def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,
+                 solo: np.ndarray, w_bits: int, cpn: int, limits: CoreLimits) -> EdgeUsage:
+    """EdgeUsage from the synapses (rows, cols, weights), sorted by source then target."""
+    k = tiling.num_cores
+    out = EdgeUsage.zeros(k)
+    if len(rows) == 0:
+        return out
+    core, local = tiling.core_of[rows], tiling.local_of[rows]
+    key = cols * k + core
+    if len(tiling.shape) > 1 and k > 1:
+        order = np.argsort(key, kind="stable")
+        key, core, local, w = key[order], core[order], local[order], w[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    list_src, list_core = key[starts] // k, core[starts]
+    mult = np.bincount(list_src, minlength=n_source)
+    member = solo[list_src] & (mult[list_src] == 1)
+    i_bits = np.array([model.index_bits(int(n) * cpn) for n in tiling.sizes])[list_core]
+    n_rest = np.bincount(list_core[~member], minlength=k)
+    n_mem = np.bincount(list_core[member], minlength=k)
+    keys = None if weights_distinct else model.shared_list_keys(list_core, local, w, starts)
+    for e, enc in enumerate(ENCODINGS):
+        words = model.list_words(local, starts, enc, w_bits, i_bits, limits)
+        w_rest = _distinct_words(keys, words, list_core, ~member, k)
+        w_all = _distinct_words(keys, words, list_core, np.ones(len(starts), bool), k)
+        m_max = np.zeros(k, np.int64)
+        np.maximum.at(m_max, list_core[member], words[member])
+        np.maximum.at(out.max_list[e], list_core, words)
+        out.input_axons[e] = [n_rest + n_mem, n_rest + np.minimum(n_mem, 1)]
+        out.words[e] = [w_all, np.where(n_mem > 0, w_rest + n_mem * m_max, w_all)]
+    out.members = n_mem
+    return out
+
+
+def _distinct_words(keys, words, list_core, mask, k: int) -> np.ndarray:
+    """Per core, the words of the distinct lists among those selected by mask."""
+    if keys is None:
+        return np.bincount(list_core[mask], weights=words[mask], minlength=k).astype(np.int64)
+    _, first = np.unique(keys[mask], return_index=True)
+    sel = np.flatnonzero(mask)[first]
+    return np.bincount(list_core[sel], weights=words[sel], minlength=k).astype(np.int64)
+
+
+def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
+    kind = ir.connection(source, target).kind
+    return WindowEdge(ir, source, target) if kind in WINDOW_KINDS else MatrixEdge(ir, source, target)

@@ -1,0 +1,168 @@
+"""The search's estimate of what a tiled layer's cores use.
+
+layer_usage: compartments, input axons and synapse words of the layer's own
+cores (depends only on the layer's tiling, so it is cached per tiling).
+output_usage: output-axon entries of the layer's cores, which depend on the
+tilings of its successors and on the chips of all those cores.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from partitioner import model
+from partitioner.graph import PartitionGraph
+from partitioner.model import ENCODINGS
+from partitioner.tiling import Tiling
+
+MAX_FREE = 4   # connections whose population flags are searched exhaustively per core
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A core of `layer` needs `needed` of `resource`, more than `limit`."""
+
+    layer: str
+    resource: str
+    needed: int
+    limit: int
+
+    @property
+    def ratio(self) -> float:
+        return self.needed / self.limit
+
+
+@dataclass
+class LayerUsage:
+    """Per core of a tiled layer: compartments, input axons, synapse words, the
+    longest synapse list, the chosen encoding (index into model.ENCODINGS), and per
+    incoming source layer whether its members share a population axon on that core."""
+
+    tiling: Tiling
+    compartments: np.ndarray
+    input_axons: np.ndarray
+    synapse_words: np.ndarray
+    max_list: np.ndarray
+    encoding: np.ndarray
+    population: dict = field(default_factory=dict)
+    violation: Violation | None = None
+
+
+def _worst(name: str, checks: list) -> Violation | None:
+    """The violated check with the largest needed/limit ratio, or None."""
+    bad = [Violation(name, r, int(v), int(lim)) for r, v, lim in checks if v > lim]
+    return max(bad, key=lambda v: v.ratio) if bad else None
+
+
+def _options(usages: list) -> list:
+    """Population choices to try: every combination over the connections that have
+    members somewhere (all-discrete first); beyond MAX_FREE such connections only
+    all-discrete and all-population."""
+    free = [j for j, u in enumerate(usages) if u.members.any()]
+    combos = (itertools.product((0, 1), repeat=len(free)) if len(free) <= MAX_FREE
+              else [(0,) * len(free), (1,) * len(free)])
+    out = []
+    for combo in combos:
+        option = [0] * len(usages)
+        for j, c in zip(free, combo):
+            option[j] = c
+        out.append(option)
+    return out
+
+
+def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling) -> LayerUsage:
+    """Estimate the resources of every core of `name` split as `tiling`.  Each core
+    gets the encoding and population flags with the fewest synapse words within
+    its limits (ties: fewer input axons, then all-discrete and model.ENCODINGS
+    order)."""
+    lim = graph.limits
+    k = tiling.num_cores
+    comps = tiling.sizes * graph.cpn[name]
+    edges = graph.in_edges[name]
+    usages = [e.usage(tiling, graph.solo(e.source), graph.w_bits[name], graph.cpn[name], lim)
+              for e in edges]
+    if not usages:
+        z = np.zeros(k, np.int64)
+        return LayerUsage(tiling, comps, z, z.copy(), z.copy(), z.copy())
+    options = _options(usages)
+    # totals [option, encoding, core]
+    axons = np.array([sum(u.input_axons[:, o, :] for u, o in zip(usages, opt)) for opt in options])
+    words = np.array([sum(u.words[:, o, :] for u, o in zip(usages, opt)) for opt in options])
+    longest = np.maximum.reduce([u.max_list for u in usages])[None].repeat(len(options), 0)
+    ratio = np.maximum.reduce([axons / lim.input_axons, words / lim.synapse_words,
+                               longest / lim.words_per_axon]).reshape(-1, k)
+    axons, words, longest = (a.reshape(-1, k) for a in (axons, words, longest))
+    feasible = ratio <= 1
+    score = np.where(feasible, words * (1 << 24) + axons, np.iinfo(np.int64).max)
+    pick = np.where(feasible.any(axis=0), score.argmin(axis=0), ratio.argmin(axis=0))
+    cols = np.arange(k)
+    option, enc = np.divmod(pick, len(ENCODINGS))
+    chosen = np.array(options)[option]          # [core, connection]
+    usage = LayerUsage(tiling, comps, axons[pick, cols], words[pick, cols], longest[pick, cols], enc,
+                       {e.source: (chosen[:, j] == 1) & (u.members > 0)
+                        for j, (e, u) in enumerate(zip(edges, usages))})
+    bad = np.flatnonzero(~feasible.any(axis=0))
+    if len(bad):
+        usage.violation = max(
+            (_worst(name, [("input axons", usage.input_axons[t], lim.input_axons),
+                           ("synapse words", usage.synapse_words[t], lim.synapse_words),
+                           ("synapse words of one axon", usage.max_list[t], lim.words_per_axon)])
+             for t in bad), key=lambda v: v.ratio)
+    return usage
+
+
+@dataclass
+class OutputUsage:
+    """Output-axon entries of a tiled layer's cores: total (with off-chip extras),
+    and per successor the routes (k_layer, k_successor): discrete axons plus
+    population axons from each core to each successor core."""
+
+    entries: np.ndarray
+    base: np.ndarray
+    routes: dict
+    offchip_routes: int
+    violation: Violation | None = None
+
+
+def core_matrix(tiling: Tiling) -> sp.csr_matrix:
+    """(cores, neurons) 0/1 matrix of a tiling."""
+    n = len(tiling.core_of)
+    return sp.csr_matrix((np.ones(n, np.int64), (tiling.core_of, np.arange(n))),
+                         shape=(tiling.num_cores, n))
+
+
+def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: dict,
+                 first: int) -> OutputUsage:
+    """successors: name -> (Tiling, LayerUsage, first provisional core index); the
+    layer's own cores get provisional indices first, first + 1, ...; a core's
+    chip is its provisional index // cores per chip."""
+    per_chip = graph.board.chip.cores_per_chip
+    k = tiling.num_cores
+    hits = {e.target: graph.target_cores(e, successors[e.target][0]) for e in graph.out_edges[name]}
+    mult = sum((h.sum(axis=1) for h in hits.values()), np.zeros(graph.layer(name).n, np.int64))
+    member = mult == 1
+    g = core_matrix(tiling)
+    chip = (first + np.arange(k)) // per_chip
+    entries = np.zeros(k, np.int64)
+    base = np.zeros(k, np.int64)
+    routes, offchip = {}, 0
+    for target, h in hits.items():
+        t_tiling, t_usage, t_first = successors[target]
+        pop = t_usage.population[name][None, :]
+        reach = np.asarray(g @ h.astype(np.int64))
+        reach_members = np.asarray(g @ (h & member[:, None]).astype(np.int64))
+        discrete = np.where(pop, reach - reach_members, reach)
+        population = (pop & (reach_members > 0)).astype(np.int64)
+        off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
+        base += model.output_entries(discrete, population, 0).sum(axis=1)
+        entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
+        routes[target] = discrete + population
+        offchip += int((routes[target] * off).sum())
+    out = OutputUsage(entries, base, routes, offchip)
+    lim = graph.limits.output_axons
+    if entries.max(initial=0) > lim:
+        out.violation = Violation(name, "output axons", int(entries.max()), lim)
+    return out

@@ -1,0 +1,54 @@
+"""The network as the search sees it: layers in topological order, their
+connections (partitioner.edges), compartments per neuron, weight bits and
+which source neurons feed only one successor layer."""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel.limits import Board
+from nxcompile.ir import NetworkIR
+from partitioner import model
+from partitioner.edges import Edge, make_edge
+from partitioner.tiling import Tiling, candidate_tilings
+
+
+class PartitionGraph:
+    """Static facts about a network, with caches keyed by layer and tiling."""
+
+    def __init__(self, ir: NetworkIR, board: Board):
+        ir.validate()
+        self.ir, self.board, self.limits = ir, board, board.chip.core
+        self.order = ir.order()
+        self.edges = {(s, t): make_edge(ir, s, t) for s, t in ir.graph.edges}
+        self.in_edges = {n: [self.edges[p, n] for p in ir.predecessors(n)] for n in self.order}
+        self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}
+        self.cpn = {n: model.compartments_per_neuron(ir.layer(n)) for n in self.order}
+        self.w_bits = {n: model.weight_bits(ir.layer(n)) for n in self.order}
+        self._target_cores = {}
+        self._candidates = {}
+        self._solo = {}
+
+    def layer(self, name: str):
+        return self.ir.layer(name)
+
+    def solo(self, name: str) -> np.ndarray:
+        """Per neuron of a layer: it has synapses into exactly one successor layer."""
+        if name not in self._solo:
+            feeds = sum((e.connects.astype(np.int64) for e in self.out_edges[name]),
+                        np.zeros(self.layer(name).n, np.int64))
+            self._solo[name] = feeds == 1
+        return self._solo[name]
+
+    def candidates(self, name: str) -> list:
+        """Candidate tilings of a layer, fewest cores first."""
+        if name not in self._candidates:
+            self._candidates[name] = candidate_tilings(
+                tuple(self.layer(name).shape), self.cpn[name], self.limits.compartments)
+        return self._candidates[name]
+
+    def target_cores(self, edge: Edge, tiling: Tiling) -> np.ndarray:
+        """Cached Edge.target_cores."""
+        key = (edge.source, edge.target, tiling)
+        if key not in self._target_cores:
+            self._target_cores[key] = edge.target_cores(tiling)
+        return self._target_cores[key]

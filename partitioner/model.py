@@ -1,0 +1,192 @@
+"""The per-core resource model: the definitions both the search (estimate.py)
+and the independent validator (validate.py) count by.
+
+Limits come from hwmodel.limits (Loihi 1: 1024 compartments, 4096 input axons,
+4096 output-axon entries, 16384 synapse words of 64 bit, <= 60 synapses per
+synapse-list entry, <= 256 words per axon's synapse list).
+
+Compartments
+    One per neuron, two per soft-reset neuron (NxTF's two-compartment scheme
+    for reset by subtraction [NXTF, dnn_layers.py: neuronSize = 2]); a
+    spike-mode input layer has none (its spikes enter through axons only).
+
+Synapse lists
+    On a core t every source neuron i with synapses on t has one synapse list:
+    its synapses on t ordered by local target index (the rank of the target
+    neuron among t's neurons, which are sorted flat HWC indices).  A list is
+    stored as entries of at most 60 synapses; every entry has a 10-bit header
+    (4-bit format id + 6-bit synapse count) [NXTF, data_structures.SynEntry].
+    Per encoding (w = the layer's num_weight_bits: the sign of mixed-sign
+    weights is one of those bits, as in Lava/NxSDK; no delay bits; b = index
+    bits of the core, max(6, bits to address its largest compartment index)):
+      sparse     each synapse w + b bits; a new entry every 60 synapses.
+      dense      a new entry at every break in consecutive local indices and
+                 every 60 synapses; each entry b more header bits (its start
+                 index), each synapse w bits.
+      runlength  a new entry at every index gap >= 32 and every 60 synapses;
+                 each entry b more header bits; each synapse w + s bits, s =
+                 max(2, bit length of the largest gap in the entry).
+    A list of B bits takes ceil((B + 6) / 64) words (NxTF's rounding:
+    SynapseGroup adds a word when B % 64 is 0 or >= 59).  No list may exceed
+    256 words.  Each core records one encoding for all its lists (Core.encoding;
+    NxTF left the choice to the user, the search picks it per core, see below).
+
+Connection sharing
+    Lists of one connection (source layer -> this layer) on one core, other
+    than population members, that are identical up to their base compartment (the same local indices after
+    subtracting the first, the same weights) are stored once: discrete axons
+    point at the shared list with their own base [NXTF, _getUniqueSourceGroups].
+
+Multiplicity and axons
+    mult(i) = number of distinct cores holding targets of source neuron i, over
+    all successor layers (cores hold one layer each, so a neuron feeding two
+    layers has mult >= 2).  For a connection e into core t the sources with
+    synapses on t split into members (mult(i) == 1: every target of i is on t)
+    and the rest.  A core records which connections give their members ONE
+    shared population axon (Core.population); a population's member lists are
+    laid out as one block, each padded to the longest, so it takes
+    |members| x (longest member list) words [NXTF, SynapseGroup: maxNumWords *
+    numNeurons] and its members take no part in connection sharing.  All other
+    sources have discrete axons.
+      input axons on t   = per connection: #discrete sources + [population]
+      output entries on s = per (e, t): 1 per discrete source of s with
+                            synapses on t, 2 if s holds a member of the
+                            population of (e, t), each +1 when s and t sit on
+                            different chips [NXTF, data_structures.OutputAxonGroup].
+    The search chooses, per core, the encoding and the population flags with the
+    fewest synapse words among the choices within the core's limits (ties:
+    fewer input axons); a population is recorded only where it has members.
+    Not modelled: NxTF's recurrent soft-reset axons (our soft reset is a neuron
+    model), the synapse-format table (<= 15 formats per core) and destination
+    groups (interleaving).
+
+[NXTF] B. Rueckauer et al., "NxTF", ACM JETC 18(3), 2022, and its partitioner
+source (nxsdk_modules_ncl/dnn/src: data_structures.py, dnn_layers.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodel.limits import CoreLimits
+from nxcompile.ir import LayerSpec
+
+ENCODINGS = ("sparse", "dense", "runlength")
+ENTRY_HEADER_BITS = 10       # 4-bit format id + 6-bit synapse count
+LIST_RESERVE_BITS = 6        # NxTF's word rounding of a synapse list
+MIN_INDEX_BITS = 6
+MAX_SKIP = 31                # run-length skips are at most 5 bits
+MIN_SKIP_BITS = 2
+DISCRETE_ENTRY = 1           # output-axon entries per discrete axon route
+POPULATION_ENTRY = 2         # output-axon entries per population axon route
+OFFCHIP_EXTRA = 1            # extra entry when the route leaves the chip
+
+_SKIP_BITS = np.array([max(MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
+
+
+def compartments_per_neuron(layer: LayerSpec) -> int:
+    """2 for a soft-reset neuron, 1 otherwise, 0 for a spike-input layer."""
+    if layer.kind == "input" and layer.input_mode == "spikes":
+        return 0
+    return 2 if layer.neuron.reset == "soft" else 1
+
+
+def weight_bits(layer: LayerSpec) -> int:
+    """Stored bits per synapse weight of the layer's incoming synapses."""
+    return int(layer.neuron.num_weight_bits)
+
+
+def index_bits(compartments: int) -> int:
+    """Bits of a local compartment index on a core with that many compartments."""
+    return max(MIN_INDEX_BITS, int(max(compartments, 1) - 1).bit_length())
+
+
+def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, i_bits,
+               limits: CoreLimits) -> np.ndarray:
+    """64-bit words of each synapse list.
+
+    idx: the lists' local target indices concatenated, each list ascending and
+    non-empty; starts: where each list begins in idx; i_bits: index bits, one
+    int or one per list.  Returns an int64 array with one word count per list.
+    """
+    idx = np.asarray(idx, np.int64)
+    starts = np.asarray(starts, np.int64)
+    n = len(idx)
+    if len(starts) == 0:
+        return np.zeros(0, np.int64)
+    i_bits = np.broadcast_to(np.asarray(i_bits, np.int64), starts.shape)
+    counts = np.diff(np.append(starts, n))
+    per_entry = limits.synapses_per_entry
+    if encoding == "sparse":
+        bits = -(-counts // per_entry) * ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
+    else:
+        first = np.zeros(n, bool)
+        first[starts] = True
+        gap = np.diff(idx, prepend=idx[0])
+        brk = first | ((gap != 1) if encoding == "dense" else (gap > MAX_SKIP))
+        chunk_start = np.flatnonzero(brk)
+        pos = np.arange(n) - np.repeat(chunk_start, np.diff(np.append(chunk_start, n)))
+        entry = brk | (pos % per_entry == 0)
+        entry_start = np.flatnonzero(entry)
+        entry_len = np.diff(np.append(entry_start, n))
+        list_of_entry = np.searchsorted(starts, entry_start, side="right") - 1
+        entry_i_bits = i_bits[list_of_entry]
+        if encoding == "dense":
+            entry_bits = ENTRY_HEADER_BITS + entry_i_bits + entry_len * w_bits
+        elif encoding == "runlength":
+            skip = np.where(entry, 0, gap)
+            skip_bits = _SKIP_BITS[np.maximum.reduceat(skip, entry_start)]
+            entry_bits = ENTRY_HEADER_BITS + entry_i_bits + entry_len * (w_bits + skip_bits)
+        else:
+            raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
+        bits = np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
+    return -(-(bits + LIST_RESERVE_BITS) // limits.word_bits)
+
+
+def output_entries(discrete: np.ndarray, population: np.ndarray, offchip: np.ndarray) -> np.ndarray:
+    """Output-axon entries of routes: discrete source counts and population flags
+    per route, offchip flags per route (arrays of the same shape)."""
+    return (discrete * (DISCRETE_ENTRY + offchip * OFFCHIP_EXTRA)
+            + population * (POPULATION_ENTRY + offchip * OFFCHIP_EXTRA))
+
+
+def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
+                     starts: np.ndarray) -> np.ndarray:
+    """Connection sharing: an id per synapse list such that two lists get the same
+    id iff they are in the same group (core and connection) and are identical up
+    to their base compartment (same local indices minus the first, same weights).
+
+    group: one int per list; idx, weights: the lists concatenated; starts: where
+    each list begins.  Weights compare by value (0.0 == -0.0).  Lists are first
+    bucketed by a fingerprint (equal lists always share it); only lists with a
+    common fingerprint are compared element by element.
+    """
+    starts = np.asarray(starts, np.int64)
+    n_lists = len(starts)
+    if n_lists == 0:
+        return np.empty(0, np.int64)
+    idx = np.asarray(idx, np.int64)
+    lengths = np.diff(np.append(starts, len(idx)))
+    pos = np.arange(len(idx)) - np.repeat(starts, lengths)
+    rel = idx - np.repeat(idx[starts], lengths)
+    w = np.asarray(weights, np.float64) + 0.0
+    coef = np.random.default_rng(0).random((2, int(lengths.max())))
+    fingerprint = np.stack([np.asarray(group, np.float64), lengths.astype(np.float64),
+                            np.add.reduceat(w * coef[0, pos], starts),
+                            np.add.reduceat(rel * coef[1, pos], starts)])
+    order = np.lexsort(fingerprint[::-1])
+    fp = fingerprint[:, order]
+    new_bucket = np.r_[True, np.any(fp[:, 1:] != fp[:, :-1], axis=0)]
+    bucket = np.empty(n_lists, np.int64)
+    bucket[order] = np.cumsum(new_bucket) - 1
+    keys = bucket * 0 - 1
+    sizes = np.bincount(bucket)
+    alone = sizes[bucket] == 1
+    keys[alone] = np.flatnonzero(alone)
+    for length in np.unique(lengths[~alone]):
+        lists = np.flatnonzero(~alone & (lengths == length))
+        at = starts[lists][:, None] + np.arange(length)[None, :]
+        table = np.concatenate([bucket[lists][:, None].astype(np.float64),
+                                rel[at].astype(np.float64), w[at]], axis=1)
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        keys[lists] = lists[first[inverse.ravel()]]
+    return keys

@@ -1,0 +1,101 @@
+"""partition_network: lower bounds -> beam search -> chip placement -> cores ->
+independent validation, each stage timed."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hwmodel.limits import Board, get_board
+from nxcompile.ir import NetworkIR
+from partitioner.bounds import lower_bounds
+from partitioner.errors import PartitionError
+from partitioner.graph import PartitionGraph
+from partitioner.model import ENCODINGS
+from partitioner.partition import Core, LayerSplit, Partition
+from partitioner.placement import PlacementProblem, place_cores
+from partitioner.search import DEFAULT_COST_WEIGHTS, BeamSearch, State
+from partitioner.validate import validate_partition
+
+
+def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_width: int = 4,
+                      cost_weights: tuple = DEFAULT_COST_WEIGHTS, placement_time_limit: float = 1.0,
+                      validate: bool = True) -> Partition:
+    """Split every layer of `ir` over cores of `board` and place the cores on chips.
+
+    beam_width: M, partial partitions kept per layer (M^2 proposals each step).
+    cost_weights: (a0, a1, a2, a3) of the cost a0*cores + a1*words/limit +
+    a2*axons/limit + a3*off-chip routes/limit (partitioner.search).  placement_time_limit: seconds for
+    the chip placement (CP-SAT or greedy).  validate: recount the result with
+    the independent validator (partitioner.validate) and fail on any violation.
+    """
+    board = get_board(board)
+    timings = {}
+    t0 = time.perf_counter()
+    graph = PartitionGraph(ir, board)
+    bounds = lower_bounds(graph)
+    lower = sum(b for b, _ in bounds.values())
+    if lower > board.num_cores:
+        per_chip = board.chip.cores_per_chip
+        raise PartitionError(f"network needs at least {lower} cores on {-(-lower // per_chip)} chips, "
+                             f"board {board.name} has {board.num_chips} chips")
+    t1 = time.perf_counter()
+    timings["bounds"] = t1 - t0
+    state = BeamSearch(graph, bounds, beam_width, cost_weights).run()
+    t2 = time.perf_counter()
+    timings["search"] = t2 - t1
+    part, problem, initial = _build(graph, state, bounds)
+    placed = place_cores(problem, initial, placement_time_limit)
+    entries = problem.entries(placed.chips)
+    for core in part.cores:
+        core.chip = int(placed.chips[core.index])
+        core.output_axons = int(entries[core.index])
+    part.offchip_routes = placed.offchip_routes
+    part.sequential_offchip_routes = problem.offchip(np.arange(part.num_cores) // board.chip.cores_per_chip)
+    part.placement = placed.method
+    t3 = time.perf_counter()
+    timings["placement"] = t3 - t2
+    if validate:
+        validate_partition(ir, part)
+        timings["validation"] = time.perf_counter() - t3
+    part.timings = timings
+    return part
+
+
+def _build(graph: PartitionGraph, state: State, bounds: dict):
+    """Cores in topological order with the search's estimates, and the placement
+    problem with the provisional chips (placement order, mirrored so the inputs
+    sit on chip 0)."""
+    board = graph.board
+    per_chip = board.chip.cores_per_chip
+    part = Partition(board=board, lower_bound_cores=sum(b for b, _ in bounds.values()))
+    first = {}
+    provisional = []
+    for name in graph.order:
+        choice = state.choices[name]
+        usage = choice.usage
+        first[name] = len(part.cores)
+        part.layers[name] = LayerSplit(choice.tiling.split, bounds[name][0], bounds[name][1], choice.cost)
+        for local, neurons in enumerate(choice.tiling.neurons()):
+            part.cores.append(Core(
+                index=len(part.cores), chip=0, layer=name, neurons=neurons,
+                compartments=int(usage.compartments[local]), input_axons=int(usage.input_axons[local]),
+                synapse_words=int(usage.synapse_words[local]),
+                encoding=ENCODINGS[int(usage.encoding[local])],
+                population=tuple(src for src, flags in usage.population.items() if flags[local])))
+            provisional.append(choice.first + local)
+    num_chips = -(-part.num_cores // per_chip)
+    initial = num_chips - 1 - np.asarray(provisional, np.int64) // per_chip
+    src, dst, count, base = [], [], [], np.zeros(part.num_cores, np.int64)
+    for name in graph.order:
+        choice = state.choices[name]
+        base[first[name]:first[name] + choice.tiling.num_cores] = choice.output.base
+        for target, routes in choice.output.routes.items():
+            s, d = np.nonzero(routes)
+            src.append(s + first[name])
+            dst.append(d + first[target])
+            count.append(routes[s, d])
+    cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(0, np.int64))
+    problem = PlacementProblem(part.num_cores, cat(src), cat(dst), cat(count), base,
+                               board.chip.core.output_axons, per_chip, num_chips)
+    return part, problem, initial

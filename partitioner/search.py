@@ -1,0 +1,162 @@
+"""Greedy layer-wise beam search (NxTF's optimizer, extended to graphs).
+
+Layers are visited from the outputs back to the inputs (reverse topological
+order), so when a layer is split the splits of all its successors are known:
+they fix the multiplicity of its neurons and so its output-axon entries
+(a layer with several successors, e.g. a residual branch, gets it from all of
+them).  The beam keeps `beam_width` (M) partial partitions; for each one the
+candidate tilings of the next layer are tried fewest cores first, tier by tier
+(a tier: all tilings with the same core count) until M valid ones are found;
+the M best of the up to M^2 proposals by cumulative cost survive.
+
+Cost of a layer (thesis eq. 3.1, weights a0..a3, default 1):
+    a0 * cores + a1 * sum(synapse words) / word limit
+    + a2 * sum(input axons + output entries) / axon limit
+    + a3 * off-chip axon routes / output-entry limit,
+summed over the layers placed so far.  Cores get provisional indices in the
+order they are placed (outputs first) and chip = index // cores per chip; the
+placement stage (partitioner.placement) improves the chips afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from partitioner.errors import CoreLimitError, PartitionError
+from partitioner.estimate import LayerUsage, OutputUsage, Violation, layer_usage, output_usage
+from partitioner.graph import PartitionGraph
+from partitioner.tiling import Tiling
+
+DEFAULT_COST_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One layer's split in a partial partition."""
+
+    tiling: Tiling
+    usage: LayerUsage
+    output: OutputUsage
+    first: int       # provisional index of its first core
+    cost: float
+
+
+@dataclass(frozen=True)
+class State:
+    """A partial partition: the layers split so far."""
+
+    choices: dict
+    num_cores: int
+    cost: float
+
+    def key(self) -> tuple:
+        return tuple(sorted((n, c.tiling.block) for n, c in self.choices.items()))
+
+
+class _Failures:
+    """The least violating candidate seen for one layer, for the error message."""
+
+    def __init__(self):
+        self.best: tuple | None = None
+        self.tried = 0
+        self.over_board = False
+
+    def add(self, violation: Violation, tiling: Tiling) -> None:
+        self.tried += 1
+        if self.best is None or violation.ratio < self.best[0].ratio:
+            self.best = (violation, tiling)
+
+    def error(self, name: str, graph: PartitionGraph, needed_cores: int) -> PartitionError:
+        if self.best is None:
+            b = graph.board
+            chips = -(-needed_cores // b.chip.cores_per_chip)
+            return PartitionError(f"network needs at least {needed_cores} cores on {chips} chips, "
+                                  f"board {b.name} has {b.num_chips} chips")
+        v, tiling = self.best
+        return CoreLimitError(v.layer, v.resource, v.needed, v.limit,
+                              f"best of {self.tried} candidate splits of layer {name}: "
+                              f"{tiling.split}")
+
+
+def layer_cost(usage: LayerUsage, output: OutputUsage, graph: PartitionGraph,
+               weights: tuple) -> float:
+    lim = graph.limits
+    a0, a1, a2, a3 = weights
+    return float(a0 * usage.tiling.num_cores
+                 + a1 * usage.synapse_words.sum() / lim.synapse_words
+                 + a2 * (usage.input_axons.sum() + output.entries.sum()) / lim.input_axons
+                 + a3 * output.offchip_routes / lim.output_axons)
+
+
+class BeamSearch:
+    """Runs the search; usage estimates are cached per (layer, tiling)."""
+
+    def __init__(self, graph: PartitionGraph, bounds: dict, beam_width: int = 4,
+                 cost_weights: tuple = DEFAULT_COST_WEIGHTS):
+        if beam_width < 1:
+            raise ValueError(f"beam width M must be >= 1, got {beam_width}")
+        if len(cost_weights) != 4:
+            raise ValueError(f"cost weights must be 4 numbers (a0..a3), got {cost_weights!r}")
+        self.graph, self.bounds = graph, bounds
+        self.beam_width, self.weights = beam_width, tuple(cost_weights)
+        self._usage = {}
+
+    def usage(self, name: str, tiling: Tiling) -> LayerUsage:
+        key = (name, tiling)
+        if key not in self._usage:
+            self._usage[key] = layer_usage(self.graph, name, tiling)
+        return self._usage[key]
+
+    def run(self) -> State:
+        """The best complete partition."""
+        g = self.graph
+        states = [State({}, 0, 0.0)]
+        remaining = sum(b for b, _ in self.bounds.values())
+        for name in reversed(g.order):
+            remaining -= self.bounds[name][0]
+            failures = _Failures()
+            proposals = []
+            for state in states:
+                proposals += self._propose(state, name, remaining, failures)
+            if not proposals:
+                raise failures.error(name, g, min(s.num_cores for s in states)
+                                     + self.bounds[name][0] + remaining)
+            proposals.sort(key=lambda s: s.cost)
+            seen, states = set(), []
+            for s in proposals:
+                if s.key() not in seen:
+                    seen.add(s.key())
+                    states.append(s)
+                if len(states) == self.beam_width:
+                    break
+        return states[0]
+
+    def _propose(self, state: State, name: str, remaining: int, failures: _Failures) -> list:
+        """Up to M extensions of `state` by a split of layer `name`."""
+        g = self.graph
+        successors = {q: (c.tiling, c.usage, c.first) for q, c in state.choices.items()}
+        capacity = g.board.num_cores - state.num_cores - remaining
+        found, tier = [], None
+        for tiling in g.candidates(name):
+            k = tiling.num_cores
+            if k < self.bounds[name][0]:
+                continue
+            if tier is not None and k > tier and len(found) >= self.beam_width:
+                break
+            tier = k
+            if k > capacity:
+                failures.over_board = True
+                break
+            usage = self.usage(name, tiling)
+            if usage.violation:
+                failures.add(usage.violation, tiling)
+                continue
+            output = output_usage(g, name, tiling, successors, state.num_cores)
+            if output.violation:
+                failures.add(output.violation, tiling)
+                continue
+            cost = layer_cost(usage, output, g, self.weights)
+            choice = Choice(tiling, usage, output, state.num_cores, cost)
+            found.append(State({**state.choices, name: choice}, state.num_cores + k,
+                               state.cost + cost))
+        found.sort(key=lambda s: s.cost)
+        return found[:self.beam_width]

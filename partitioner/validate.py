@@ -1,0 +1,165 @@
+"""Independent validator of a partition.
+
+Recounts every core's compartments, input axons, output-axon entries, synapse
+words and longest synapse list from the final per-core neuron assignment
+(Core.neurons, Core.chip and the recorded decisions Core.encoding and
+Core.population) and the connection matrices of
+nxcompile.connectivity, by the rules of partitioner.model.  It never reads the
+search's estimates (the resource fields of Core), and fails loudly, naming the
+core, its layer, the resource, the value and the limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nxcompile.connectivity import connection_matrix
+from nxcompile.ir import NetworkIR
+from partitioner import model
+from partitioner.errors import PartitionError
+from partitioner.partition import Partition
+
+
+class PartitionValidationError(PartitionError):
+    """A partition breaks a hard limit or does not assign every neuron once."""
+
+
+@dataclass
+class CoreCount:
+    """What one core uses, recounted."""
+
+    compartments: int = 0
+    input_axons: int = 0
+    output_axons: int = 0
+    synapse_words: int = 0
+    max_list_words: int = 0
+
+
+def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
+    """Per layer: global core index and local index (rank on its core) of every neuron."""
+    core_of, local_of = {}, {}
+    for name in ir.order():
+        n = ir.layer(name).n
+        core_of[name] = np.full(n, -1, np.int64)
+        local_of[name] = np.full(n, -1, np.int64)
+    for pos, core in enumerate(partition.cores):
+        if core.index != pos:
+            raise PartitionValidationError(f"core at position {pos} has index {core.index}")
+        if core.layer not in core_of:
+            raise PartitionValidationError(f"core {core.index}: unknown layer {core.layer!r}")
+        nrn = np.asarray(core.neurons, np.int64)
+        n = len(core_of[core.layer])
+        if len(nrn) == 0 or np.any(np.diff(nrn) <= 0) or nrn[0] < 0 or nrn[-1] >= n:
+            raise PartitionValidationError(
+                f"core {core.index} (layer {core.layer}): neurons must be a non-empty ascending "
+                f"set of indices in 0..{n - 1}")
+        if np.any(core_of[core.layer][nrn] >= 0):
+            raise PartitionValidationError(
+                f"core {core.index} (layer {core.layer}): neurons already on another core")
+        core_of[core.layer][nrn] = core.index
+        local_of[core.layer][nrn] = np.arange(len(nrn))
+    for name, cores in core_of.items():
+        if np.any(cores < 0):
+            raise PartitionValidationError(
+                f"layer {name}: {int((cores < 0).sum())} neurons are on no core")
+    return core_of, local_of
+
+
+def recount(ir: NetworkIR, partition: Partition) -> list:
+    """CoreCount of every core (list indexed like partition.cores)."""
+    lim = partition.board.chip.core
+    core_of, local_of = _assignment(ir, partition)
+    cores = partition.cores
+    chip = np.array([c.chip for c in cores], np.int64)
+    n_cores = len(cores)
+    comps = np.array([len(c.neurons) * model.compartments_per_neuron(ir.layer(c.layer)) for c in cores],
+                     np.int64)
+    in_axons, out_entries, words_used, max_list = (np.zeros(n_cores, np.int64) for _ in range(4))
+    for core in cores:
+        for src in core.population:
+            if (src, core.layer) not in ir.graph.edges:
+                raise PartitionValidationError(
+                    f"core {core.index} (layer {core.layer}): population axon from {src!r}, "
+                    f"which does not feed layer {core.layer}")
+    # Synapses of every connection as (source neuron, target core, local index, weight).
+    synapses = {}
+    for src, dst in ir.graph.edges:
+        m = connection_matrix(ir.connection(src, dst), ir.layer(dst).shape).tocoo()
+        synapses[src, dst] = (m.col.astype(np.int64), core_of[dst][m.row], local_of[dst][m.row], m.data)
+    # Multiplicity: distinct target cores of every source neuron over all its successors.
+    mult = {name: np.zeros(ir.layer(name).n, np.int64) for name in ir.order()}
+    for (src, _), (i, t, _, _) in synapses.items():
+        pairs = np.unique(i * n_cores + t)
+        mult[src] += np.bincount(pairs // n_cores, minlength=len(mult[src]))
+    for (src, dst), (i, t, local, w) in synapses.items():
+        if len(i) == 0:
+            continue
+        # Lists: one per (target core, source neuron), cores contiguous, indices ascending.
+        order = np.lexsort((local, i, t))
+        i, t, local, w = i[order], t[order], local[order], w[order]
+        starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (t[1:] != t[:-1])])
+        ends = np.append(starts[1:], len(i))
+        list_src, list_core = i[starts], t[starts]
+        member = mult[src][list_src] == 1
+        keys = model.shared_list_keys(list_core, local, w, starts)
+        w_bits = model.weight_bits(ir.layer(dst))
+        for tc in np.unique(list_core).tolist():
+            lists = np.flatnonzero(list_core == tc)
+            a, z = starts[lists[0]], ends[lists[-1]]
+            words = model.list_words(local[a:z], starts[lists] - a, cores[tc].encoding, w_bits,
+                                     model.index_bits(int(comps[tc])), lim)
+            is_member = member[lists]
+            rest_first = np.unique(keys[lists][~is_member], return_index=True)[1]
+            all_first = np.unique(keys[lists], return_index=True)[1]
+            w_rest = int(words[~is_member][rest_first].sum())
+            w_all = int(words[all_first].sum())
+            n_mem = int(is_member.sum())
+            m_max = int(words[is_member].max(initial=0))
+            pop = src in cores[tc].population
+            if pop and not n_mem:
+                raise PartitionValidationError(
+                    f"core {tc} (layer {dst}): population axon from layer {src} recorded, but no "
+                    f"neuron of {src} has all its targets on this core")
+            in_axons[tc] += len(lists) - n_mem + (1 if pop else n_mem)
+            words_used[tc] += w_rest + n_mem * m_max if pop else w_all
+            max_list[tc] = max(max_list[tc], int(words.max()))
+            # Output entries of the source cores for their routes into core tc.
+            s_core = core_of[src][list_src[lists]]
+            off = (chip[s_core] != chip[tc]).astype(np.int64)
+            discrete = ~is_member | (not pop)
+            np.add.at(out_entries, s_core, model.output_entries(discrete.astype(np.int64), 0, off))
+            if pop:
+                s_pop = np.unique(s_core[~discrete])
+                out_entries[s_pop] += model.output_entries(0, 1, (chip[s_pop] != chip[tc]).astype(np.int64))
+    return [CoreCount(*map(int, v)) for v in zip(comps, in_axons, out_entries, words_used, max_list)]
+
+
+def validate_partition(ir: NetworkIR, partition: Partition) -> list:
+    """Recount the partition and raise PartitionValidationError on any violated
+    limit (compartments, axons, synapse words, words of one list, cores per chip,
+    chips of the board).  Returns the recounted CoreCounts."""
+    counts = recount(ir, partition)
+    lim = partition.board.chip.core
+    checks = (("compartments", "compartments", lim.compartments),
+              ("input axons", "input_axons", lim.input_axons),
+              ("output axons", "output_axons", lim.output_axons),
+              ("synapse words", "synapse_words", lim.synapse_words),
+              ("synapse words of one axon", "max_list_words", lim.words_per_axon))
+    for core, count in zip(partition.cores, counts):
+        for resource, attr, limit in checks:
+            value = getattr(count, attr)
+            if value > limit:
+                raise PartitionValidationError(
+                    f"core {core.index} (layer {core.layer}, chip {core.chip}): {value} {resource}, "
+                    f"limit {limit}")
+    board = partition.board
+    chips = np.bincount([c.chip for c in partition.cores])
+    if len(chips) > board.num_chips:
+        raise PartitionValidationError(
+            f"cores use chip {len(chips) - 1}, board {board.name} has {board.num_chips} chips")
+    if chips.max(initial=0) > board.chip.cores_per_chip:
+        raise PartitionValidationError(
+            f"chip {int(chips.argmax())} holds {int(chips.max())} cores, limit "
+            f"{board.chip.cores_per_chip}")
+    return counts

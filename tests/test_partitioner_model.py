@@ -1,0 +1,232 @@
+"""Resource model formulas, the independent validator, and the search's estimates
+against the validator's recount on random networks (hypothesis)."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
+from nxcompile.ir import ConnectionSpec
+from partitioner import model, partition_network
+from partitioner.errors import PartitionError
+from partitioner.partition import Core, Partition
+from partitioner.validate import PartitionValidationError, recount, validate_partition
+from tests.helpers import NetBuilder, dense_chain
+
+LIM = CoreLimits()
+TINY = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=64, input_axons=256, output_axons=256,
+                                                 synapse_words=512, words_per_axon=64),
+                              cores_per_chip=3), num_chips=200)
+
+
+def _words(idx, encoding, w_bits=8, i_bits=6):
+    return int(model.list_words(np.array(idx), np.array([0]), encoding, w_bits, i_bits, LIM)[0])
+
+
+def test_sparse_list_words_by_hand():
+    # 10-bit header + 3 x (8 weight + 6 index) = 52 bits, + 6 reserve -> 1 word
+    assert _words([0, 5, 9], "sparse") == 1
+    # 61 synapses: 2 entries, 20 + 61 * 14 = 874 bits, + 6 = 880 -> 14 words
+    assert _words(range(61), "sparse") == 14
+
+
+def test_dense_list_words_by_hand():
+    # runs [0,1,2] and [5,6]: 2 x (10 + 6 start index) + 5 x 8 = 72 bits, + 6 -> 2 words
+    assert _words([0, 1, 2, 5, 6], "dense") == 2
+    # one run of 120: 2 entries of 60: 2 x 16 + 960 = 992, + 6 = 998 -> 16 words
+    assert _words(range(120), "dense") == 16
+
+
+def test_runlength_list_words_by_hand():
+    # gaps 1, 2, 37: the gap > 31 starts a new entry; skips need 2 bits:
+    # (16 + 3 x 10) + (16 + 1 x 10) = 72 bits, + 6 -> 2 words
+    assert _words([0, 1, 3, 40], "runlength") == 2
+    # a skip of 4 needs 3 bits: 16 + 2 x 11 = 38, + 6 = 44 -> 1 word
+    assert _words([0, 4], "runlength") == 1
+
+
+def test_several_lists_and_index_bits_per_list():
+    idx = np.array([0, 1, 2, 7])
+    words = model.list_words(idx, np.array([0, 3]), "sparse", 8, np.array([6, 10]), LIM)
+    # list 0: 10 + 3 x 14 = 52 -> 1 word; list 1: 10 + 1 x 18 = 28 -> 1 word
+    assert words.tolist() == [1, 1]
+    assert model.index_bits(1024) == 10 and model.index_bits(20) == 6 and model.index_bits(65) == 7
+
+
+def test_shared_list_keys_compare_relative_indices_weights_and_group():
+    idx = np.array([0, 1, 5, 6, 5, 6, 0, 2, 3, 4])
+    w = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 0.0, -0.0])
+    starts = np.array([0, 2, 4, 6, 8])
+    group = np.array([0, 0, 1, 0, 0])
+    keys = model.shared_list_keys(group, idx, w, starts)
+    assert keys[0] == keys[1]           # same up to the base, same weights
+    assert keys[2] != keys[1]           # other group (core or connection)
+    assert keys[3] != keys[0]           # other relative indices
+    assert keys[4] not in keys[:4]
+    keys2 = model.shared_list_keys(np.zeros(2), np.array([3, 4, 7, 8]), np.array([0.0, 1.0, -0.0, 1.0]),
+                                   np.array([0, 2]))
+    assert keys2[0] == keys2[1]         # 0.0 == -0.0
+
+
+def _manual(ir, splits, chips=None, encoding="sparse", population=None):
+    cores = []
+    for name in ir.order():
+        for neurons in splits[name]:
+            cores.append(Core(index=len(cores), chip=0, layer=name,
+                              neurons=np.asarray(neurons, np.int64), encoding=encoding))
+    for c, chip in zip(cores, chips or [0] * len(cores)):
+        c.chip = chip
+    for index, sources in (population or {}).items():
+        cores[index].population = sources
+    return Partition(board=get_board("kapoho_bay"), cores=cores)
+
+
+def test_validator_counts_population_and_offchip_entries_by_hand():
+    ir = dense_chain([4, 3], np.random.default_rng(0))
+    splits = {"inp": [range(4)], "dense0": [range(3)]}
+    # 4 distinct lists of 3 synapses: 10 + 3 x 14 = 52 bits, + 6 -> 1 word each.
+    # Discrete: 4 input axons; 4 output entries + 4 because the routes leave chip 0.
+    inp, d = recount(ir, _manual(ir, splits, chips=[0, 1]))
+    assert (d.input_axons, d.synapse_words, d.compartments) == (4, 4, 3)
+    assert (inp.output_axons, inp.compartments) == (8, 4)
+    # All 4 sources target only this core: as a population, 1 input axon, 4 x 1
+    # padded words, 2 output entries + 1 off-chip.
+    inp, d = recount(ir, _manual(ir, splits, chips=[0, 1], population={1: ("inp",)}))
+    assert (d.input_axons, d.synapse_words) == (1, 4)
+    assert inp.output_axons == 3
+
+
+def test_validator_rejects_a_population_without_members():
+    b = NetBuilder((4,), np.random.default_rng(0))
+    b.dense(3)
+    b.dense(2, source="inp")
+    splits = {"inp": [range(4)], "dense1": [range(3)], "dense2": [range(2)]}
+    with pytest.raises(PartitionValidationError, match=r"core 1 \(layer dense1\): population axon "
+                                                       r"from layer inp recorded, but no neuron"):
+        recount(b.ir, _manual(b.ir, splits, population={1: ("inp",)}))
+    with pytest.raises(PartitionValidationError, match=r"population axon from 'dense1', which does "
+                                                       r"not feed layer dense2"):
+        recount(b.ir, _manual(b.ir, splits, population={2: ("dense1",)}))
+
+
+def test_validator_counts_discrete_axons_of_a_source_with_two_successors():
+    b = NetBuilder((4,), np.random.default_rng(0))
+    b.dense(3)
+    b.dense(2, source="inp")
+    part = _manual(b.ir, {"inp": [range(4)], "dense1": [range(3)], "dense2": [range(2)]},
+                   chips=[0, 0, 1])
+    inp, d1, d2 = recount(b.ir, part)
+    # every input neuron reaches 2 cores: discrete axons, 4 per target core; entries
+    # 4 x 1 (same chip) + 4 x 2 (other chip)
+    assert (d1.input_axons, d2.input_axons, inp.output_axons) == (4, 4, 12)
+    # lists of 3 and 2 synapses: 1 word each, 4 distinct lists per core
+    assert (d1.synapse_words, d2.synapse_words) == (4, 4)
+
+
+def test_validator_names_core_layer_resource_value_and_limit():
+    ir = dense_chain([10, 2000], np.random.default_rng(0))
+    part = _manual(ir, {"inp": [range(10)], "dense0": [range(2000)]})
+    with pytest.raises(PartitionValidationError,
+                       match=r"core 1 \(layer dense0, chip 0\): 2000 compartments, limit 1024"):
+        validate_partition(ir, part)
+
+
+def test_validator_rejects_lost_or_doubled_neurons():
+    ir = dense_chain([10, 20], np.random.default_rng(0))
+    with pytest.raises(PartitionValidationError, match=r"layer dense0: 1 neurons are on no core"):
+        validate_partition(ir, _manual(ir, {"inp": [range(10)], "dense0": [range(19)]}))
+    with pytest.raises(PartitionValidationError, match=r"core 2 \(layer dense0\): neurons already on"):
+        validate_partition(ir, _manual(ir, {"inp": [range(10)], "dense0": [range(20), [3]]}))
+
+
+def test_validator_checks_cores_per_chip():
+    ir = dense_chain([10, 20], np.random.default_rng(0))
+    part = _manual(ir, {"inp": [range(10)], "dense0": [range(20)]}, chips=[0, 2])
+    with pytest.raises(PartitionValidationError, match=r"board kapoho_bay has 2 chips"):
+        validate_partition(ir, part)
+
+
+def _assert_estimates_equal_recount(ir, part):
+    counts = validate_partition(ir, part)
+    for core, count in zip(part.cores, counts):
+        estimated = (core.compartments, core.input_axons, core.output_axons, core.synapse_words)
+        recounted = (count.compartments, count.input_axons, count.output_axons, count.synapse_words)
+        assert estimated == recounted, f"core {core.index} ({core.layer})"
+
+
+def test_estimates_equal_recount_on_a_residual_cnn():
+    rng = np.random.default_rng(1)
+    b = NetBuilder((12, 12, 3), rng, reset="soft")
+    stem = b.conv(8, 3, padding="same")
+    left = b.depthwise(3)
+    right = b.conv(8, 1, source=stem)
+    join = b.conv(16, 3, stride=2, padding="same", source=left)
+    b.ir.connect(right, join, ConnectionSpec("conv2d", (12, 12, 8), kernel=rng.normal(size=(1, 1, 8, 16)),
+                                             strides=(2, 2), padding="same"))
+    b.pool(2, source=join)
+    b.dense(10)
+    part = partition_network(b.ir, TINY, placement_time_limit=0.3)
+    _assert_estimates_equal_recount(b.ir, part)
+    assert part.num_chips > 1
+
+
+@st.composite
+def networks(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    spatial = draw(st.booleans())
+    if spatial:
+        shape = (draw(st.integers(3, 10)), draw(st.integers(3, 10)), draw(st.integers(1, 4)))
+    else:
+        shape = (draw(st.integers(2, 80)),)
+    b = NetBuilder(shape, rng, reset=draw(st.sampled_from(["hard", "soft"])),
+                   input_mode=draw(st.sampled_from(["bias", "spikes"])),
+                   num_weight_bits=draw(st.integers(1, 8)))
+    branched = False
+    for _ in range(draw(st.integers(1, 4))):
+        ops = ["dense"]
+        h = b.shape()
+        if len(h) == 3:
+            ops += ["conv", "depthwise", "branch"] + (["pool"] if min(h[:2]) >= 2 else [])
+        op = draw(st.sampled_from(ops))
+        if op == "dense":
+            b.dense(draw(st.integers(1, 40)))
+        elif op == "pool":
+            b.pool(2, padding=draw(st.sampled_from(["valid", "same"])))
+        elif op == "depthwise":
+            b.depthwise(draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+                        draw(st.sampled_from(["valid", "same"])) if min(h[:2]) >= 3 else "same",
+                        multiplier=draw(st.integers(1, 2)))
+        elif op == "conv" or branched:
+            k = draw(st.integers(1, min(3, *h[:2])))
+            b.conv(draw(st.integers(1, 8)), k, draw(st.integers(1, 2)),
+                   draw(st.sampled_from(["valid", "same"])))
+        else:
+            # a layer with two successors that meet again (a residual Add); the strided
+            # right branch leaves some stem neurons feeding the left branch only
+            branched, stem = True, b.current
+            f = draw(st.integers(1, 6))
+            left = b.conv(f, min(3, *h[:2]), padding="same")
+            if draw(st.booleans()):
+                right = b.dense(draw(st.integers(1, 30)), source=stem)
+            else:
+                right = b.conv(f, 1, 2, "valid", source=stem)
+            join = b.conv(draw(st.integers(1, 6)), 1, source=left)
+            n_right, n_join = b.ir.layer(right).n, b.ir.layer(join).n
+            b.ir.connect(right, join, ConnectionSpec("dense", (n_right,),
+                                                     kernel=rng.normal(size=(n_right, n_join))))
+    return b.ir
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.integers(1, 3))
+def test_estimates_equal_recount_on_random_networks(ir, beam_width):
+    try:
+        part = partition_network(ir, TINY, beam_width=beam_width, placement_time_limit=0.2)
+    except PartitionError as err:
+        assert "limit" in str(err) or "board" in str(err)
+        return
+    _assert_estimates_equal_recount(ir, part)
+    for name in ir.order():
+        held = np.concatenate([c.neurons for c in part.cores_of(name)])
+        assert np.array_equal(np.sort(held), np.arange(ir.layer(name).n))
+    assert part.num_cores >= part.lower_bound_cores
