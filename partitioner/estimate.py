@@ -73,11 +73,13 @@ def _options(usages: list) -> list:
     return out
 
 
-def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling) -> LayerUsage:
+def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
+                word_weight: float = 1.0, axon_weight: float = 1.0) -> LayerUsage:
     """Estimate the resources of every core of `name` split as `tiling`.  Each core
-    gets the encoding and population flags with the fewest synapse words within
-    its limits (ties: fewer input axons, then all-discrete and model.ENCODINGS
-    order)."""
+    gets the encoding and population flags that minimise its share of the cost,
+    word_weight * words / word limit + axon_weight * input axons / axon limit,
+    within its limits (ties: fewer words, then all-discrete first and
+    model.ENCODINGS order)."""
     lim = graph.limits
     k = tiling.num_cores
     comps = tiling.sizes * graph.cpn[name]
@@ -96,8 +98,9 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling) -> LayerUsage:
                                longest / lim.words_per_axon]).reshape(-1, k)
     axons, words, longest = (a.reshape(-1, k) for a in (axons, words, longest))
     feasible = ratio <= 1
-    score = np.where(feasible, words * (1 << 24) + axons, np.iinfo(np.int64).max)
-    pick = np.where(feasible.any(axis=0), score.argmin(axis=0), ratio.argmin(axis=0))
+    score = word_weight * words / lim.synapse_words + axon_weight * axons / lim.input_axons
+    order = np.lexsort((words, np.where(feasible, score, np.inf)), axis=0)[0]
+    pick = np.where(feasible.any(axis=0), order, ratio.argmin(axis=0))
     cols = np.arange(k)
     option, enc = np.divmod(pick, len(ENCODINGS))
     chosen = np.array(options)[option]          # [core, connection]

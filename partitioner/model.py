@@ -54,8 +54,9 @@ Multiplicity and axons
                             population of (e, t), each +1 when s and t sit on
                             different chips [NXTF, data_structures.OutputAxonGroup].
     The search chooses, per core, the encoding and the population flags with the
-    fewest synapse words among the choices within the core's limits (ties:
-    fewer input axons); a population is recorded only where it has members.
+    lowest cost share (a1 * words / word limit + a2 * input axons / axon limit,
+    partitioner.search) among the choices within the core's limits; a
+    population is recorded only where it has members.
     Not modelled: NxTF's recurrent soft-reset axons (our soft reset is a neuron
     model), the synapse-format table (<= 15 formats per core) and destination
     groups (interleaving).

@@ -103,7 +103,7 @@ class BeamSearch:
     def usage(self, name: str, tiling: Tiling) -> LayerUsage:
         key = (name, tiling)
         if key not in self._usage:
-            self._usage[key] = layer_usage(self.graph, name, tiling)
+            self._usage[key] = layer_usage(self.graph, name, tiling, self.weights[1], self.weights[2])
         return self._usage[key]
 
     def run(self) -> State:
