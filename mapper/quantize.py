@@ -9,9 +9,15 @@ bias_mant << bias_exp == b*sigma*64 (13-bit mantissa, 3-bit exponent).  Hence
 the integer layer computes the float layer's function up to rounding.
 
 Choice of sigma.  vThMant given: sigma = vThMant/theta.  Otherwise sigma puts the
-largest weight at the top of the 8-bit range with e = 0, and is reduced if the
-threshold mantissa would overflow.  e is the smallest exponent >= 0 that fits the
-largest weight into the range.  Negative exponents are never used: Loihi applies
+layer's peak weight at the top of the 8-bit range with e = 0, and is reduced if
+the threshold mantissa would overflow.  The peak is the largest |weight|, or with
+weight_percentile p < 100 the p-th percentile of the non-zero |weights|: weights
+beyond it are clipped to the range (the report's weight error includes them) and
+the others keep more resolution.  Where that makes the threshold mantissa
+smaller than THRESHOLD_RESOLUTION (a threshold of a few weights, so rounding
+it would cost percents), sigma is doubled up to 7 times and the weights use
+the exponent instead.  e is the smallest exponent >= 0 that fits the peak into
+the range.  Negative exponents are never used: Loihi applies
 the exponent to each synapse before summing (keeping 6 fractional bits), while
 Lava shifts each connection block's sum right and floors it, so the two agree
 only for e >= 0.  A layer whose scale is capped (tiny weights next to a large
@@ -30,9 +36,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel import formats
-from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from hwmodel.network import INPUT_MODES, RESET_MODES, IntConnection, IntLayer, IntNetwork
 from nxcompile.connectivity import connection_matrix
 from nxcompile.ir import LayerSpec, NetworkIR
+
+
+# Smallest threshold mantissa the automatic scale aims for: the threshold then
+# carries at most 1/128 relative rounding error.
+THRESHOLD_RESOLUTION = 64
 
 
 class QuantizationError(ValueError):
@@ -41,8 +52,10 @@ class QuantizationError(ValueError):
 
 @dataclass
 class LayerQuantization:
-    """What quantization did to one layer: its scale and the relative errors
-    (||q/sigma - x|| / ||x||) of weights and biases."""
+    """What quantization did to one layer: its scale sigma (integer input units
+    per float unit), exponents, threshold mantissa, the relative errors
+    (||q/sigma - x|| / ||x||) of weights and biases, and how many weights were
+    clipped to the weight range (only with weight_percentile < 100)."""
 
     sigma: float
     weight_exp: int
@@ -50,6 +63,7 @@ class LayerQuantization:
     vth: int
     weight_error: float = 0.0
     bias_error: float = 0.0
+    weights_clipped: int = 0
 
 
 def _check_finite(name: str, what: str, x: np.ndarray) -> None:
@@ -93,6 +107,28 @@ def _flat_bias(layer: LayerSpec) -> np.ndarray:
     return np.tile(b, layer.n // b.size)
 
 
+def _check_range(name: str, what: str, value, lo: int, hi: int) -> None:
+    if not (isinstance(value, (int, np.integer)) and lo <= value <= hi):
+        raise QuantizationError(f"layer {name}: {what}={value!r} must be an integer in {lo}..{hi}")
+
+
+def _check_neuron(layer: LayerSpec) -> None:
+    """Raise QuantizationError unless the layer's neuron parameters fit Loihi's fields."""
+    nrn, name = layer.neuron, layer.name
+    if not (np.isfinite(nrn.threshold) and nrn.threshold > 0):
+        raise QuantizationError(f"layer {name}: threshold {nrn.threshold} must be finite and > 0")
+    if nrn.reset not in RESET_MODES:
+        raise QuantizationError(f"layer {name}: resetMode={nrn.reset!r} not one of {RESET_MODES}")
+    _check_range(name, "decay_u", nrn.decay_u, 0, formats.DECAY_UNITY - 1)
+    _check_range(name, "decay_v", nrn.decay_v, 0, formats.DECAY_UNITY - 1)
+    _check_range(name, "numWeightBits", nrn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
+    if nrn.bias_exp is not None:
+        _check_range(name, "biasExp", nrn.bias_exp, 0, formats.BIAS_EXP_MAX)
+    if layer.kind == "input" and layer.input_mode not in INPUT_MODES:
+        raise QuantizationError(f"layer {name}: input_mode={layer.input_mode!r} not one of "
+                                f"{INPUT_MODES}")
+
+
 def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
     nrn = layer.neuron
     bias_exp = nrn.bias_exp or 0
@@ -119,9 +155,10 @@ def _check_vth(name: str, vth: int) -> None:
 
 def _weight_exponent(name: str, peak_scaled: float, w_top: int) -> int:
     """Smallest exponent e in 0..7 with peak_scaled / 2**e <= w_top (see module doc)."""
-    if peak_scaled <= w_top:
+    ratio = peak_scaled / w_top * (1 - 1e-12)      # a peak at the top, up to float rounding
+    if ratio <= 1:
         return 0
-    e = math.ceil(math.log2(peak_scaled / w_top))
+    e = math.ceil(math.log2(ratio))
     if e > formats.WEIGHT_EXP_MAX:
         raise QuantizationError(
             f"layer {name}: weights at the layer's scale need weight exponent {e}, limit "
@@ -130,7 +167,27 @@ def _weight_exponent(name: str, peak_scaled: float, w_top: int) -> int:
     return e
 
 
-def _quantize_neurons(ir: NetworkIR, layer: LayerSpec):
+def _threshold_boost(vth: float, bias_peak_v: float) -> int:
+    """Smallest b in 0..7 with vth * 2**b >= THRESHOLD_RESOLUTION (7 if none),
+    lowered until the largest bias (bias_peak_v, v units, times 2**b) still fits
+    a 13-bit mantissa with a 3-bit exponent."""
+    if vth >= THRESHOLD_RESOLUTION:
+        return 0
+    b = min(formats.WEIGHT_EXP_MAX, math.ceil(math.log2(THRESHOLD_RESOLUTION / vth)))
+    while b > 0 and bias_peak_v * 2 ** b > formats.BIAS_MANT_MAX * 2 ** formats.BIAS_EXP_MAX:
+        b -= 1
+    return b
+
+
+def _peak(all_w: np.ndarray, percentile: float) -> float:
+    """The |weight| that is put at the top of the weight range (module doc)."""
+    mag = np.abs(all_w[all_w != 0])
+    if not mag.size:
+        return 0.0
+    return float(np.max(mag) if percentile >= 100 else np.percentile(mag, percentile))
+
+
+def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float):
     """Integer layer and integer connections of one non-input layer."""
     nrn = layer.neuron
     mats = {src: connection_matrix(ir.connection(src, layer.name), layer.shape)
@@ -139,28 +196,32 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec):
         _check_finite(layer.name, f"kernel (from {src})", m.data)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
-    if not (np.isfinite(nrn.threshold) and nrn.threshold > 0):
-        raise QuantizationError(f"layer {layer.name}: threshold {nrn.threshold} must be > 0")
     all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
     mode = formats.sign_mode(all_w)
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
-    w_top = (formats.WEIGHT_MAX // step) * step
-    peak = float(np.max(np.abs(all_w))) if all_w.size else 0.0
+    lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
+    w_top = (formats.WEIGHT_MAX // step) * step         # largest magnitude every sign holds
+    peak = _peak(all_w, weight_percentile)
     if nrn.vth_mant is not None:
         sigma = nrn.vth_mant / nrn.threshold
     else:
         sigma = w_top / peak if peak > 0 else formats.THRESHOLD_MANT_MAX / nrn.threshold / 2
+        bias_peak_v = float(np.max(np.abs(bias), initial=0)) * sigma * 2 ** formats.ACTIVATION_SHIFT
+        sigma *= 2 ** _threshold_boost(nrn.threshold * sigma, bias_peak_v)
         sigma = min(sigma, formats.THRESHOLD_MANT_MAX / nrn.threshold)
-        sigma = math.floor(nrn.threshold * sigma) / nrn.threshold   # integer threshold, no overflow
+        # integer threshold, no overflow (the factor absorbs float rounding of exact products)
+        sigma = math.floor(nrn.threshold * sigma * (1 + 1e-12)) / nrn.threshold
     vth = int(round(nrn.threshold * sigma))
     _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold     # exact threshold; weights and bias follow it
     w_exp = _weight_exponent(layer.name, peak * sigma, w_top)
-    conns, err_num, err_den = [], 0.0, 0.0
+    conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
     for src, m in mats.items():
         w = m.copy()
-        w.data = np.clip(np.round(m.data * sigma / 2 ** w_exp / step) * step, lo, hi)
+        units = np.round(m.data * sigma / 2 ** w_exp / step)
+        clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
+        w.data = np.clip(units, lo_units, hi_units) * step
         err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
         err_den += float(np.sum(m.data ** 2))
         w.data = w.data.astype(np.int64)
@@ -176,7 +237,8 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec):
     info = LayerQuantization(
         sigma=sigma, weight_exp=w_exp, bias_exp=bias_exp, vth=vth,
         weight_error=math.sqrt(err_num / err_den) if err_den > 0 else 0.0,
-        bias_error=_rel_error(mant * 2.0 ** bias_exp / sigma / 2 ** formats.ACTIVATION_SHIFT, bias))
+        bias_error=_rel_error(mant * 2.0 ** bias_exp / sigma / 2 ** formats.ACTIVATION_SHIFT, bias),
+        weights_clipped=clipped)
     _warn_accumulator(layer.name, conns)
     return q, conns, info
 
@@ -197,9 +259,14 @@ def _warn_accumulator(name: str, conns: list) -> None:
                       stacklevel=3)
 
 
-def quantize_network(ir: NetworkIR) -> tuple[IntNetwork, dict]:
+def quantize_network(ir: NetworkIR, weight_percentile: float = 100.0) -> tuple[IntNetwork, dict]:
     """Quantize every layer of the IR. Returns the IntNetwork and, per layer,
-    its LayerQuantization."""
+    its LayerQuantization.
+
+    weight_percentile: 100 scales each layer by its largest |weight|; a value
+    in (0, 100) by that percentile of its non-zero |weights| (module doc)."""
+    if not (isinstance(weight_percentile, (int, float)) and 0 < weight_percentile <= 100):
+        raise ValueError(f"weight_percentile={weight_percentile!r} must be in (0, 100]")
     ir.validate()
     if len(ir.inputs) != 1 or len(ir.outputs) != 1:
         raise ValueError(f"network must have exactly one input and one output layer, "
@@ -207,10 +274,11 @@ def quantize_network(ir: NetworkIR) -> tuple[IntNetwork, dict]:
     net = IntNetwork(input_layer=ir.inputs[0], output_layer=ir.outputs[0])
     info = {}
     for layer in ir.layers():
+        _check_neuron(layer)
         if layer.kind == "input":
             q, info[layer.name] = _quantize_input(layer)
         else:
-            q, conns, info[layer.name] = _quantize_neurons(ir, layer)
+            q, conns, info[layer.name] = _quantize_neurons(ir, layer, weight_percentile)
             net.connections.extend(conns)
         net.layers[layer.name] = q
     return net, info
