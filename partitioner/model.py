@@ -179,7 +179,7 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
     new_bucket = np.r_[True, np.any(fp[:, 1:] != fp[:, :-1], axis=0)]
     bucket = np.empty(n_lists, np.int64)
     bucket[order] = np.cumsum(new_bucket) - 1
-    keys = bucket * 0 - 1
+    keys = np.empty(n_lists, np.int64)
     sizes = np.bincount(bucket)
     alone = sizes[bucket] == 1
     keys[alone] = np.flatnonzero(alone)

@@ -58,7 +58,6 @@ class _Failures:
     def __init__(self):
         self.best: tuple | None = None
         self.tried = 0
-        self.over_board = False
 
     def add(self, violation: Violation, tiling: Tiling) -> None:
         self.tried += 1
@@ -83,7 +82,8 @@ def layer_cost(usage: LayerUsage, output: OutputUsage, graph: PartitionGraph,
     a0, a1, a2, a3 = weights
     return float(a0 * usage.tiling.num_cores
                  + a1 * usage.synapse_words.sum() / lim.synapse_words
-                 + a2 * (usage.input_axons.sum() + output.entries.sum()) / lim.input_axons
+                 + a2 * (usage.input_axons.sum() / lim.input_axons
+                         + output.entries.sum() / lim.output_axons)
                  + a3 * output.offchip_routes / lim.output_axons)
 
 
@@ -144,7 +144,6 @@ class BeamSearch:
                 break
             tier = k
             if k > capacity:
-                failures.over_board = True
                 break
             usage = self.usage(name, tiling)
             if usage.violation:

@@ -3,7 +3,7 @@ placement, the report and the compiled model's partition properties."""
 import numpy as np
 import pytest
 
-from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
+from hwmodel.limits import Board, ChipSpec, CoreLimits
 from nxcompile.compiler import compile_ir
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import partition_network
@@ -87,6 +87,21 @@ def test_cnn_reaches_its_lower_bound():
     assert [part.layers[n].lower_bound for n in b.ir.order()] == [1, 3, 4, 1, 1]
     assert part.num_cores == part.lower_bound_cores == 10
     _check(b.ir, part)
+
+
+def test_loihi2_preset_holds_eight_times_the_compartments():
+    def pooled():
+        b = NetBuilder((64, 64, 2), np.random.default_rng(0))
+        b.pool(2)
+        return b.ir
+    # 8192 input + 2048 pooling neurons: 8 + 2 cores of 1024 compartments, 1 + 1 of 8192.
+    # Each pooling core takes 4096 (Loihi 1) or 8192 sources whose only target is
+    # that core: one population axon (1 word each) is cheaper than discrete axons.
+    loihi1, loihi2 = partition_network(pooled(), "loihi1"), partition_network(pooled(), "loihi2")
+    assert (loihi1.num_cores, loihi2.num_cores) == (10, 2)
+    assert [(c.input_axons, c.synapse_words, c.population) for c in loihi2.cores_of("avg_pool2d1")] \
+        == [(1, 8192, ("inp",))]
+    assert [c.output_axons for c in loihi1.cores_of("inp")] == [2] * 8
 
 
 def test_beam_width_and_cost_weights_are_options():
