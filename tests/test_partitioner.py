@@ -67,13 +67,18 @@ def test_synapse_memory_sets_the_split_of_a_dense_layer():
 def test_convolutions_share_synapse_lists():
     b = NetBuilder((8, 8, 4), np.random.default_rng(0))
     b.pool(2)
+    # 256 sources, one synapse each, all weights 1/4: one distinct relative list
+    # (sparse: 10 + 8 + 6 = 24 bits, + 6 -> 1 word).  Discrete axons share it:
+    # 1 word, 256 axons (cost 1/16384 + 256/4096); a population pads a list per
+    # member: 256 words, 1 axon (cost 256/16384 + 1/4096), cheaper by default.
     part = partition_network(b.ir, "loihi1")
     (core,) = part.cores_of(b.current)
-    # 256 sources, one synapse each, all weights 1/4: one distinct relative list
-    # (sparse: 10 + 8 + 6 = 24 bits, + 6 -> 1 word); a population would need 256
-    # words, so 256 discrete axons share that single word.
-    assert (core.synapse_words, core.input_axons) == (1, 256)
+    assert (core.synapse_words, core.input_axons, core.population) == (256, 1, ("inp",))
     _check(b.ir, part)
+    free_axons = partition_network(b.ir, "loihi1", cost_weights=(1, 1, 0, 1))
+    (core,) = free_axons.cores_of(b.current)
+    assert (core.synapse_words, core.input_axons, core.population) == (1, 256, ())
+    _check(b.ir, free_axons)
 
 
 def test_cnn_reaches_its_lower_bound():
