@@ -11,12 +11,14 @@ All samples of a batch run at once, as independent networks.
 """
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwmodel import formats
-from hwmodel.network import IntLayer, IntNetwork
+from hwmodel.network import IntConnection, IntLayer, IntNetwork
 
 
 @dataclass
@@ -39,36 +41,93 @@ def _shift(a: np.ndarray, exp: int) -> np.ndarray:
 
 
 class _LayerState:
-    """u, v (batch, n) int64 and the effective bias of one layer."""
+    """u, v (n, batch) int64 and the bias (n, 1) or (n, batch) of one layer.
+
+    State is neuron-major so that each neuron's batch is contiguous for the
+    synapse products.  du = 4095 clears u every step (decay by 4096 is 0) and
+    dv = 0 leaves v as it is: both are skipped, with identical results."""
 
     def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray):
         self.layer = layer
-        self.u = np.zeros((batch, layer.n), np.int64)
-        self.v = np.zeros((batch, layer.n), np.int64)
-        self.bias = np.left_shift(np.broadcast_to(bias_mant, (batch, layer.n)).astype(np.int64),
-                                  layer.bias_exp)
+        self.u = np.zeros((layer.n, batch), np.int64)
+        self.v = np.zeros((layer.n, batch), np.int64)
+        bias = np.asarray(bias_mant, np.int64)
+        self.bias = np.left_shift(bias.T if bias.ndim == 2 else bias[:, None], layer.bias_exp)
         self.vth = np.int64(layer.vth) << formats.THRESHOLD_SHIFT
 
-    def step(self, a_in: np.ndarray) -> np.ndarray:
+    def step(self, a_in: np.ndarray | None) -> np.ndarray:
+        """One time step with synaptic input a_in (n, batch), None for none."""
         lay = self.layer
-        u = formats.decay(self.u, lay.du + 1) + (a_in << formats.ACTIVATION_SHIFT)
-        self.u = formats.wrap_current(u)
-        v = formats.decay(self.v, lay.dv) + self.u + self.bias
-        self.v = formats.clip_voltage(v)
-        s = self.v > self.vth
+        clears_u = lay.du + 1 >= formats.DECAY_UNITY
+        if a_in is not None or not clears_u:
+            u = (np.zeros_like(self.u) if a_in is None
+                 else np.left_shift(a_in, formats.ACTIVATION_SHIFT))
+            if not clears_u:
+                u += formats.decay(self.u, lay.du + 1)
+            if u.size and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
+                u = formats.wrap_current(u)
+            self.u = u
+        if lay.dv:
+            self.v = formats.decay(self.v, lay.dv)
+        v = self.v
+        v += self.u
+        v += self.bias
+        np.clip(v, -formats.STATE_MAX + 1, formats.STATE_MAX - 1, out=v)
+        s = v > self.vth
         if lay.reset == "hard":
-            self.v[s] = 0
+            np.copyto(v, 0, where=s)
         else:
-            self.v[s] -= self.vth
+            np.subtract(v, self.vth, out=v, where=s)
         return s
 
 
-def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=()) -> RunOutput:
+class _Synapses:
+    """One connection's weights as a float csr matrix: float32 where every
+    partial sum of a row is an integer below 2**24 (so exact), else float64."""
+
+    def __init__(self, conn: IntConnection):
+        self.conn = conn
+        w = conn.weights.tocsr()
+        worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
+        self.dtype = np.float32 if worst < 2 ** 24 else np.float64
+        self.weights = w.astype(self.dtype)
+
+    def input(self, spikes: np.ndarray) -> np.ndarray:
+        """Shifted synaptic input (n_target, batch) int64 for spikes (n_source, batch)."""
+        acc = self.weights @ spikes.astype(self.dtype)
+        return _shift(acc.astype(np.int64), self.conn.weight_exp)
+
+
+class _Progress:
+    """A text progress bar on stderr, shown once a run has taken more than
+    `after` seconds (and always finished with a newline once shown)."""
+
+    def __init__(self, total: int, label: str, after: float = 2.0, every: float = 0.5):
+        self.total, self.label, self.after, self.every = total, label, after, every
+        self.start = self.last = time.perf_counter()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.start < self.after or (now - self.last < self.every and done < self.total):
+            return
+        self.shown, self.last = True, now
+        bar = "#" * (30 * done // self.total)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} steps "
+                         f"{now - self.start:.1f} s")
+        if done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
+             progress: bool = True) -> RunOutput:
     """Run a batch through the integer network.
 
     x: (batch, *input_shape) frames (bias input mode) or (batch, num_steps,
     *input_shape) 0/1 spikes (spike input mode).  record: names of layers whose
-    spike trains to return.
+    spike trains to return.  progress: show a progress bar on stderr if the run
+    takes more than 2 s.
     """
     x = np.asarray(x)
     batch = len(x)
@@ -79,26 +138,30 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=()) -> RunOu
             continue
         bias = layer.input_bias(x) if layer.is_input else layer.bias_mant
         states[name] = _LayerState(layer, batch, bias)
-    weights = [(c, c.weights.tocsr().astype(np.int64)) for c in net.connections]
-    spikes = {name: np.zeros((batch, l.n), bool) for name, l in net.layers.items()}
-    out = RunOutput(counts={n: np.zeros((batch, l.n), np.int64) for n, l in net.layers.items()},
-                    trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
+    synapses = [_Synapses(c) for c in net.connections if c.target in states]
+    spikes = {name: np.zeros((l.n, batch), bool) for name, l in net.layers.items()}
+    counts = {name: np.zeros((l.n, batch), np.int32) for name, l in net.layers.items()}
+    out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
+    bar = _Progress(num_steps, f"simulating {batch} samples") if progress else None
     for t in range(num_steps):
         # Connections deliver what they accumulated from the previous step's spikes.
-        a_in = {name: np.zeros((batch, st.layer.n), np.int64) for name, st in states.items()}
-        for conn, wt in weights:
-            if conn.target in a_in:
-                acc = (wt @ spikes[conn.source].T.astype(np.int64)).T
-                a_in[conn.target] += _shift(np.asarray(acc, np.int64), conn.weight_exp)
+        a_in = dict.fromkeys(states)
+        for syn in synapses:
+            a = syn.input(spikes[syn.conn.source])
+            target = syn.conn.target
+            a_in[target] = a if a_in[target] is None else a_in[target] + a
         for name in net.layers:
             if name in states:
                 spikes[name] = states[name].step(a_in[name])
             else:
-                spikes[name] = x_spikes[:, t]
-            out.counts[name] += spikes[name]
+                spikes[name] = np.ascontiguousarray(x_spikes[:, t].T)
+            counts[name] += spikes[name]
             if name in out.trains:
-                out.trains[name][:, t] = spikes[name]
-    out.voltages[net.output_layer] = states[net.output_layer].v.copy()
+                out.trains[name][:, t] = spikes[name].T
+        if bar:
+            bar.update(t + 1)
+    out.counts = {name: c.T.astype(np.int64) for name, c in counts.items()}
+    out.voltages[net.output_layer] = states[net.output_layer].v.T.copy()
     return out

@@ -1,0 +1,319 @@
+"""ANN-to-SNN conversion: a trained Keras model -> an equivalent NxModel.
+
+``convert(keras_model, x_calibration)`` follows Rueckauer et al. 2017 (see
+nxcompile.normalization for the numerics):
+
+1. The model is read as a chain of layers from its input to its output.
+   Neuron layers: Dense, Conv2D, DepthwiseConv2D, AveragePooling2D.  Folded
+   into them: BatchNormalization (into the preceding Dense/Conv2D/
+   DepthwiseConv2D, which must have no activation of its own), ReLU and
+   Activation('relu'/'linear'/'softmax'), Softmax, Dropout (identity at
+   inference).  Flatten, Reshape, ZeroPadding2D become their Nx versions.
+   Anything else raises ValueError naming the layer and its type.
+2. Every hidden neuron layer gets the scale lambda = the percentile of its
+   positive activations on x_calibration; average pooling keeps the scale of
+   its input, the input layer has lambda = 1 (pixels in [0, 1]: a pixel of 1.0
+   makes its input neuron fire every step).  Weights and biases are rescaled;
+   every hidden layer is a spiking layer with threshold 1 in these units, so
+   its firing rate approximates its normalized ReLU activation.  The integer
+   scale of each layer is left to the quantizer (mapper.quantize), which puts
+   the largest weight at the top of the 8-bit range.
+3. The output layer (softmax, linear or ReLU in the ANN) becomes a linear
+   readout, normalized like the others by the percentile of its positive
+   outputs, always with reset by subtraction: then spikes * threshold + v is
+   the exact sum of its input over the run (as long as v stays above -2**23,
+   which only a neuron far below the others can reach), and the class is the
+   argmax of that sum (RunResult.potentials / predictions).  A non-spiking
+   readout cannot keep 8-bit weights: the quantizer puts the largest weight at
+   254 units (weight exponents are never negative), and a 24-bit voltage then
+   holds only about 2**23 / (64 * 254) = 516 spikes through that weight.
+
+The returned NxModel predicts (Keras) the ANN's logits divided by the output
+layer's lambda: the normalization leaves the function unchanged up to that
+positive factor (same argmax).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from nxcompile.layers import (RESET_MODES, NxAveragePooling2D, NxConv2D, NxDense,
+                              NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
+                              NxZeroPadding2D)
+from nxcompile.model import NxModel
+from nxcompile.normalization import fold_batch_norm, percentile_scale, scale_parameters
+
+SUPPORTED = ("Dense, Conv2D, DepthwiseConv2D, AveragePooling2D, Flatten, Reshape, "
+             "ZeroPadding2D, BatchNormalization, ReLU, Activation('relu'/'linear'/'softmax'), "
+             "Softmax, Dropout")
+_WEIGHTED = {keras.layers.Dense: "dense", keras.layers.DepthwiseConv2D: "depthwise_conv2d",
+             keras.layers.Conv2D: "conv2d"}     # DepthwiseConv2D is not a Conv2D subclass
+_ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
+                keras.activations.softmax: "softmax"}
+
+
+def _who(layer) -> str:
+    return f"layer '{layer.name}' ({type(layer).__name__})"
+
+
+@dataclass
+class _Stage:
+    """One neuron layer of the SNN: the Keras layer that owns the neurons, its
+    parameters after BN folding, its activation, the Keras layers without
+    neurons that precede it (Flatten, Reshape, ZeroPadding2D) and the tensor
+    that holds its activation in the Keras model."""
+
+    layer: keras.layers.Layer
+    kind: str
+    kernel: np.ndarray | None
+    bias: np.ndarray | None
+    activation: str
+    tensor: object
+    before: list = field(default_factory=list)
+
+
+def _chain(model) -> tuple:
+    """(input layer, [(layer, output tensor), ...] from input to output)."""
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):
+        raise ValueError(f"model '{model.name}' has no inputs/outputs; build it with an "
+                         "Input (functional or Sequential) first") from None
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"model '{model.name}' has {len(inputs)} inputs and {len(outputs)} "
+                         "outputs; convert needs exactly one of each")
+    chain, tensor = [], outputs[0]
+    while True:
+        layer, node_index, _ = tensor._keras_history
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer, chain[::-1]
+        node = layer._inbound_nodes[node_index]
+        if len(node.input_tensors) != 1:
+            raise ValueError(f"{_who(layer)} has {len(node.input_tensors)} inputs; convert "
+                             f"supports chains of single-input layers: {SUPPORTED}")
+        if len(layer._inbound_nodes) > 1:
+            raise ValueError(f"{_who(layer)} is called more than once; its neurons would "
+                             "exist once on the chip")
+        chain.append((layer, tensor))
+        tensor = node.input_tensors[0]
+
+
+def _numpy(variable) -> np.ndarray | None:
+    return None if variable is None else np.array(keras.ops.convert_to_numpy(variable),
+                                                  np.float64)
+
+
+def _check_channels_last(layer) -> None:
+    fmt = getattr(layer, "data_format", "channels_last")
+    if fmt != "channels_last":
+        raise ValueError(f"{_who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
+
+
+def _activation_of(layer, fn) -> str:
+    if fn not in _ACTIVATIONS:
+        name = getattr(fn, "__name__", repr(fn))
+        raise ValueError(f"{_who(layer)}: activation {name!r} is not supported; "
+                         "use 'relu' (hidden layers) or 'softmax'/'linear' (output layer)")
+    return _ACTIVATIONS[fn]
+
+
+def _new_stage(layer, tensor, kind: str, before: list) -> _Stage:
+    _check_channels_last(layer)
+    if kind == "avg_pool2d":
+        return _Stage(layer, kind, None, None, "linear", tensor, before)
+    if kind in ("conv2d", "depthwise_conv2d") and tuple(layer.dilation_rate) != (1, 1):
+        raise ValueError(f"{_who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
+                         "is supported")
+    if kind == "conv2d" and layer.groups != 1:
+        raise ValueError(f"{_who(layer)}: groups={layer.groups}; only 1 is supported")
+    return _Stage(layer, kind, _numpy(layer.kernel), _numpy(layer.bias),
+                  _activation_of(layer, layer.activation), tensor, before)
+
+
+def _fold_bn(layer, stage: _Stage | None, before: list) -> None:
+    if stage is None or before or stage.kind == "avg_pool2d" or stage.activation != "linear":
+        raise ValueError(f"{_who(layer)} must directly follow a Dense, Conv2D or "
+                         "DepthwiseConv2D layer without activation, to be folded into it")
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis not in (-1, len(stage.tensor.shape) - 1):
+        raise ValueError(f"{_who(layer)}: axis={layer.axis}; only the channels (last) axis "
+                         "can be folded")
+    n = layer.moving_mean.shape[0]
+    stage.kernel, stage.bias = fold_batch_norm(
+        stage.kernel, stage.bias,
+        _numpy(layer.gamma) if layer.scale else np.ones(n),
+        _numpy(layer.beta) if layer.center else np.zeros(n),
+        _numpy(layer.moving_mean), _numpy(layer.moving_variance), layer.epsilon,
+        depthwise=stage.kind == "depthwise_conv2d")
+
+
+def _set_activation(layer, stage: _Stage | None, before: list, act: str) -> None:
+    if act == "linear":
+        return
+    if stage is None or before:
+        raise ValueError(f"{_who(layer)}: activation {act!r} must follow a neuron layer "
+                         "(Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
+    if act == "relu" and stage.kind == "avg_pool2d":
+        return      # pooling of ReLU outputs (or pixels) is never negative
+    if stage.activation not in ("linear", act):
+        raise ValueError(f"{_who(layer)}: {act!r} after activation {stage.activation!r} of "
+                         f"layer '{stage.layer.name}' is not supported")
+    stage.activation = act
+
+
+def _relu_activation(layer) -> str:
+    if layer.max_value is not None or layer.negative_slope != 0 or layer.threshold != 0:
+        raise ValueError(f"{_who(layer)}: only the plain ReLU is supported (max_value=None, "
+                         f"negative_slope=0, threshold=0), got max_value={layer.max_value}, "
+                         f"negative_slope={layer.negative_slope}, threshold={layer.threshold}")
+    return "relu"
+
+
+def _stages(chain: list) -> list:
+    """Group the chain into neuron layers with what is folded into them."""
+    stages, before = [], []
+    for layer, tensor in chain:
+        kind = next((k for cls, k in _WEIGHTED.items() if isinstance(layer, cls)), None)
+        if kind is None and isinstance(layer, keras.layers.AveragePooling2D):
+            kind = "avg_pool2d"
+        current = stages[-1] if stages else None
+        if kind is not None:
+            stages.append(_new_stage(layer, tensor, kind, before))
+            before = []
+        elif isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape,
+                                keras.layers.ZeroPadding2D)):
+            _check_channels_last(layer)
+            before.append(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            _fold_bn(layer, current, before)
+            current.tensor = tensor
+        elif isinstance(layer, (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax)):
+            if isinstance(layer, keras.layers.ReLU):
+                act = _relu_activation(layer)
+            elif isinstance(layer, keras.layers.Softmax):
+                act = "softmax"
+            else:
+                act = _activation_of(layer, layer.activation)
+            _set_activation(layer, current, before, act)
+            if not before:
+                current.tensor = tensor
+        elif isinstance(layer, keras.layers.Dropout):
+            continue
+        else:
+            raise ValueError(f"{_who(layer)} is not supported by convert; supported: {SUPPORTED}")
+    if not stages:
+        raise ValueError("the model has no neuron layer (Dense, Conv2D, DepthwiseConv2D, "
+                         "AveragePooling2D)")
+    if before:
+        raise ValueError(f"{_who(before[-1])} is the last layer; the model must end in a neuron "
+                         "layer (the readout)")
+    for stage in stages[:-1]:
+        if stage.activation == "softmax":
+            raise ValueError(f"{_who(stage.layer)}: softmax is only supported on the output layer")
+        if stage.kind != "avg_pool2d" and stage.activation != "relu":
+            raise ValueError(f"{_who(stage.layer)}: a hidden layer needs a ReLU activation (the "
+                             f"rate of a spiking neuron is rectified), got {stage.activation!r}")
+    if stages[-1].kind == "avg_pool2d":
+        raise ValueError(f"{_who(stages[-1].layer)}: the output (readout) layer must be Dense, "
+                         "Conv2D or DepthwiseConv2D")
+    return stages
+
+
+def _calibration_scales(model, stages: list, x: np.ndarray, percentile: float,
+                        batch_size: int) -> list:
+    """lambda of each hidden stage: the percentile of its positive ANN
+    activations; pooling keeps its input's."""
+    if not stages:
+        return []
+    probe = keras.Model(model.inputs, [s.tensor for s in stages])
+    acts = probe.predict(x, batch_size=batch_size, verbose=0)
+    acts = acts if isinstance(acts, (list, tuple)) else [acts]
+    scales, prev = [], 1.0
+    for stage, a in zip(stages, acts):
+        lam = prev if stage.kind == "avg_pool2d" else _scale(stage, a, percentile)
+        scales.append(lam)
+        prev = lam
+    return scales
+
+
+def _scale(stage: _Stage, activations: np.ndarray, percentile: float) -> float:
+    lam = percentile_scale(activations, percentile)
+    if lam <= 0:
+        raise ValueError(f"{_who(stage.layer)}: no positive activation on the calibration "
+                         "data (a dead layer); the layer cannot be normalized")
+    return lam
+
+
+def _folded_layer(layer):
+    """The Nx version of a Flatten, Reshape or ZeroPadding2D layer."""
+    if isinstance(layer, keras.layers.Flatten):
+        return NxFlatten(name=layer.name)
+    if isinstance(layer, keras.layers.Reshape):
+        return NxReshape(layer.target_shape, name=layer.name)
+    return NxZeroPadding2D(layer.padding, name=layer.name)
+
+
+def _nx_layer(stage: _Stage, neuron_args: dict, activation: str):
+    layer, kind = stage.layer, stage.kind
+    if kind == "avg_pool2d":
+        return NxAveragePooling2D(pool_size=layer.pool_size, strides=layer.strides,
+                                  padding=layer.padding, name=layer.name, **neuron_args)
+    common = dict(activation=activation, use_bias=stage.bias is not None, name=layer.name,
+                  **neuron_args)
+    if kind == "dense":
+        return NxDense(layer.units, **common)
+    if kind == "conv2d":
+        return NxConv2D(layer.filters, layer.kernel_size, strides=layer.strides,
+                        padding=layer.padding, **common)
+    return NxDepthwiseConv2D(layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                             depth_multiplier=layer.depth_multiplier, **common)
+
+
+def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",
+            batch_size: int = 256) -> NxModel:
+    """An NxModel equivalent to a trained Keras model (see the module docstring).
+
+    x_calibration: (N, *input_shape) samples in [0, 1] (they enter as constant
+    currents; 1.0 fires every step) on which the activations are measured.
+    percentile: p in (0, 100], the activation percentile put at the threshold.
+    reset: 'soft' (reset by subtraction, default) or 'hard' (reset to zero) for
+    the hidden layers; the readout always resets by subtraction.  batch_size: of
+    the Keras forward pass over x_calibration.
+    """
+    if reset not in RESET_MODES:
+        raise ValueError(f"reset={reset!r} not one of {RESET_MODES}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile} must be in (0, 100]")
+    input_layer, chain = _chain(keras_model)
+    stages = _stages(chain)
+    x = np.asarray(x_calibration, np.float32)
+    shape = tuple(keras_model.inputs[0].shape[1:])
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or not len(x):
+        raise ValueError(f"x_calibration: shape {x.shape}, needs (N, {', '.join(map(str, shape))})")
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(f"x_calibration: values in [{x.min():.3g}, {x.max():.3g}], must be in "
+                         "[0, 1] (the input layer turns 1.0 into one spike per step); rescale "
+                         "the data and retrain")
+    scales = _calibration_scales(keras_model, stages[:-1], x, percentile, batch_size)
+
+    inp = NxInputLayer(shape=shape, resetMode=reset, name=input_layer.name)
+    tensor, lam_in = inp.output, 1.0
+    for i, stage in enumerate(stages):
+        for layer in stage.before:
+            tensor = _folded_layer(layer)(tensor)
+        readout = i == len(stages) - 1
+        lam_out = 1.0 if readout else scales[i]
+        layer = _nx_layer(stage, {"resetMode": "soft" if readout else reset},
+                          "linear" if readout else "relu")
+        tensor = layer(tensor)
+        if stage.kind != "avg_pool2d":
+            kernel, bias = scale_parameters(stage.kernel, stage.bias, lam_in, lam_out)
+            layer.set_weights([p.astype(np.float32) for p in (kernel, bias) if p is not None])
+        lam_in = lam_out
+    snn = NxModel(inp.output, tensor, name=f"{keras_model.name}_snn")
+    # With lambda = 1 the readout computes the ANN's logits: normalize it by them.
+    lam = _scale(stages[-1], snn.predict(x, batch_size=batch_size, verbose=0), percentile)
+    layer.set_weights([w / lam for w in layer.get_weights()])
+    return snn

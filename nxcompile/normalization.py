@@ -1,0 +1,51 @@
+"""The numerics of ANN-to-SNN conversion, on numpy arrays (no Keras).
+
+Rueckauer et al. 2017 ("Conversion of continuous-valued deep networks to
+efficient event-driven networks for image classification", Front. Neurosci.):
+a non-leaky integrate-and-fire neuron with threshold 1 and reset by subtraction
+fires at a rate (spikes per time step) equal to its ReLU activation, clipped to
+1.  Scaling each layer by the p-th percentile lambda_l of its activations on
+calibration data, W_l <- W_l * lambda_{l-1} / lambda_l and b_l <- b_l / lambda_l,
+leaves the network's function unchanged (ReLU commutes with positive scaling)
+while putting almost every activation (all but 100 - p percent) below the
+threshold, i.e. into the range a spiking neuron can represent.
+
+Kernels are in Keras layout: dense (n_in, n_out), conv2d (kh, kw, c_in, c_out),
+depthwise_conv2d (kh, kw, c_in, depth_multiplier); biases per output channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray,
+                    beta: np.ndarray, mean: np.ndarray, variance: np.ndarray,
+                    epsilon: float, depthwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a Dense/Conv2D (or, with depthwise, DepthwiseConv2D)
+    layer followed by inference-mode BatchNormalization over the output channels:
+    y = gamma * (x - mean) / sqrt(variance + epsilon) + beta.  Returns float64
+    arrays; bias (None: no bias) becomes a bias per output channel."""
+    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(variance, np.float64) + epsilon)
+    kernel = np.asarray(kernel, np.float64)
+    if depthwise:   # output channel c_in * depth_multiplier + m
+        folded = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+    else:
+        folded = kernel * scale
+    b = np.zeros(scale.shape) if bias is None else np.asarray(bias, np.float64)
+    return folded, (b - np.asarray(mean, np.float64)) * scale + np.asarray(beta, np.float64)
+
+
+def percentile_scale(activations: np.ndarray, percentile: float) -> float:
+    """lambda: the percentile (0..100) of the positive activations, as in
+    Rueckauer et al. 2017 (zeros, the silent ReLUs, are left out).  0.0 if no
+    activation is positive."""
+    positive = np.asarray(activations).ravel()
+    positive = positive[positive > 0]
+    return float(np.percentile(positive, percentile)) if positive.size else 0.0
+
+
+def scale_parameters(kernel: np.ndarray, bias: np.ndarray | None, lambda_in: float,
+                     lambda_out: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """W * lambda_in / lambda_out and b / lambda_out."""
+    return (np.asarray(kernel, np.float64) * (lambda_in / lambda_out),
+            None if bias is None else np.asarray(bias, np.float64) / lambda_out)
