@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwmodel import formats
 from hwmodel.network import IntNetwork
 from nxcompile.ir import NetworkIR
 from partitioner.partition import Partition
@@ -15,17 +16,32 @@ BACKENDS = ("reference", "lava")
 
 @dataclass
 class RunResult:
-    """Spike counts of the output layer, shaped (batch, *output_shape); recorded
-    spike trains per layer, shaped (batch, num_steps, *layer_shape)."""
+    """Spike counts of the output layer, shaped (batch, *output_shape); its final
+    voltages v (same shape, 24-bit integer units) and threshold vth << 6 (v
+    units); recorded spike trains per layer, shaped (batch, num_steps,
+    *layer_shape); spike counts (batch, n) of every layer the backend counted
+    (the reference simulator: all layers; Lava: the output and recorded layers)."""
 
     spike_counts: np.ndarray
+    voltages: np.ndarray
+    threshold: int
     trains: dict = field(default_factory=dict)
     num_steps: int = 0
+    layer_counts: dict = field(default_factory=dict)
+
+    @property
+    def potentials(self) -> np.ndarray:
+        """Output layer's input summed over the run, in v units: spikes * threshold
+        + v.  Exact for a non-spiking readout (v alone) and for reset by
+        subtraction as long as v does not saturate; with hard reset it ranks by
+        spike count, then by voltage."""
+        return self.spike_counts.astype(np.int64) * self.threshold + self.voltages
 
     @property
     def predictions(self) -> np.ndarray:
-        """Class per sample: the output neuron with the most spikes (lowest index on ties)."""
-        return self.spike_counts.reshape(len(self.spike_counts), -1).argmax(axis=1)
+        """Class per sample: the output neuron with the largest potential (lowest
+        index on ties)."""
+        return self.potentials.reshape(len(self.potentials), -1).argmax(axis=1)
 
 
 class CompiledModel:
@@ -73,6 +89,15 @@ class CompiledModel:
         """Write the utilization picture (cores x resources heat map) as a PNG; returns its path."""
         return save_utilization(self.partition, path)
 
+    def energy(self, result: RunResult, costs=None):
+        """Energy, time and energy-delay product per inference of a run
+        (hwmodel.energy.estimate; costs: a hwmodel.energy.LoihiCosts, default
+        Davies et al. 2018).  Needs the spike counts of every layer: a run on the
+        reference backend (bit-exact with Lava)."""
+        from hwmodel.energy import LOIHI, estimate
+        return estimate(self.network, self.partition, result.layer_counts, result.num_steps,
+                        LOIHI if costs is None else costs)
+
     def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
         inp = self.network.layers[self.network.input_layer]
         x = np.asarray(x)
@@ -108,7 +133,11 @@ class CompiledModel:
         else:
             raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
         net = self.network
-        counts = out.counts[net.output_layer].reshape(len(x), *net.layers[net.output_layer].shape)
+        out_layer = net.layers[net.output_layer]
+        counts = out.counts[net.output_layer].reshape(len(x), *out_layer.shape)
+        voltages = out.voltages[net.output_layer].reshape(len(x), *out_layer.shape)
         trains = {n: t.reshape(len(x), num_steps, *net.layers[n].shape)
                   for n, t in out.trains.items()}
-        return RunResult(spike_counts=counts, trains=trains, num_steps=num_steps)
+        return RunResult(spike_counts=counts, voltages=voltages,
+                         threshold=int(out_layer.vth) << formats.THRESHOLD_SHIFT, trains=trains,
+                         num_steps=num_steps, layer_counts=dict(out.counts))
