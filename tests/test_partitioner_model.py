@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
-from nxcompile.ir import ConnectionSpec
+from nxcompile.ir import ConnectionSpec, LayerSpec
 from partitioner import model, partition_network
 from partitioner.errors import PartitionError
 from partitioner.partition import Core, Partition
@@ -168,6 +168,29 @@ def test_estimates_equal_recount_on_a_residual_cnn():
     part = partition_network(b.ir, TINY, placement_time_limit=0.3)
     _assert_estimates_equal_recount(b.ir, part)
     assert part.num_chips > 1
+
+
+def test_estimates_equal_recount_on_concatenated_branches():
+    # Concatenate folded into channel offsets: a conv and an average pooling that
+    # each read both branches
+    rng = np.random.default_rng(2)
+    b = NetBuilder((10, 10, 2), rng)
+    a = b.conv(4, 3, padding="same")
+    c = b.depthwise(3, source="inp")
+    both = {a: (0, 4), c: (4, 2)}
+    for kind, name in (("conv2d", "mix"), ("avg_pool2d", "pooled")):
+        shape = (10, 10, 5) if kind == "conv2d" else (5, 5, 6)
+        b.ir.add_layer(LayerSpec(name, kind, shape))
+        kernel = rng.normal(size=(3, 3, 6, 5))
+        for src, (offset, channels) in both.items():
+            spec = (ConnectionSpec("conv2d", (10, 10, channels), kernel=kernel, padding="same",
+                                   channel_offset=offset, in_channels=6) if kind == "conv2d" else
+                    ConnectionSpec("avg_pool2d", (10, 10, channels), pool_size=(2, 2), strides=(2, 2),
+                                   channel_offset=offset))
+            b.ir.connect(src, name, spec)
+    part = partition_network(b.ir, TINY, placement_time_limit=0.2)
+    _assert_estimates_equal_recount(b.ir, part)
+    assert len(part.cores_of("mix")) > 1
 
 
 @st.composite
