@@ -1,0 +1,133 @@
+"""Property tests: random small float networks (conv with strides and padding,
+depthwise conv, average pooling, flatten, dense; frames or spikes in), quantized
+by the mapper and laid out on random partitions (contiguous, shuffled,
+channel and spatial splits, cores spread over several chips), run on Lava with
+the spike trains of every layer equal, bit for bit, to the reference
+simulator's (which does not depend on any partition), hard and soft reset."""
+import multiprocessing
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+from hwmodel.limits import get_board
+from hwmodel.simulator import simulate
+from mapper.lava_run import run_lava
+from mapper.quantize import quantize_network
+from nxcompile.connectivity import output_size
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from partitioner.partition import Core, Partition
+
+NUM_STEPS = 24
+SPLITS = ("contiguous", "shuffled", "channel", "spatial")
+
+
+def _neuron(rng, reset):
+    return NeuronSpec(threshold=1.0, reset=reset,
+                      decay_u=int(rng.choice([4095, rng.integers(0, 4096)])),
+                      decay_v=int(rng.choice([0, rng.integers(0, 600)])))
+
+
+def _kernel(rng, shape, fan_in):
+    """Mostly excitatory weights that keep a layer firing at a moderate rate."""
+    return rng.normal(0.6, 0.8, shape) * 2.5 / fan_in
+
+
+@st.composite
+def networks(draw, reset):
+    """A NetworkIR: input -> 1..2 spatial layers -> flatten -> dense output."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    h, w, c = draw(st.integers(4, 7)), draw(st.integers(4, 7)), draw(st.integers(1, 2))
+    input_mode = draw(st.sampled_from(["bias", "spikes"]))
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (h, w, c), input_mode=input_mode,
+                           neuron=NeuronSpec(reset=reset)))
+    prev, shape = "inp", (h, w, c)
+    for i in range(draw(st.integers(1, 2))):
+        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d"]))
+        k = draw(st.integers(1, 3)) if kind != "avg_pool2d" else 2
+        stride = draw(st.integers(1, 2))
+        padding = draw(st.sampled_from(["same", "valid"]))
+        pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
+        hp, wp = shape[0] + sum(pre[0]), shape[1] + sum(pre[1])
+        out_hw = (output_size(hp, k, stride, padding), output_size(wp, k, stride, padding))
+        if min(out_hw) < 1:
+            break
+        if kind == "conv2d":
+            c_out = draw(st.integers(1, 3))
+            kernel = _kernel(rng, (k, k, shape[2], c_out), k * k * shape[2])
+        elif kind == "depthwise_conv2d":
+            mult = draw(st.integers(1, 2))
+            c_out = shape[2] * mult
+            kernel = _kernel(rng, (k, k, shape[2], mult), k * k)
+        else:
+            c_out, kernel = shape[2], None
+        name = f"{kind}{i}"
+        ir.add_layer(LayerSpec(name, kind, (*out_hw, c_out), neuron=_neuron(rng, reset),
+                               bias=rng.normal(0.05, 0.05, c_out) if kernel is not None else None))
+        ir.connect(prev, name, ConnectionSpec(kind, shape, kernel=kernel, strides=(stride, stride),
+                                              padding=padding, pool_size=(k, k), pre_padding=pre))
+        prev, shape = name, (*out_hw, c_out)
+    n_in, n_out = int(np.prod(shape)), draw(st.integers(2, 6))
+    ir.add_layer(LayerSpec("out", "dense", (n_out,), neuron=_neuron(rng, reset),
+                           bias=rng.normal(0, 0.05, n_out)))
+    ir.connect(prev, "out", ConnectionSpec("dense", (n_in,), kernel=_kernel(rng, (n_in, n_out), n_in)))
+    return ir
+
+
+def _split(rng, how: str, shape: tuple, k: int) -> list:
+    """k non-empty sorted neuron sets of a layer of `shape` (flat HWC indices)."""
+    n = int(np.prod(shape))
+    idx = np.arange(n)
+    if how == "channel" and len(shape) == 3 and shape[2] >= k:        # whole channels per core
+        groups = np.array_split(rng.permutation(shape[2]), k)
+        return [np.sort(idx[np.isin(idx % shape[2], g)]) for g in groups]
+    if how == "spatial" and len(shape) == 3 and shape[0] >= k:        # bands of rows
+        rows = idx // (shape[1] * shape[2])
+        return [idx[np.isin(rows, band)] for band in np.array_split(np.arange(shape[0]), k)]
+    if how == "shuffled":
+        return [np.sort(part) for part in np.array_split(rng.permutation(n), k)]
+    return np.array_split(idx, k)
+
+
+@st.composite
+def partitions(draw, ir):
+    """Random cores of every layer, each on one of 3 chips."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    cores = []
+    for layer in ir.layers():
+        how = draw(st.sampled_from(SPLITS))
+        k = draw(st.integers(1, min(3, layer.n)))
+        for neurons in _split(rng, how, layer.shape, k):
+            cores.append(Core(index=len(cores), chip=draw(st.integers(0, 2)), layer=layer.name,
+                              neurons=np.asarray(neurons, np.int64)))
+    return Partition(board=get_board("nahuku32"), cores=cores)
+
+
+def _inputs(draw, net):
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    inp = net.layers[net.input_layer]
+    if inp.input_mode == "spikes":
+        return (rng.random((1, NUM_STEPS, *inp.shape)) < 0.4).astype(np.int8)
+    return rng.uniform(0.2, 1.0, (1, *inp.shape))
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_lava_spike_trains_equal_the_reference_on_random_partitions(reset, data):
+    ir = data.draw(networks(reset))
+    net, _ = quantize_network(ir)
+    part = data.draw(partitions(ir))
+    x = _inputs(data.draw, net)
+    layers = list(net.layers)
+    ref = simulate(net, x, NUM_STEPS, record=layers)
+    active = [name for name in layers if ref.trains[name].any()]
+    assume(len(active) == len(layers))       # every layer spikes: the comparison means something
+    got = run_lava(net, part, x, NUM_STEPS, record=layers)
+    for name in layers:
+        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
+        np.testing.assert_array_equal(got.counts[name], ref.counts[name], err_msg=name)
+    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+    assert multiprocessing.active_children() == []
