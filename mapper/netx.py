@@ -1,0 +1,198 @@
+"""Export a compiled network as a lava-dl netx HDF5 description.
+
+lava-dl's netx (lava/lib/dl/netx/hdf5.py, lava-dl 0.6) builds a chain of Lava
+blocks from groups layer/0 .. layer/N-1 of an HDF5 file.  What is written here,
+and how netx reads it:
+
+  type      'input' (shape only: netx takes these spikes at Network.inp),
+            'flatten' (the next dense layer reads its input in (C, H, W) order),
+            'dense' or 'conv'
+  shape     (C, H, W) of a spatial layer (netx reverses it to Lava's (W, H, C)), (n,)
+  neuron    type 'CUBA', iDecay = du + 1, vDecay = dv, vThMant = vth, refDelay 1:
+            netx makes a Lava LIF(vth=vThMant, du=iDecay-1, dv=vDecay, bias_exp=6)
+  weight    dense: (n_out, n_in) integers (netx derives the bit width and a
+            non-positive exponent from them, exact for weights on Loihi's 8-bit
+            grid); conv: (C_out, C_in / groups, kH, kW), a cross-correlation
+            kernel (netx flips it for Lava's Conv, which ignores any exponent)
+  stride, padding (symmetric), dilation: (y, x); groups
+  bias      netx's bias mantissa with its fixed bias_exp 6, per neuron: (n,) or
+            (W, H, C) (omitted when zero)
+
+Networks that fit, exactly: a chain input -> ... -> output where each layer is
+fed by the one before (dense; conv2d; depthwise_conv2d and average pooling as
+grouped convolutions, the latter only where every window has the same weights,
+e.g. 'valid' pooling), hard reset (netx has no reset by subtraction), weight
+exponent 0 (netx keeps 8-bit weights), biases (bias_mant << bias_exp, v units)
+that are multiples of 64 within 13 bits (compile with biasExp=6 for that), and
+padding that netx's symmetric padding reproduces.  The input layer itself is
+not described: its spikes (the frames' spikes in bias input mode) feed
+Network.inp.  Anything else raises NetxExportError naming the layer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+
+from hwmodel import formats
+from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from nxcompile.connectivity import connection_matrix, window_axes
+from nxcompile.ir import ConnectionSpec, NetworkIR
+
+NETX_BIAS_EXP = 6      # netx gives every CUBA neuron bias_exp 6
+REF_DELAY = 1          # written for lava-dl's CUBA description; netx's LIF has no refractory period
+
+
+class NetxExportError(ValueError):
+    """The network does not fit lava-dl's netx format."""
+
+
+def _chw(shape: tuple) -> list:
+    """(H, W, C) -> [C, H, W]; a 1-D shape as it is."""
+    return [shape[2], shape[0], shape[1]] if len(shape) == 3 else list(shape)
+
+
+def _write(group: h5py.Group, key: str, value) -> None:
+    if isinstance(value, str):
+        group.create_dataset(key, (1,), f"S{len(value)}", [value.encode("ascii")])
+    else:
+        group.create_dataset(key, data=np.asarray(value))
+
+
+def _chain(ir: NetworkIR) -> list:
+    """Layer names input first, each fed by the one before only."""
+    order = ir.order()
+    for prev, name in zip(order, order[1:]):
+        if ir.predecessors(name) != [prev] or ir.successors(prev) != [name]:
+            raise NetxExportError(
+                f"layer {name}: netx describes a chain of layers, but {name} is fed by "
+                f"{ir.predecessors(name)} and {prev} feeds {ir.successors(prev)}")
+    return order
+
+
+def _check_neurons(layer: IntLayer, conn: IntConnection) -> None:
+    if layer.reset != "hard":
+        raise NetxExportError(f"layer {layer.name}: reset {layer.reset!r}; netx's LIF resets to 0 "
+                              f"(compile with resetMode='hard' to export)")
+    if conn.weight_exp != 0:
+        raise NetxExportError(f"layer {layer.name}: weight exponent {conn.weight_exp}; netx "
+                              f"describes 8-bit weights without an exponent")
+
+
+def _bias(layer: IntLayer) -> np.ndarray | None:
+    """netx bias mantissas (bias_exp 6) in flat HWC order, None if all zero."""
+    bias_v = np.asarray(layer.bias_mant, np.int64) << layer.bias_exp
+    if not bias_v.any():
+        return None
+    mant, rest = np.divmod(bias_v, 1 << NETX_BIAS_EXP)
+    bad = bias_v[(rest != 0) | (mant < -formats.BIAS_MANT_MAX - 1) | (mant > formats.BIAS_MANT_MAX)]
+    if bad.size:
+        raise NetxExportError(
+            f"layer {layer.name}: bias {bad[0]} (v units) is not a multiple of 64 within 13 bits, "
+            f"which netx's fixed bias_exp 6 needs (compile with biasExp=6)")
+    return mant
+
+
+def integer_kernel(name: str, spec: ConnectionSpec, target_shape: tuple,
+                   weights: sp.csr_matrix) -> np.ndarray:
+    """The integer kernel (kh, kw, c_in, c_out or multiplier) whose convolution is
+    `weights`, for conv2d, depthwise_conv2d and avg_pool2d (as a depthwise
+    kernel of multiplier 1).  Each kernel tap gets a unique id; the ids'
+    connection matrix tells which tap every synapse is."""
+    if spec.channel_offset or (spec.in_channels not in (None, spec.source_shape[2])):
+        raise NetxExportError(f"layer {name}: a concatenated input is not a netx chain")
+    if spec.kind == "avg_pool2d":
+        shape = (*spec.pool_size, spec.source_shape[2], 1)
+        spec = dataclasses.replace(spec, kind="depthwise_conv2d")
+    else:
+        shape = spec.kernel.shape
+    ids = np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64).reshape(shape)
+    taps = connection_matrix(dataclasses.replace(spec, kernel=ids), target_shape).tocoo()
+    tap = taps.data.astype(np.int64) - 1
+    w = np.asarray(weights.tocsr()[taps.row, taps.col]).ravel().astype(np.int64)
+    kernel = np.zeros(ids.size, np.int64)
+    kernel[tap] = w
+    if not np.array_equal(kernel[tap], w) or np.count_nonzero(w) != weights.count_nonzero():
+        raise NetxExportError(f"layer {name}: its weights differ between positions of the same "
+                              f"kernel tap (e.g. 'same' average pooling at the border), so they "
+                              f"are not one convolution kernel")
+    return kernel.reshape(shape)
+
+
+def _padding(name: str, spec: ConnectionSpec, target_shape: tuple, kernel_hw: tuple) -> list:
+    """Symmetric (y, x) padding that gives the same windows, checked through the
+    output size that Lava's Conv computes from it."""
+    pads = []
+    for axis, (o, k, i) in enumerate(window_axes(spec, target_shape)):
+        pad = int(o[0] * spec.strides[axis] + k[0] - i[0])
+        n_in, n_out, size = spec.source_shape[axis], target_shape[axis], kernel_hw[axis]
+        if (n_in + 2 * pad - size) // spec.strides[axis] + 1 != n_out:
+            raise NetxExportError(
+                f"layer {name}: padding {pad} before axis {'yx'[axis]} is not symmetric "
+                f"({spec.padding!r}, stride {spec.strides[axis]}, pre-padding {spec.pre_padding}); "
+                f"netx pads both sides equally")
+        pads.append(pad)
+    return pads
+
+
+def _conv_weight(spec: ConnectionSpec, kernel: np.ndarray) -> tuple:
+    """(C_out, C_in / groups, kH, kW) weight and groups of a conv-like connection."""
+    if spec.kind == "conv2d":
+        return kernel.transpose(3, 2, 0, 1), 1
+    kh, kw, channels, mult = kernel.shape        # depthwise: output channel c * mult + m
+    return kernel.transpose(2, 3, 0, 1).reshape(channels * mult, 1, kh, kw), channels
+
+
+def _entries(ir: NetworkIR, net: IntNetwork) -> list:
+    """The layer/<i> groups, as dicts (module doc)."""
+    order = _chain(ir)
+    conns = {(c.source, c.target): c for c in net.connections}
+    entries = [{"type": "input", "shape": _chw(ir.layer(order[0]).shape)}]
+    for prev, name in zip(order, order[1:]):
+        spec, layer, conn = ir.connection(prev, name), net.layers[name], conns[prev, name]
+        _check_neurons(layer, conn)
+        target = tuple(ir.layer(name).shape)
+        if spec.kind == "dense":
+            weight = conn.weights.toarray()
+            source = tuple(ir.layer(prev).shape)
+            if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
+                entries.append({"type": "flatten"})
+                hwc = np.arange(int(np.prod(source))).reshape(source)
+                weight = weight[:, hwc.transpose(2, 0, 1).ravel()]
+            entry = {"type": "dense", "shape": [layer.n], "weight": weight}
+        else:
+            kernel = integer_kernel(name, spec, target, conn.weights)
+            weight, groups = _conv_weight(spec, kernel)
+            entry = {"type": "conv", "shape": _chw(target), "weight": weight,
+                     "stride": list(spec.strides),
+                     "padding": _padding(name, spec, target, kernel.shape[:2]),
+                     "dilation": [1, 1], "groups": groups}
+        bias = _bias(layer)
+        if bias is not None:
+            entry["bias"] = bias if len(target) == 1 else bias.reshape(target).transpose(1, 0, 2)
+        entry["neuron"] = {"type": "CUBA", "iDecay": layer.du + 1, "vDecay": layer.dv,
+                           "vThMant": layer.vth, "refDelay": REF_DELAY}
+        entries.append(entry)
+    return entries
+
+
+def export_netx(ir: NetworkIR, net: IntNetwork, path) -> Path:
+    """Write the network as a netx HDF5 description (module doc); returns the
+    path.  Raises NetxExportError (before writing anything) if it does not fit."""
+    entries = _entries(ir, net)
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layer")
+        for i, entry in enumerate(entries):
+            group = layers.create_group(str(i))
+            for key, value in entry.items():
+                if key == "neuron":
+                    neuron = group.create_group("neuron")
+                    for k, v in value.items():
+                        _write(neuron, k, v)
+                else:
+                    _write(group, key, value)
+    return path
