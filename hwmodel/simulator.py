@@ -98,22 +98,23 @@ class _Synapses:
         return _shift(acc.astype(np.int64), self.conn.weight_exp)
 
 
-class _Progress:
-    """A text progress bar on stderr, shown once a run has taken more than
-    `after` seconds (and always finished with a newline once shown)."""
+class Progress:
+    """A text progress bar on stderr for a loop of `total` units (steps,
+    samples), shown once the loop has taken more than `after` seconds, redrawn
+    at most every `every` seconds and finished with a newline once shown."""
 
-    def __init__(self, total: int, label: str, after: float = 2.0, every: float = 0.5):
-        self.total, self.label, self.after, self.every = total, label, after, every
+    def __init__(self, total: int, label: str, unit: str = "steps", after: float = 2.0,
+                 every: float = 0.5):
+        self.total, self.label, self.unit, self.after, self.every = total, label, unit, after, every
         self.start = self.last = time.perf_counter()
-        self.shown = False
 
     def update(self, done: int) -> None:
         now = time.perf_counter()
         if now - self.start < self.after or (now - self.last < self.every and done < self.total):
             return
-        self.shown, self.last = True, now
+        self.last = now
         bar = "#" * (30 * done // self.total)
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} steps "
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {self.unit} "
                          f"{now - self.start:.1f} s")
         if done == self.total:
             sys.stderr.write("\n")
@@ -144,7 +145,7 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
-    bar = _Progress(num_steps, f"simulating {batch} samples") if progress else None
+    bar = Progress(num_steps, f"simulating {batch} samples") if progress else None
     for t in range(num_steps):
         # Connections deliver what they accumulated from the previous step's spikes.
         a_in = dict.fromkeys(states)

@@ -22,7 +22,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg, RunConfig
 
 from hwmodel.network import IntNetwork
-from hwmodel.simulator import RunOutput
+from hwmodel.simulator import Progress, RunOutput
 from mapper.checks import check_record
 from mapper.lava_network import LavaNetwork, build_lava_network
 from mapper.procs.process import unpack_train
@@ -120,10 +120,12 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
         trains={name: np.zeros((batch, num_steps, net.layers[name].n), bool) for name in record},
         voltages={net.output_layer: np.zeros((batch, net.layers[net.output_layer].n), np.int64)})
     core_by_index = {c.index: c for c in partition.cores}
+    bar = Progress(batch, f"Lava, {num_steps} steps", unit="samples")
     for sample in range(batch):
         lnet = build_lava_network(net, partition, x[sample], num_steps, record)
         for indices in lnet.components:
             with running(lnet.sinks[indices[0]], num_steps, run_cfg):
                 _read(lnet, [core_by_index[i] for i in indices], net.output_layer, num_steps,
                       out, sample)
+        bar.update(sample + 1)
     return out
