@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel.limits import CoreLimits
 from nxcompile.connectivity import connection_matrix, window_axes
@@ -101,12 +102,13 @@ class MatrixEdge(Edge):
     def fanout(self) -> np.ndarray:
         return np.bincount(self.synapses[1], minlength=self.n_source)
 
-    def target_cores(self, tiling: Tiling) -> np.ndarray:
-        """Bool (n_source, cores): source neuron i has a synapse on core t."""
+    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
+        """0/1 (n_source, cores): source neuron i has a synapse on core t."""
         rows, cols, _ = self.synapses
-        out = np.zeros((self.n_source, tiling.num_cores), bool)
-        out[cols, tiling.core_of[rows]] = True
-        return out
+        pairs = np.unique(cols * tiling.num_cores + tiling.core_of[rows])
+        return sp.csr_matrix((np.ones(len(pairs), np.int64),
+                              (pairs // tiling.num_cores, pairs % tiling.num_cores)),
+                             shape=(self.n_source, tiling.num_cores))
 
 
 class _Axis:
@@ -202,11 +204,12 @@ class WindowEdge(Edge):
         return (self.c_present[:, None] & (self.co_lo[:, None] // block <= j)
                 & (j <= self.co_hi[:, None] // block))
 
-    def target_cores(self, tiling: Tiling) -> np.ndarray:
+    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
         (by, bx, bc), (ny, nx, nc) = tiling.block, tiling.counts
         y, x = self.axes
-        out = np.kron(np.kron(y.hits(by, ny), x.hits(bx, nx)), self._channel_hits(bc, nc))
-        return out.astype(bool)
+        factors = [sp.csr_matrix(m.astype(np.int64)) for m in
+                   (y.hits(by, ny), x.hits(bx, nx), self._channel_hits(bc, nc))]
+        return sp.kron(sp.kron(factors[0], factors[1]), factors[2], format="csr")
 
     def _channels(self, block: int, j: int) -> tuple:
         """Source channels reaching channel block j: (ci, first target channel, run

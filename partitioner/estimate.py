@@ -130,13 +130,6 @@ class OutputUsage:
     violation: Violation | None = None
 
 
-def core_matrix(tiling: Tiling) -> sp.csr_matrix:
-    """(cores, neurons) 0/1 matrix of a tiling."""
-    n = len(tiling.core_of)
-    return sp.csr_matrix((np.ones(n, np.int64), (tiling.core_of, np.arange(n))),
-                         shape=(tiling.num_cores, n))
-
-
 def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: dict,
                  first: int) -> OutputUsage:
     """successors: name -> (Tiling, LayerUsage, first provisional core index); the
@@ -145,9 +138,10 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     per_chip = graph.board.chip.cores_per_chip
     k = tiling.num_cores
     hits = {e.target: graph.target_cores(e, successors[e.target][0]) for e in graph.out_edges[name]}
-    mult = sum((h.sum(axis=1) for h in hits.values()), np.zeros(graph.layer(name).n, np.int64))
-    member = mult == 1
-    g = core_matrix(tiling)
+    mult = sum((np.asarray(h.sum(axis=1)).ravel() for h in hits.values()),
+               np.zeros(graph.layer(name).n, np.int64))
+    member = sp.diags((mult == 1).astype(np.int64), format="csr", dtype=np.int64)
+    g = tiling.membership
     chip = (first + np.arange(k)) // per_chip
     entries = np.zeros(k, np.int64)
     base = np.zeros(k, np.int64)
@@ -155,8 +149,8 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     for target, h in hits.items():
         t_tiling, t_usage, t_first = successors[target]
         pop = t_usage.population[name][None, :]
-        reach = np.asarray(g @ h.astype(np.int64))
-        reach_members = np.asarray(g @ (h & member[:, None]).astype(np.int64))
+        reach = (g @ h).toarray()
+        reach_members = (g @ (member @ h)).toarray()
         discrete = np.where(pop, reach - reach_members, reach)
         population = (pop & (reach_members > 0)).astype(np.int64)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])

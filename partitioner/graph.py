@@ -46,7 +46,7 @@ class PartitionGraph:
                 tuple(self.layer(name).shape), self.cpn[name], self.limits.compartments)
         return self._candidates[name]
 
-    def target_cores(self, edge: Edge, tiling: Tiling) -> np.ndarray:
+    def target_cores(self, edge: Edge, tiling: Tiling):
         """Cached Edge.target_cores."""
         key = (edge.source, edge.target, tiling)
         if key not in self._target_cores:

@@ -158,8 +158,9 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
 
     group: one int per list; idx, weights: the lists concatenated; starts: where
     each list begins.  Weights compare by value (0.0 == -0.0).  Lists are first
-    bucketed by a fingerprint (equal lists always share it); only lists with a
-    common fingerprint are compared element by element.
+    bucketed by a fingerprint (equal lists always share it); lists of a bucket
+    are compared element by element with its first list, and any that differ
+    (a fingerprint collision) are compared exactly among themselves.
     """
     starts = np.asarray(starts, np.int64)
     n_lists = len(starts)
@@ -183,11 +184,18 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
     sizes = np.bincount(bucket)
     alone = sizes[bucket] == 1
     keys[alone] = np.flatnonzero(alone)
+    rep = np.full(len(sizes), n_lists, np.int64)      # first list of every bucket
+    np.minimum.at(rep, bucket, np.arange(n_lists))
     for length in np.unique(lengths[~alone]):
         lists = np.flatnonzero(~alone & (lengths == length))
         at = starts[lists][:, None] + np.arange(length)[None, :]
-        table = np.concatenate([bucket[lists][:, None].astype(np.float64),
-                                rel[at].astype(np.float64), w[at]], axis=1)
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        keys[lists] = lists[first[inverse.ravel()]]
+        first = np.searchsorted(lists, rep[bucket[lists]])
+        same = np.all(rel[at] == rel[at][first], axis=1) & np.all(w[at] == w[at][first], axis=1)
+        keys[lists[same]] = lists[first[same]]
+        odd = lists[~same]          # fingerprint collisions: compare exactly
+        if len(odd):
+            table = np.concatenate([bucket[odd][:, None].astype(np.float64),
+                                    rel[at[~same]].astype(np.float64), w[at[~same]]], axis=1)
+            _, first_odd, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+            keys[odd] = odd[first_odd[inverse.ravel()]]
     return keys

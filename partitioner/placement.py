@@ -3,8 +3,8 @@ limit) so that few axon routes cross chips, without pushing any core's
 output-axon entries over the limit (a route that leaves its chip costs an extra
 entry, partitioner.model).
 
-Small instances (cores x chips <= max_cp_sat_vars) go to OR-Tools CP-SAT with a
-time limit, seeded with the search's provisional placement; larger ones, or a
+Small instances ((cores + linked core pairs) x chips <= max_cp_sat_vars) go
+to OR-Tools CP-SAT with a time limit, seeded with the search's provisional placement; larger ones, or a
 CP-SAT run without a feasible answer, use a greedy local search (single-core
 moves and pairwise swaps that lower the off-chip routes) under the same time
 limit.  The best valid placement found is kept.
@@ -68,7 +68,9 @@ def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: floa
         chips = _contiguous(problem)
         if problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
             best = Placement(chips, problem.offchip(chips), "contiguous runs")
-    if problem.num_cores * problem.num_chips <= max_cp_sat_vars:
+    pairs = len(np.unique(np.minimum(problem.src, problem.dst) * problem.num_cores
+                          + np.maximum(problem.src, problem.dst)))
+    if (problem.num_cores + pairs) * problem.num_chips <= max_cp_sat_vars:
         chips, status = _cp_sat(problem, best.chips, time_limit / 2)
         if chips is not None and problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
             best = Placement(chips, problem.offchip(chips), f"CP-SAT ({status})")

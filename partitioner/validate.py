@@ -87,6 +87,8 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     for src, dst in ir.graph.edges:
         m = connection_matrix(ir.connection(src, dst), ir.layer(dst).shape).tocoo()
         synapses[src, dst] = (m.col.astype(np.int64), core_of[dst][m.row], local_of[dst][m.row], m.data)
+    core_encoding = np.array([c.encoding for c in cores])
+    core_index_bits = np.array([model.index_bits(int(c)) for c in comps])
     # Multiplicity: distinct target cores of every source neuron over all its successors.
     mult = {name: np.zeros(ir.layer(name).n, np.int64) for name in ir.order()}
     for (src, _), (i, t, _, _) in synapses.items():
@@ -103,35 +105,43 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         list_src, list_core = i[starts], t[starts]
         member = mult[src][list_src] == 1
         keys = model.shared_list_keys(list_core, local, w, starts)
-        w_bits = model.weight_bits(ir.layer(dst))
-        for tc in np.unique(list_core).tolist():
-            lists = np.flatnonzero(list_core == tc)
-            a, z = starts[lists[0]], ends[lists[-1]]
-            words = model.list_words(local[a:z], starts[lists] - a, cores[tc].encoding, w_bits,
-                                     model.index_bits(int(comps[tc])), lim)
-            is_member = member[lists]
-            rest_first = np.unique(keys[lists][~is_member], return_index=True)[1]
-            all_first = np.unique(keys[lists], return_index=True)[1]
-            w_rest = int(words[~is_member][rest_first].sum())
-            w_all = int(words[all_first].sum())
-            n_mem = int(is_member.sum())
-            m_max = int(words[is_member].max(initial=0))
-            pop = src in cores[tc].population
-            if pop and not n_mem:
+        # Words of every list, under its core's encoding and index bits.
+        words = np.zeros(len(starts), np.int64)
+        encoding = core_encoding[list_core]
+        i_bits = core_index_bits[list_core]
+        lengths = ends - starts
+        for enc in np.unique(encoding).tolist():
+            sel = np.flatnonzero(encoding == enc)
+            sub_starts = np.r_[0, np.cumsum(lengths[sel])[:-1]]
+            words[sel] = model.list_words(local[np.repeat(encoding == enc, lengths)], sub_starts, enc,
+                                          model.weight_bits(ir.layer(dst)), i_bits[sel], lim)
+        # Per target core: members, population flag, distinct (shared) words.
+        pop_core = np.array([src in c.population for c in cores])
+        n_mem = np.bincount(list_core[member], minlength=n_cores)
+        n_rest = np.bincount(list_core[~member], minlength=n_cores)
+        for tc in np.flatnonzero(pop_core & (n_mem == 0)):
+            if cores[tc].layer == dst:
                 raise PartitionValidationError(
                     f"core {tc} (layer {dst}): population axon from layer {src} recorded, but no "
                     f"neuron of {src} has all its targets on this core")
-            in_axons[tc] += len(lists) - n_mem + (1 if pop else n_mem)
-            words_used[tc] += w_rest + n_mem * m_max if pop else w_all
-            max_list[tc] = max(max_list[tc], int(words.max()))
-            # Output entries of the source cores for their routes into core tc.
-            s_core = core_of[src][list_src[lists]]
-            off = (chip[s_core] != chip[tc]).astype(np.int64)
-            discrete = ~is_member | (not pop)
-            np.add.at(out_entries, s_core, model.output_entries(discrete.astype(np.int64), 0, off))
-            if pop:
-                s_pop = np.unique(s_core[~discrete])
-                out_entries[s_pop] += model.output_entries(0, 1, (chip[s_pop] != chip[tc]).astype(np.int64))
+        pooled = member & pop_core[list_core]
+        first = np.unique(keys[~pooled], return_index=True)[1]
+        shared = np.bincount(list_core[~pooled][first], weights=words[~pooled][first],
+                             minlength=n_cores).astype(np.int64)
+        m_max = np.zeros(n_cores, np.int64)
+        np.maximum.at(m_max, list_core[pooled], words[pooled])
+        np.maximum.at(max_list, list_core, words)
+        pop = pop_core & (n_mem > 0)
+        in_axons += np.where(pop, n_rest + 1, n_rest + n_mem)
+        words_used += shared + np.where(pop, n_mem * m_max, 0)
+        # Output entries of the source cores: one per discrete route, two per
+        # (source core, population) with a member on that source core.
+        s_core = core_of[src][list_src]
+        off = (chip[s_core] != chip[list_core]).astype(np.int64)
+        np.add.at(out_entries, s_core[~pooled], model.output_entries(1, 0, off[~pooled]))
+        routes = np.unique(s_core[pooled] * n_cores + list_core[pooled])
+        s_pop, t_pop = routes // n_cores, routes % n_cores
+        np.add.at(out_entries, s_pop, model.output_entries(0, 1, (chip[s_pop] != chip[t_pop]).astype(np.int64)))
     return [CoreCount(*map(int, v)) for v in zip(comps, in_axons, out_entries, words_used, max_list)]
 
 
