@@ -20,6 +20,7 @@ _EXPORTS = {
     "NxZeroPadding2D": "nxcompile.layers",
     "model_to_ir": "nxcompile.keras_ir",
     "compile_ir": "nxcompile.compiler",
+    "load": "nxcompile.serialization",
     "convert": "nxcompile.conversion",
 }
 

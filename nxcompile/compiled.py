@@ -11,7 +11,7 @@ from nxcompile.ir import NetworkIR
 from partitioner.partition import Partition
 from partitioner.report import partition_report, save_utilization
 
-BACKENDS = ("reference", "lava")
+BACKENDS = ("reference", "lava", "loihi")
 
 
 @dataclass
@@ -85,6 +85,18 @@ class CompiledModel:
         return partition_report(self.partition, names, {n: self.ir.layer(n).shape for n in names},
                                 extra_columns=extra, footer=[f"compile time: {timing}"])
 
+    def save(self, path):
+        """Write this model to one file (JSON + npz in a zip, no pickle; see
+        nxcompile.serialization); nxcompile.load(path) reads it back. Returns the path."""
+        from nxcompile.serialization import save
+        return save(self, path)
+
+    def export_netx(self, path):
+        """Write the network as a lava-dl netx HDF5 description where it fits that
+        format (mapper.netx: chains, hard reset; NetxExportError otherwise). Returns the path."""
+        from mapper.netx import export_netx
+        return export_netx(self.ir, self.network, path)
+
     def save_utilization(self, path):
         """Write the utilization picture (cores x resources heat map) as a PNG; returns its path."""
         return save_utilization(self.partition, path)
@@ -111,7 +123,8 @@ class CompiledModel:
 
     def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
         """Run a batch for num_steps time steps on a backend: 'reference' (hwmodel's
-        batched simulator) or 'lava' (Lava's fixed-point CPU simulator).
+        batched simulator), 'lava' (Lava's fixed-point CPU simulator) or 'loihi'
+        (a Loihi 2 board through Intel's lava-loihi; mapper.loihi).
 
         x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
@@ -130,6 +143,9 @@ class CompiledModel:
         elif backend == "lava":
             from mapper.lava_run import run_lava
             out = run_lava(self.network, self.partition, x, num_steps, record=record)
+        elif backend == "loihi":
+            from mapper.loihi import run_loihi
+            out = run_loihi(self.network, self.partition, x, num_steps, record=record)
         else:
             raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
         net = self.network

@@ -10,16 +10,19 @@ from nxcompile.ir import NetworkIR
 from partitioner import partition_network
 
 
-def compile_ir(ir: NetworkIR, board="loihi1", **options) -> CompiledModel:
+def compile_ir(ir: NetworkIR, board="loihi1", weight_percentile: float = 100.0,
+               **options) -> CompiledModel:
     """Partition the network over the board's cores and quantize it to Loihi integers.
 
-    options go to partitioner.partition_network: beam_width (M), cost_weights
-    (a0..a3), placement_time_limit (s), validate.
+    weight_percentile goes to mapper.quantize.quantize_network (100: scale each
+    layer's weights by their maximum; p < 100: by their p-th percentile,
+    clipping the rest).  options go to partitioner.partition_network:
+    beam_width (M), cost_weights (a0..a3), placement_time_limit (s), validate.
     """
     board = get_board(board)
     partition = partition_network(ir, board, **options)
     t0 = time.perf_counter()
-    network, quantization = quantize_network(ir)
+    network, quantization = quantize_network(ir, weight_percentile=weight_percentile)
     t1 = time.perf_counter()
     return CompiledModel(ir, partition, network, quantization,
                          timings={**partition.timings, "quantize": t1 - t0})
