@@ -109,6 +109,22 @@ def test_loihi2_preset_holds_eight_times_the_compartments():
     assert [c.output_axons for c in loihi1.cores_of("inp")] == [2] * 8
 
 
+def test_cifar_pseudo_mobilenet_matches_nxtf_at_the_compartment_bound():
+    # NxTF tutorial b: 76,810 neurons + 3,072 inputs, two compartments each
+    b = NetBuilder((32, 32, 3), np.random.default_rng(0), reset="soft")
+    b.conv(32, 3, 2, "same")
+    for stride, filters in [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256)]:
+        b.depthwise(3, stride)
+        b.conv(filters, 1)
+    b.pool(2)
+    b.dense(10)
+    part = partition_network(b.ir, "nahuku32", placement_time_limit=0.5)
+    assert sum(ir_layer.n for ir_layer in b.ir.layers()) == 76810 + 3072
+    assert (part.num_cores, part.lower_bound_cores, part.num_chips) == (157, 157, 2)
+    assert part.offchip_routes < part.sequential_offchip_routes
+    _check(b.ir, part)
+
+
 def test_beam_width_and_cost_weights_are_options():
     ir = dense_chain([300, 200, 10], np.random.default_rng(0))
     narrow = partition_network(ir, "loihi1", beam_width=1)
