@@ -2,7 +2,7 @@
 enough to partition), each compiled for Loihi 1 chips (board nahuku32), printed as
 one table next to NxTF's published numbers (Rueckauer et al. 2022).
 
-Columns: cores, chips, the lower bound on cores (partitioner.bounds), cores /
+Columns: cores, chips (cores per chip), the lower bound on cores (partitioner.bounds), cores /
 lower bound, off-chip axon routes after placement (and with chips filled in core
 order, NxTF's way), compile seconds (NxModel.compile: Keras -> IR, partition,
 quantize) and the peak Python memory of one compile (tracemalloc, numpy arrays
@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from nxcompile import (NxAveragePooling2D, NxConv2D, NxDense, NxDepthwiseConv2D,  # noqa: E402
                        NxFlatten, NxInputLayer, NxModel)
+from partitioner.report import chip_loads  # noqa: E402
 
 BOARD = "nahuku32"
 
@@ -83,7 +84,8 @@ def measure(build, options: dict) -> dict:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     p = compiled.partition
-    return {"cores": p.num_cores, "chips": p.num_chips, "lower bound": p.lower_bound_cores,
+    return {"cores": p.num_cores, "chips": f"{p.num_chips} ({chip_loads(p)})",
+            "lower bound": p.lower_bound_cores,
             "cores/bound": f"{p.num_cores / p.lower_bound_cores:.2f}",
             "off-chip routes (in order)": f"{p.offchip_routes} ({p.sequential_offchip_routes})",
             "compile s": f"{seconds:.2f}", "peak MB": f"{peak / 2 ** 20:.0f}"}

@@ -52,6 +52,11 @@ def format_table(rows: list) -> str:
     return "\n".join(lines)
 
 
+def chip_loads(partition: Partition) -> str:
+    """Cores per chip, e.g. '128+29'."""
+    return "+".join(str(n) for n in np.bincount([c.chip for c in partition.cores]) if n)
+
+
 def partition_report(partition: Partition, layer_names: list, shapes: dict,
                      extra_columns: dict | None = None, footer: list = ()) -> str:
     """The report: a header with the board, a per-layer table, totals and footer lines.
@@ -71,8 +76,8 @@ def partition_report(partition: Partition, layer_names: list, shapes: dict,
              f"(cores/bound {ratio:.2f}), {sum(len(c.neurons) for c in p.cores)} neurons, "
              f"{sum(c.compartments for c in p.cores)} compartments, "
              f"{sum(c.synapse_words for c in p.cores)} synapse words",
-             f"off-chip: {p.offchip_routes} axon routes between chips (chips filled in core order: "
-             f"{p.sequential_offchip_routes}); placement: {p.placement}"]
+             f"chips: {chip_loads(p)} cores; off-chip: {p.offchip_routes} axon routes between chips "
+             f"(chips filled in core order: {p.sequential_offchip_routes}); placement: {p.placement}"]
     lines += list(footer)
     return "\n".join(lines)
 
