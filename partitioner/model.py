@@ -23,7 +23,8 @@ Synapse lists
       dense      a new entry at every break in consecutive local indices and
                  every 60 synapses; each entry b more header bits (its start
                  index), each synapse w bits.
-      runlength  a new entry at every index gap >= 32 and every 60 synapses;
+      runlength  a new entry wherever consecutive local indices differ by
+                 more than 31 and every 60 synapses;
                  each entry b more header bits; each synapse w + s bits, s =
                  max(2, bit length of the largest gap in the entry).
     A list of B bits takes ceil((B + 6) / 64) words (NxTF's rounding:
@@ -33,9 +34,11 @@ Synapse lists
 
 Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
-    than population members, that are identical up to their base compartment (the same local indices after
-    subtracting the first, the same weights) are stored once: discrete axons
-    point at the shared list with their own base [NXTF, _getUniqueSourceGroups].
+    than population members, that are identical up to their base compartment
+    (the same local indices after subtracting the first, the same weights) are
+    stored once: discrete axons point at the shared list with their own base
+    [NXTF, _getUniqueSourceGroups; NxTF shares whole source columns, we share
+    single lists].
 
 Multiplicity and axons
     mult(i) = number of distinct cores holding targets of source neuron i, over
@@ -57,9 +60,11 @@ Multiplicity and axons
     lowest cost share (a1 * words / word limit + a2 * input axons / axon limit,
     partitioner.search) among the choices within the core's limits; a
     population is recorded only where it has members.
-    Not modelled: NxTF's recurrent soft-reset axons (our soft reset is a neuron
-    model), the synapse-format table (<= 15 formats per core) and destination
-    groups (interleaving).
+    NxTF groups a population by source column and forces discrete axons for
+    soft reset; here a population is per (connection, target core) and any
+    reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons,
+    the synapse-format table (<= 15 formats per core) and destination groups
+    (interleaving).
 
 [NXTF] B. Rueckauer et al., "NxTF", ACM JETC 18(3), 2022, and its partitioner
 source (nxsdk_modules_ncl/dnn/src: data_structures.py, dnn_layers.py).
