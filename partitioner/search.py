@@ -6,8 +6,11 @@ they fix the multiplicity of its neurons and so its output-axon entries
 (a layer with several successors, e.g. a residual branch, gets it from all of
 them).  The beam keeps `beam_width` (M) partial partitions; for each one the
 candidate tilings of the next layer are tried fewest cores first, tier by tier
-(a tier: all tilings with the same core count) until M valid ones are found;
-the M best of the up to M^2 proposals by cumulative cost survive.
+(a tier: all tilings with the same core count; tiers below the layer's lower
+bound are skipped) until M valid ones are found; the M best of the up to M^2
+proposals by cumulative cost survive.  A tiling is valid when every core keeps
+every hard limit (partitioner.estimate), and it must leave room on the board
+for the lower bounds of the layers still to split.
 
 Cost of a layer (thesis eq. 3.1, weights a0..a3, default 1):
     a0 * cores + a1 * sum(synapse words) / word limit
