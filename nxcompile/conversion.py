@@ -19,18 +19,19 @@ nxcompile.normalization for the numerics):
    scale of each layer is left to the quantizer (mapper.quantize), which puts
    the largest weight at the top of the 8-bit range.
 3. The output layer (softmax, linear or ReLU in the ANN) becomes a linear
-   readout, normalized like the others by the percentile of its positive
-   outputs, always with reset by subtraction: then spikes * threshold + v is
-   the exact sum of its input over the run (as long as v stays above -2**23,
-   which only a neuron far below the others can reach), and the class is the
-   argmax of that sum (RunResult.potentials / predictions).  A non-spiking
-   readout cannot keep 8-bit weights: the quantizer puts the largest weight at
-   254 units (weight exponents are never negative), and a 24-bit voltage then
-   holds only about 2**23 / (64 * 254) = 516 spikes through that weight.
+   spiking readout with reset by subtraction, shifted by a common offset and
+   scaled so that each step's input lies in [0, 0.8] threshold on the
+   calibration data (nxcompile.normalization.readout_offset_and_scale).  Its
+   voltage then stays between about 0 and one threshold for any number of
+   steps: it never saturates, and spikes * threshold + v is the exact sum of
+   its input; the class is the argmax of that sum (RunResult.potentials,
+   .predictions), which the common offset does not change.  (A non-spiking
+   readout cannot keep 8-bit weights: with the largest weight at 254 units, a
+   24-bit voltage holds only 2**23 / (64 * 254) = 516 spikes through it.)
 
-The returned NxModel predicts (Keras) the ANN's logits divided by the output
-layer's lambda: the normalization leaves the function unchanged up to that
-positive factor (same argmax).
+The returned NxModel predicts (Keras) (logits + offset) / lambda of the ANN:
+the normalization leaves the function unchanged up to that positive affine
+map (same argmax).
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ from nxcompile.layers import (RESET_MODES, NxAveragePooling2D, NxConv2D, NxDense
                               NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
                               NxZeroPadding2D)
 from nxcompile.model import NxModel
-from nxcompile.normalization import fold_batch_norm, percentile_scale, scale_parameters
+from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_offset_and_scale,
+                                     scale_parameters)
 
 SUPPORTED = ("Dense, Conv2D, DepthwiseConv2D, AveragePooling2D, Flatten, Reshape, "
              "ZeroPadding2D, BatchNormalization, ReLU, Activation('relu'/'linear'/'softmax'), "
@@ -255,12 +257,12 @@ def _folded_layer(layer):
     return NxZeroPadding2D(layer.padding, name=layer.name)
 
 
-def _nx_layer(stage: _Stage, neuron_args: dict, activation: str):
+def _nx_layer(stage: _Stage, neuron_args: dict, activation: str, use_bias: bool):
     layer, kind = stage.layer, stage.kind
     if kind == "avg_pool2d":
         return NxAveragePooling2D(pool_size=layer.pool_size, strides=layer.strides,
                                   padding=layer.padding, name=layer.name, **neuron_args)
-    common = dict(activation=activation, use_bias=stage.bias is not None, name=layer.name,
+    common = dict(activation=activation, use_bias=use_bias, name=layer.name,
                   **neuron_args)
     if kind == "dense":
         return NxDense(layer.units, **common)
@@ -306,14 +308,21 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
         readout = i == len(stages) - 1
         lam_out = 1.0 if readout else scales[i]
         layer = _nx_layer(stage, {"resetMode": "soft" if readout else reset},
-                          "linear" if readout else "relu")
+                          "linear" if readout else "relu", use_bias=readout or stage.bias is not None)
         tensor = layer(tensor)
         if stage.kind != "avg_pool2d":
             kernel, bias = scale_parameters(stage.kernel, stage.bias, lam_in, lam_out)
+            if bias is None and readout:
+                bias = np.zeros(layer.bias.shape)
             layer.set_weights([p.astype(np.float32) for p in (kernel, bias) if p is not None])
         lam_in = lam_out
     snn = NxModel(inp.output, tensor, name=f"{keras_model.name}_snn")
-    # With lambda = 1 the readout computes the ANN's logits: normalize it by them.
-    lam = _scale(stages[-1], snn.predict(x, batch_size=batch_size, verbose=0), percentile)
-    layer.set_weights([w / lam for w in layer.get_weights()])
+    # With lambda = 1 the readout computes the ANN's logits: shift and scale them.
+    kernel, bias = layer.get_weights()
+    offset, lam = readout_offset_and_scale(snn.predict(x, batch_size=batch_size, verbose=0),
+                                           kernel, bias)
+    if lam <= 0:
+        raise ValueError(f"{_who(stages[-1].layer)}: its outputs on the calibration data are "
+                         "all 0 or negative (a dead readout)")
+    layer.set_weights([kernel / lam, (bias + offset) / lam])
     return snn

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwmodel import formats
+
 
 def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray,
                     beta: np.ndarray, mean: np.ndarray, variance: np.ndarray,
@@ -49,3 +51,36 @@ def scale_parameters(kernel: np.ndarray, bias: np.ndarray | None, lambda_in: flo
     """W * lambda_in / lambda_out and b / lambda_out."""
     return (np.asarray(kernel, np.float64) * (lambda_in / lambda_out),
             None if bias is None else np.asarray(bias, np.float64) / lambda_out)
+
+
+READOUT_HEADROOM = 1.25
+# The largest |bias| a layer can hold, in units of its largest |weight|: the
+# quantizer puts that weight at no more than WEIGHT_MAX integer units, and the
+# bias added to v (13-bit mantissa << 3-bit exponent) is 2**6 times the bias in
+# those units.
+_BIAS_PER_WEIGHT = (formats.BIAS_MANT_MAX * 2 ** formats.BIAS_EXP_MAX
+                    / 2 ** formats.ACTIVATION_SHIFT / formats.WEIGHT_MAX)
+
+
+def readout_offset_and_scale(outputs: np.ndarray, kernel: np.ndarray,
+                             bias: np.ndarray | None) -> tuple[float, float]:
+    """(offset, lambda) for a readout layer (kernel, bias) whose outputs on the
+    calibration data are z: its parameters become kernel / lambda and
+    (bias + offset) / lambda.
+
+    With offset = READOUT_HEADROOM * max(0, -min z) and lambda =
+    READOUT_HEADROOM * (max z + offset), each step's input (z + offset) /
+    lambda lies in [0, 0.8] on the calibration data (and then some way beyond
+    it): a spiking readout with threshold 1 and reset by subtraction keeps its
+    voltage between about 0 and one threshold whatever the number of steps, so
+    spikes * threshold + v is its exact input sum, and never saturates.  A
+    common offset leaves the argmax (and the softmax) unchanged.  The offset is
+    capped so that every bias stays within what Loihi's bias can hold next to
+    the layer's largest weight; beyond the cap a neuron far below the others
+    may still drift down to -2**23 over long runs.
+    """
+    z = np.asarray(outputs, np.float64)
+    b = np.zeros(1) if bias is None else np.asarray(bias, np.float64)
+    cap = _BIAS_PER_WEIGHT * float(np.abs(kernel).max()) - float(b.max())
+    offset = min(READOUT_HEADROOM * max(0.0, -float(z.min())), max(cap, 0.0))
+    return offset, READOUT_HEADROOM * (float(z.max()) + offset)

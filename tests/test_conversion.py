@@ -14,7 +14,8 @@ from hwmodel import formats  # noqa: E402
 from hwmodel.simulator import simulate  # noqa: E402
 from nxcompile import convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
-from nxcompile.normalization import fold_batch_norm, percentile_scale  # noqa: E402
+from nxcompile.normalization import (fold_batch_norm, percentile_scale,  # noqa: E402
+                                     readout_offset_and_scale)
 
 L = keras.layers
 
@@ -56,13 +57,18 @@ def test_snn_keeps_the_ann_predictions_at_100_steps(trained):
     assert np.mean(compiled.run(x, num_steps=10).predictions == ann_pred) < 0.9  # time matters
 
 
-def test_keras_twin_computes_the_ann_logits_up_to_the_readout_scale(trained):
+def test_keras_twin_computes_the_shifted_and_scaled_ann_logits(trained):
     ann, snn, _, calibration, x, _ = trained
-    logits = ann.predict(calibration, verbose=0)
-    lam = np.percentile(logits[logits > 0], 99.9)
+    z = ann.predict(calibration, verbose=0)
+    offset = 1.25 * -z.min()            # logits of a trained net have both signs
+    lam = 1.25 * (z.max() + offset)
     # BN folded and every layer rescaled: the function is unchanged (float32)
-    np.testing.assert_allclose(snn.predict(x, verbose=0) * lam, ann.predict(x, verbose=0),
-                               rtol=1e-4, atol=1e-4 * np.abs(logits).max())
+    np.testing.assert_allclose(snn.predict(x, verbose=0) * lam - offset, ann.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4 * np.abs(z).max())
+    # each step's readout input lies in [0, 0.8] threshold on the calibration data
+    readout = snn.predict(calibration, verbose=0)
+    assert readout.min() == pytest.approx(0.25 * -z.min() / lam, rel=1e-4) and readout.min() > 0
+    assert readout.max() == pytest.approx(0.8, rel=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv2d", "depthwise_conv2d"])
@@ -92,7 +98,7 @@ def test_normalization_puts_the_percentile_at_the_threshold(trained, percentile)
     ann, snn, _, calibration, _, _ = trained
     if percentile != 99.9:
         snn = convert(ann, calibration, percentile=percentile)
-    for name in ("conv", "hidden", "logits"):
+    for name in ("conv", "hidden"):
         layer = snn.get_layer(name)
         acts = keras.Model(snn.inputs, layer.output).predict(calibration, verbose=0)
         assert layer.neuron_spec.threshold == 1.0
@@ -111,9 +117,12 @@ def test_readout_potential_is_the_exact_sum_of_its_input(trained):
     delivered = np.left_shift(hidden @ conn.weights.T.toarray(), conn.weight_exp)
     expected = (np.left_shift(delivered, formats.ACTIVATION_SHIFT)
                 + steps * np.left_shift(out.bias_mant, out.bias_exp))
-    assert np.all(result.voltages > -formats.STATE_MAX + 1)     # never saturated here
     np.testing.assert_array_equal(result.potentials, expected)
     assert result.spike_counts.sum() > 0       # the readout spikes; the sum stays exact
+    # v stays within about one threshold of 0: no saturation at any length
+    assert np.all(np.abs(result.voltages) <= result.threshold + 1)
+    long = compiled.run(x[:20], 1000)
+    assert np.all(np.abs(long.voltages) < 2 * long.threshold)
 
 
 def test_reset_modes(trained):
@@ -165,3 +174,13 @@ def test_bad_calibration_data_and_branches_are_rejected():
                                         L.Dense(4, activation="relu")(inp)]))
     with pytest.raises(ValueError, match=r"'add' \(Add\) has 2 inputs"):
         convert(keras.Model(inp, out), np.zeros((2, 4)))
+
+
+def test_readout_offset_is_capped_by_what_the_bias_can_hold():
+    z = np.array([[-1000.0, 5.0], [-3.0, 2.0]])
+    kernel, bias = np.array([[0.5, -1.0]]), np.array([0.25, -0.5])
+    offset, lam = readout_offset_and_scale(z, kernel, bias)
+    # 4095 << 7 bias units over 64 per weight unit at 255 units per largest |weight| (1.0)
+    assert offset == pytest.approx(4095 * 128 / 64 / 255 * 1.0 - 0.25)
+    assert lam == pytest.approx(1.25 * (5.0 + offset))
+    assert readout_offset_and_scale(z[1:], kernel, bias) == pytest.approx((3.75, 1.25 * 8.75))
