@@ -183,4 +183,4 @@ def test_readout_offset_is_capped_by_what_the_bias_can_hold():
     # 4095 << 7 bias units over 64 per weight unit at 255 units per largest |weight| (1.0)
     assert offset == pytest.approx(4095 * 128 / 64 / 255 * 1.0 - 0.25)
     assert lam == pytest.approx(1.25 * (5.0 + offset))
-    assert readout_offset_and_scale(z[1:], kernel, bias) == pytest.approx((3.75, 1.25 * 8.75))
+    assert readout_offset_and_scale(z[1:], kernel, bias) == pytest.approx((3.75, 1.25 * 5.75))
