@@ -75,12 +75,16 @@ class CompiledModel:
                 for c in self.partition.cores]
 
     def report(self) -> str:
-        """Per-layer partition table with quantization columns, totals and timings."""
+        """Per-layer partition table with quantization columns (threshold mantissa,
+        weight exponent, relative weight and bias error, weights clipped by a
+        percentile scale), totals and timings."""
         names = self.ir.order()
         q = self.quantization
         extra = {"vth": {n: q[n].vth for n in names},
                  "w exp": {n: q[n].weight_exp for n in names},
-                 "w err": {n: f"{100 * q[n].weight_error:.2f}%" for n in names}}
+                 "w err": {n: f"{100 * q[n].weight_error:.2f}%" for n in names},
+                 "b err": {n: f"{100 * q[n].bias_error:.2f}%" for n in names},
+                 "w clipped": {n: q[n].weights_clipped for n in names}}
         timing = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
         return partition_report(self.partition, names, {n: self.ir.layer(n).shape for n in names},
                                 extra_columns=extra, footer=[f"compile time: {timing}"])

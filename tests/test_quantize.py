@@ -111,3 +111,15 @@ def test_large_vthmant_uses_a_positive_weight_exponent():
     ir.layer("dense0").neuron.vth_mant = 131071
     with pytest.raises(QuantizationError, match=r"layer dense0: .* need weight exponent 9, limit 7"):
         quantize_network(ir)
+
+
+def test_report_shows_each_layers_quantization_error():
+    from nxcompile.compiler import compile_ir
+    rng = np.random.default_rng(10)
+    compiled = compile_ir(dense_chain([30, 20], rng, bias_scale=0.3), weight_percentile=90.0)
+    q = compiled.quantization["dense0"]
+    assert q.weights_clipped > 0 and q.bias_error > 0
+    row = next(line for line in compiled.report().splitlines() if line.startswith("dense0"))
+    cells = row.split()
+    assert f"{100 * q.weight_error:.2f}%" in cells and f"{100 * q.bias_error:.2f}%" in cells
+    assert cells[-1] == str(q.weights_clipped)
