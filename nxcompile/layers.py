@@ -8,7 +8,7 @@ Loihi ones, spelled camelCase as in NxTF:
 
 threshold      float firing threshold, in the units of the float weights and
                biases (default 1.0, must be > 0).
-vThMant        17-bit integer threshold mantissa (0..131071); if given it fixes
+vThMant        17-bit integer threshold mantissa (1..131071); if given it fixes
                the layer's integer scale (vThMant / threshold integer units per
                float unit).  Default None: the compiler chooses the scale.
 biasExp        3-bit bias exponent (0..7), default None: chosen by the compiler.
@@ -32,12 +32,11 @@ import numbers
 
 import keras
 
-from hwmodel.formats import BIAS_EXP_MAX, DECAY_BITS, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX
+from hwmodel.formats import BIAS_EXP_MAX, DECAY_UNITY, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX
+from hwmodel.network import INPUT_MODES, RESET_MODES
 from nxcompile.ir import NeuronSpec
 
-INPUT_MODES = ("bias", "spikes")
-RESET_MODES = ("hard", "soft")
-DECAY_MAX = 2 ** DECAY_BITS - 1
+DECAY_MAX = DECAY_UNITY - 1
 
 # Keras argument name -> NeuronSpec field.
 _NEURON_ARGS = {
@@ -64,7 +63,8 @@ class _NxNeurons:
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
                  numWeightBits=8, decayU=DECAY_MAX, decayV=0, **kwargs):
         super().__init__(*args, **kwargs)
-        self._check_int("vThMant", vThMant, 0, THRESHOLD_MANT_MAX, optional=True)
+        # vThMant 0 would give the layer a scale of 0 integer units per float unit.
+        self._check_int("vThMant", vThMant, 1, THRESHOLD_MANT_MAX, optional=True)
         self._check_int("biasExp", biasExp, 0, BIAS_EXP_MAX, optional=True)
         self._check_int("numWeightBits", numWeightBits, 1, WEIGHT_BITS_MAX)
         self._check_int("decayU", decayU, 0, DECAY_MAX)
