@@ -51,10 +51,22 @@ class IntLayer:
         return 2 if self.reset == "soft" else 1
 
     def input_bias(self, x: np.ndarray) -> np.ndarray:
-        """Bias mantissas (batch, n) for input frames x (batch, *shape) in bias mode."""
+        """Bias mantissas (batch, n) int64 for input frames x (batch, *shape) in
+        bias mode: round(x * input_gain).  Raises ValueError for an input whose
+        mantissa does not fit the 13 bits (clipping it would silently change
+        the input) or that is not finite."""
         x = np.asarray(x, dtype=np.float64).reshape(len(x), self.n)
-        return np.clip(np.round(x * self.input_gain),
-                       -formats.BIAS_MANT_MAX - 1, formats.BIAS_MANT_MAX).astype(np.int64)
+        mant = np.round(x * self.input_gain)
+        lo, hi = -formats.BIAS_MANT_MAX - 1, formats.BIAS_MANT_MAX
+        bad = ~((mant >= lo) & (mant <= hi))      # also NaN
+        if bad.any():
+            i = np.argwhere(bad)[0]
+            raise ValueError(
+                f"layer {self.name}: input {x[tuple(i)]:.4g} needs bias mantissa "
+                f"{mant[tuple(i)]:.0f}, outside the {formats.BIAS_MANT_BITS}-bit {lo}..{hi}; "
+                f"inputs must lie in [{lo / self.input_gain:.4g}, {hi / self.input_gain:.4g}] "
+                f"(input gain {self.input_gain:.4g} mantissa units per input unit)")
+        return mant.astype(np.int64)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The reference simulator against hand-computed Loihi dynamics."""
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from hwmodel import formats
@@ -65,3 +66,16 @@ def test_batch_samples_are_independent():
     both = simulate(net, np.array([[300.0], [700.0]]), 10).counts["inp"]
     one = simulate(net, np.array([[700.0]]), 10).counts["inp"]
     assert both[1, 0] == one[0, 0] and both[0, 0] != both[1, 0]
+
+
+def test_input_beyond_the_bias_mantissa_is_refused_not_clipped():
+    # input_gain 1000: the 13-bit mantissa holds inputs in [-4.096, 4.095]
+    inp = IntLayer("inp", (2,), vth=10, bias_mant=np.zeros(2, np.int64), is_input=True,
+                   input_gain=1000.0)
+    np.testing.assert_array_equal(inp.input_bias(np.array([[4.095, -4.096]])), [[4095, -4096]])
+    with pytest.raises(ValueError, match=r"layer inp: input 4\.2 needs bias mantissa 4200, "
+                                         r"outside the 13-bit -4096\.\.4095; inputs must lie "
+                                         r"in \[-4\.096, 4\.095\]"):
+        inp.input_bias(np.array([[1.0, 4.2]]))
+    with pytest.raises(ValueError, match=r"layer inp: input nan"):
+        inp.input_bias(np.array([[np.nan, 0.0]]))
