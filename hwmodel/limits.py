@@ -3,16 +3,21 @@
 Sources
 -------
 [D18]  M. Davies et al., "Loihi: A Neuromorphic Manycore Processor with On-Chip
-       Learning", IEEE Micro 38(1), 2018: 128 neuromorphic cores per chip, 1024
-       compartments per core, 4096 input and 4096 output axon entries per core,
-       128 KB synaptic memory per core.
+       Learning", IEEE Micro 38(1), 2018, p. 86 and the mapping constraints
+       on p. 89: 128 neuromorphic cores per chip, 1024 compartments per core,
+       4096 input axons (distribution lists) and 4096 output-axon entries
+       (core-to-core fan-out edges) per core, 128 KB synaptic memory per core.
 [NXTF] B. Rueckauer et al., "NxTF: An API and Compiler for Deep Spiking Neural
        Networks on Intel Loihi", ACM JETC 18(3), 2022, and its partitioner code:
        synapse memory as 16384 words of 64 bit, <= 60 synapses per synapse-list
        entry, <= 256 words per axon's synapse list.
 [INRC] Intel Neuromorphic Research Community system descriptions: Kapoho Bay
        (2 chips), Nahuku (up to 32 chips), Pohoiki Springs (768 chips).
-[L2]   Intel Loihi 2 brief (2021): up to 8192 neurons per core, 120 cores per chip.
+[L2]   Intel, "Taking Neuromorphic Computing to the Next Level with Loihi 2",
+       technology brief (2021): 128 neuron cores per chip, up to 8192 neurons
+       per core and 1 million per chip (120 million synapses per chip, not cores).
+       The other Loihi 2 core limits are not published in this form; the
+       preset keeps Loihi 1's (an assumption, not a datum).
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CoreLimits:
-    """Hard resource limits of one neuromorphic core."""
+    """Hard resource limits of one neuromorphic core: counts of compartments,
+    input axons, output-axon entries, 64-bit synapse-memory words, synapses per
+    synapse-list entry and words per axon's synapse list."""
 
     compartments: int = 1024          # [D18]
     input_axons: int = 4096           # [D18]
@@ -42,7 +49,7 @@ class ChipSpec:
 
 
 LOIHI1 = ChipSpec("loihi1", CoreLimits(), cores_per_chip=128)            # [D18]
-LOIHI2 = ChipSpec("loihi2", CoreLimits(compartments=8192), cores_per_chip=120)  # [L2]
+LOIHI2 = ChipSpec("loihi2", CoreLimits(compartments=8192), cores_per_chip=128)  # [L2]
 
 
 @dataclass(frozen=True)
