@@ -1,31 +1,44 @@
 """Loihi numeric formats: bit widths and ranges of the neuron and synapse state.
 
-Sources: [D18] Davies et al. 2018 (24-bit u and v, 12-bit decays, weights 1-9 bit
-with a shared exponent); Lava 0.10 `lava/proc/lif/models.py` and
-`lava/utils/weightutils.py` (the fixed-point semantics the simulator must match,
-verified bit-exact in shared/LOIHI_AND_LAVA_FACTS.md).
+Every value is an integer in the units Loihi stores it in; each constant names
+its source:
+
+[D18]   M. Davies et al., "Loihi: A Neuromorphic Manycore Processor with
+        On-Chip Learning", IEEE Micro 38(1), 2018, p. 87: weights of 1 to 9
+        bits, signed or unsigned, with scale normalization.
+[LAVA]  Lava 0.10: `lava/proc/lif/models.py` (u, v 24 bit; du, dv 12 bit;
+        bias_mant 13 bit; bias_exp 3 bit; vth 17 bit; input and threshold
+        shifted left by 6; decay by x * (4096 - d) >> 12) and
+        `lava/utils/weightutils.py` (8-bit weights clipped to -256..255 mixed
+        or 0..255, low bits truncated to num_weight_bits): the fixed-point
+        semantics the simulator matches, verified bit-exact
+        (shared/LOIHI_AND_LAVA_FACTS.md).
+[FACTS] shared/LOIHI_AND_LAVA_FACTS.md (NxSDK convention, not in [D18] or
+        Lava): one weight exponent per connection in -7..7.
+[SNNTB] SNN toolbox (Rueckauer et al.), snntoolbox/utils/utils.py,
+        check_q_overflow: the dendritic accumulator q is 16-bit signed.
 """
 from __future__ import annotations
 
 import numpy as np
 
-STATE_BITS = 24                 # u and v, signed
+STATE_BITS = 24                 # [LAVA] u and v, signed
 STATE_MAX = 2 ** (STATE_BITS - 1)   # u wraps modulo 2**23, v clipped to +-(2**23 - 1)
-DECAY_BITS = 12                 # du, dv unsigned: 0..4095
+DECAY_BITS = 12                 # [LAVA] du, dv unsigned: 0..4095
 DECAY_UNITY = 2 ** DECAY_BITS
-ACTIVATION_SHIFT = 6            # synaptic input is shifted left by 6 into u
-THRESHOLD_SHIFT = 6             # spike when v > vth << 6
-THRESHOLD_MANT_BITS = 17        # vth mantissa, unsigned: 0..131071
+ACTIVATION_SHIFT = 6            # [LAVA] synaptic input is shifted left by 6 into u
+THRESHOLD_SHIFT = 6             # [LAVA] spike when v > vth << 6
+THRESHOLD_MANT_BITS = 17        # [LAVA] vth mantissa, unsigned: 0..131071
 THRESHOLD_MANT_MAX = 2 ** THRESHOLD_MANT_BITS - 1
-BIAS_MANT_BITS = 13             # signed: -4096..4095
+BIAS_MANT_BITS = 13             # [LAVA] signed: -4096..4095
 BIAS_MANT_MAX = 2 ** (BIAS_MANT_BITS - 1) - 1
-BIAS_EXP_BITS = 3               # unsigned: 0..7
+BIAS_EXP_BITS = 3               # [LAVA] unsigned: 0..7
 BIAS_EXP_MAX = 2 ** BIAS_EXP_BITS - 1
-WEIGHT_BITS_MAX = 8             # stored weight mantissa bits (sign extra for mixed-sign)
+WEIGHT_BITS_MAX = 8             # [LAVA] [D18] stored weight mantissa bits (sign extra for mixed-sign)
 WEIGHT_MIN = -(2 ** WEIGHT_BITS_MAX)        # -256 (mixed sign)
 WEIGHT_MAX = 2 ** WEIGHT_BITS_MAX - 1       # 255
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7      # shared per-connection exponent
-DENDRITE_ACCUMULATOR_BITS = 16  # [D18] per-step synaptic input sum; Lava does not enforce it
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7      # [FACTS] shared per-connection exponent
+DENDRITE_ACCUMULATOR_BITS = 16  # [SNNTB] signed per-step synaptic input sum; Lava does not enforce it
 
 SIGN_MODES = ("excitatory", "inhibitory", "mixed")
 
