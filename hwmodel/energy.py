@@ -17,22 +17,29 @@ inference = steps x time per step; EDP = energy x time.
 Sources
 -------
 [D18] M. Davies et al., "Loihi: A Neuromorphic Manycore Processor with On-Chip
-      Learning", IEEE Micro 38(1), 2018, Table 1 (pre-silicon, 0.75 V), as in
-      shared/LOIHI_AND_LAVA_FACTS.md: synaptic op 23.6 pJ; neuron update 81 pJ
-      active / 52 pJ inactive; spike within a tile 1.7 pJ; tile hop 3.0 pJ
-      (east-west) to 4.0 pJ (north-south); barrier sync 113-465 ns per step on
-      one chip, 14-16 us across hundreds of chips; static power about 0.1 W per
-      chip.  Latencies from the same table: synaptic op 3.5 ns, neuron update
-      8.4 ns (active).
-[SFE] SANA-FE's Loihi description (SLAM-Lab/SANA-FE, arch/loihi.yaml, citing
-      [D18]): 4 cores per tile, tiles in an 8 x 4 mesh per chip.
+      Learning", IEEE Micro 38(1), 2018, Table 2 (p. 96; pre-silicon SDF and
+      SPICE simulation, values at 0.75 V), as in shared/LOIHI_AND_LAVA_FACTS.md:
+      energy per synaptic spike op (min) 23.6 pJ, time per synaptic spike op
+      (max) 3.5 ns; neuron update (active / inactive) 81 / 52 pJ and
+      8.4 / 5.3 ns; within-tile spike 1.7 pJ; tile hop 3.0 pJ (east-west) /
+      4.0 pJ (north-south); mesh-wide barrier sync 113-465 ns (1-32 tiles).
+[F20] E. P. Frady et al., "Neuromorphic Nearest-Neighbor Search Using Intel's
+      Pohoiki Springs", NICE 2020 (the facts file lists these under [D18]):
+      barrier synchronization 14.3 us per 256-chip column, 16.2 us across
+      768 chips; static power 3.34 W measured on a 32-chip board, about
+      0.1 W per chip.
+[SFE] SANA-FE's Loihi description (SLAM-Lab/SANA-FE, arch/loihi.yaml): 4 cores
+      per tile (also implied by [D18]: 128 cores, barrier "1-32 tiles"), tiles
+      in an 8 x 4 mesh per chip (not in [D18]).
 
 Modelling choices (each a bound, stated so it can be changed through
-LoihiCosts): every neuron update is charged as active (upper bound; 52 pJ
-gives the lower one); the barrier is the slowest single-chip value (465 ns) on
-one chip and 15 us on several; cores sit on their chip's mesh in the order of
-their index (k-th core of a chip in tile k // 4, tile t at column t % 8, row
-t // 8); a message costs the within-tile energy plus the hops of
+LoihiCosts): a synaptic op costs [D18]'s minimum energy (a lower bound) and
+its maximum time; every neuron update is charged as active (upper bound; 52 pJ
+gives the lower one); the barrier is the full 32-tile mesh's 465 ns on one
+chip and 15 us on several ([F20] measured it across hundreds of chips, so for
+a few chips it is an upper bound); cores sit on their chip's mesh in the order
+of their index (k-th core of a chip in tile k // 4, tile t at column t % 8,
+row t // 8); a message costs the within-tile energy plus the hops of
 dimension-order routing; messages between chips are counted, not charged
 (no figure in [D18]).
 """
@@ -50,16 +57,16 @@ from hwmodel.network import IntNetwork
 class LoihiCosts:
     """Per-operation energies (J), latencies (s), static power (W) and mesh geometry."""
 
-    synaptic_op: float = 23.6e-12          # [D18]
+    synaptic_op: float = 23.6e-12          # [D18] min
     neuron_update: float = 81e-12          # [D18] active; inactive 52e-12
     spike_in_tile: float = 1.7e-12         # [D18]
     hop_east_west: float = 3.0e-12         # [D18]
     hop_north_south: float = 4.0e-12       # [D18]
-    static_power_per_chip: float = 0.1     # [D18] (facts file)
-    synaptic_op_time: float = 3.5e-9       # [D18]
-    neuron_update_time: float = 8.4e-9     # [D18] active
-    barrier_one_chip: float = 465e-9       # [D18] upper end of 113-465 ns
-    barrier_multi_chip: float = 15e-6      # [D18] 14-16 us
+    static_power_per_chip: float = 0.1     # [F20] 3.34 W / 32 chips
+    synaptic_op_time: float = 3.5e-9       # [D18] max
+    neuron_update_time: float = 8.4e-9     # [D18] active; inactive 5.3e-9
+    barrier_one_chip: float = 465e-9       # [D18] 32 tiles (113 ns for 1)
+    barrier_multi_chip: float = 15e-6      # [F20] 14.3-16.2 us
     cores_per_tile: int = 4                # [SFE]
     mesh_width: int = 8                    # [SFE] tiles per mesh row
 
