@@ -5,10 +5,12 @@ on a Lava run configuration: by default Loihi2SimCfg(select_tag='fixed_pt'),
 Lava's bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg for a
 board); results come back through one Var.get per sink (and per output core
 for the final voltage).
-Every run is stopped.  When a ProcessModel raises, Lava's run() raises a bare
-RuntimeError, its processes are gone and stop() would wait for them forever:
-`running` then tears the runtime down itself and raises LavaRunError with the
-tracebacks of the failed ProcessModels.
+Every run ends, and none hangs.  When a ProcessModel raises, Lava's run()
+raises a bare RuntimeError, its processes are gone and stop() would wait for
+them forever: `running` then tears the runtime down itself and raises
+LavaRunError with the tracebacks of the failed ProcessModels.  It does the same
+on an interrupt (Ctrl-C ends Lava's processes as well) or any exception while
+the results are read.
 """
 from __future__ import annotations
 
@@ -65,23 +67,30 @@ def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None 
     run_cfg (default simulator_config()); read its Vars inside the block;
     stopped on exit.
 
-    Raises LavaRunError (with the ProcessModel tracebacks) if the run fails;
-    nothing is left running and nothing hangs."""
+    Raises LavaRunError (with the ProcessModel tracebacks) if the run fails.
+    Nothing is left running and nothing hangs: a block that ends normally
+    stop()s the run; a failed run, an exception in the block or an interrupt
+    (Ctrl-C reaches Lava's processes too, and stop() would wait for them
+    forever) tears the runtime down instead."""
+    in_block = False
     try:
         process.run(condition=RunSteps(num_steps=num_steps),
                     run_cfg=run_cfg or simulator_config())
+        in_block = True
+        yield
     except BaseException as exc:
         if process.runtime is None:    # failed while compiling: nothing started
             raise
         tracebacks = _tear_down(process.runtime)
-        if not isinstance(exc, Exception):
+        if in_block or not isinstance(exc, Exception):
             raise
         cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
         raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
     try:
-        yield
-    finally:
         process.stop()
+    except BaseException:        # interrupted while stopping
+        _tear_down(process.runtime)
+        raise
 
 
 def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, out: RunOutput,

@@ -3,6 +3,7 @@ block, and spike trains of every layer equal to the reference simulator's, bit
 for bit, on hand-built partitioned networks."""
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -297,10 +298,51 @@ with running(sink, 5):
 """
 
 
-def test_a_failing_process_model_raises_a_clear_error_and_nothing_hangs():
+def _run_script(code: str, timeout: float = 90) -> list:
+    """Run Python code in a fresh process group (so an interrupt it sends reaches
+    only it and its Lava processes); its stdout lines.  A hang fails the test,
+    and the whole group is killed."""
     env = dict(os.environ,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", FAILING_RUN], capture_output=True, text=True,
-                         env=env, timeout=90)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines() == ["LavaRunError True", "children []", "after [5, 5]"]
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"hung for {timeout} s; stdout {out!r}")
+    assert proc.returncode == 0, err
+    return out.splitlines()
+
+
+def test_a_failing_process_model_raises_a_clear_error_and_nothing_hangs():
+    assert _run_script(FAILING_RUN) == ["LavaRunError True", "children []", "after [5, 5]"]
+
+
+INTERRUPTED_RUN = FAILING_RUN[:FAILING_RUN.index("try:")] + """
+import os, signal, threading, time
+
+# Ctrl-C: SIGINT to the whole process group, Lava's processes included;
+# first while the results are read, then while the run itself runs
+try:
+    with running(graph(None), 5):
+        os.killpg(0, signal.SIGINT)
+        time.sleep(30)
+except KeyboardInterrupt:
+    print("interrupted reading", multiprocessing.active_children())
+threading.Timer(1.0, os.killpg, (0, signal.SIGINT)).start()
+try:
+    with running(graph(None), 10 ** 7):
+        print("run ended")
+except KeyboardInterrupt:
+    print("interrupted running", multiprocessing.active_children())
+sink = graph(None)
+with running(sink, 5):
+    print("after", sink.counts.get().astype(int).tolist())
+"""
+
+
+def test_an_interrupt_ends_the_run_and_nothing_hangs():
+    assert _run_script(INTERRUPTED_RUN, timeout=60) == [
+        "interrupted reading []", "interrupted running []", "after [5, 5]"]
