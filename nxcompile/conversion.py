@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from nxcompile.keras_ir import check_channels_last, check_layer_options, neuron_kind, who
 from nxcompile.layers import (RESET_MODES, NxAveragePooling2D, NxConv2D, NxDense,
                               NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
                               NxZeroPadding2D)
@@ -50,14 +51,8 @@ from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_
 SUPPORTED = ("Dense, Conv2D, DepthwiseConv2D, AveragePooling2D, Flatten, Reshape, "
              "ZeroPadding2D, BatchNormalization, ReLU, Activation('relu'/'linear'/'softmax'), "
              "Softmax, Dropout")
-_WEIGHTED = {keras.layers.Dense: "dense", keras.layers.DepthwiseConv2D: "depthwise_conv2d",
-             keras.layers.Conv2D: "conv2d"}     # DepthwiseConv2D is not a Conv2D subclass
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
-
-
-def _who(layer) -> str:
-    return f"layer '{layer.name}' ({type(layer).__name__})"
 
 
 @dataclass
@@ -93,10 +88,10 @@ def _chain(model) -> tuple:
             return layer, chain[::-1]
         node = layer._inbound_nodes[node_index]
         if len(node.input_tensors) != 1:
-            raise ValueError(f"{_who(layer)} has {len(node.input_tensors)} inputs; convert "
+            raise ValueError(f"{who(layer)} has {len(node.input_tensors)} inputs; convert "
                              f"supports chains of single-input layers: {SUPPORTED}")
         if len(layer._inbound_nodes) > 1:
-            raise ValueError(f"{_who(layer)} is called more than once; its neurons would "
+            raise ValueError(f"{who(layer)} is called more than once; its neurons would "
                              "exist once on the chip")
         chain.append((layer, tensor))
         tensor = node.input_tensors[0]
@@ -107,40 +102,29 @@ def _numpy(variable) -> np.ndarray | None:
                                                   np.float64)
 
 
-def _check_channels_last(layer) -> None:
-    fmt = getattr(layer, "data_format", "channels_last")
-    if fmt != "channels_last":
-        raise ValueError(f"{_who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
-
-
 def _activation_of(layer, fn) -> str:
     if fn not in _ACTIVATIONS:
         name = getattr(fn, "__name__", repr(fn))
-        raise ValueError(f"{_who(layer)}: activation {name!r} is not supported; "
+        raise ValueError(f"{who(layer)}: activation {name!r} is not supported; "
                          "use 'relu' (hidden layers) or 'softmax'/'linear' (output layer)")
     return _ACTIVATIONS[fn]
 
 
 def _new_stage(layer, tensor, kind: str, before: list) -> _Stage:
-    _check_channels_last(layer)
+    check_layer_options(layer, kind)
     if kind == "avg_pool2d":
         return _Stage(layer, kind, None, None, "linear", tensor, before)
-    if kind in ("conv2d", "depthwise_conv2d") and tuple(layer.dilation_rate) != (1, 1):
-        raise ValueError(f"{_who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
-                         "is supported")
-    if kind == "conv2d" and layer.groups != 1:
-        raise ValueError(f"{_who(layer)}: groups={layer.groups}; only 1 is supported")
     return _Stage(layer, kind, _numpy(layer.kernel), _numpy(layer.bias),
                   _activation_of(layer, layer.activation), tensor, before)
 
 
 def _fold_bn(layer, stage: _Stage | None, before: list) -> None:
     if stage is None or before or stage.kind == "avg_pool2d" or stage.activation != "linear":
-        raise ValueError(f"{_who(layer)} must directly follow a Dense, Conv2D or "
+        raise ValueError(f"{who(layer)} must directly follow a Dense, Conv2D or "
                          "DepthwiseConv2D layer without activation, to be folded into it")
     axis = layer.axis if isinstance(layer.axis, int) else None
     if axis not in (-1, len(stage.tensor.shape) - 1):
-        raise ValueError(f"{_who(layer)}: axis={layer.axis}; only the channels (last) axis "
+        raise ValueError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
                          "can be folded")
     n = layer.moving_mean.shape[0]
     stage.kernel, stage.bias = fold_batch_norm(
@@ -155,19 +139,19 @@ def _set_activation(layer, stage: _Stage | None, before: list, act: str) -> None
     if act == "linear":
         return
     if stage is None or before:
-        raise ValueError(f"{_who(layer)}: activation {act!r} must follow a neuron layer "
+        raise ValueError(f"{who(layer)}: activation {act!r} must follow a neuron layer "
                          "(Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
     if act == "relu" and stage.kind == "avg_pool2d":
         return      # pooling of ReLU outputs (or pixels) is never negative
     if stage.activation not in ("linear", act):
-        raise ValueError(f"{_who(layer)}: {act!r} after activation {stage.activation!r} of "
+        raise ValueError(f"{who(layer)}: {act!r} after activation {stage.activation!r} of "
                          f"layer '{stage.layer.name}' is not supported")
     stage.activation = act
 
 
 def _relu_activation(layer) -> str:
     if layer.max_value is not None or layer.negative_slope != 0 or layer.threshold != 0:
-        raise ValueError(f"{_who(layer)}: only the plain ReLU is supported (max_value=None, "
+        raise ValueError(f"{who(layer)}: only the plain ReLU is supported (max_value=None, "
                          f"negative_slope=0, threshold=0), got max_value={layer.max_value}, "
                          f"negative_slope={layer.negative_slope}, threshold={layer.threshold}")
     return "relu"
@@ -177,16 +161,14 @@ def _stages(chain: list) -> list:
     """Group the chain into neuron layers with what is folded into them."""
     stages, before = [], []
     for layer, tensor in chain:
-        kind = next((k for cls, k in _WEIGHTED.items() if isinstance(layer, cls)), None)
-        if kind is None and isinstance(layer, keras.layers.AveragePooling2D):
-            kind = "avg_pool2d"
+        kind = neuron_kind(layer)     # never 'input': the chain starts after the input
         current = stages[-1] if stages else None
         if kind is not None:
             stages.append(_new_stage(layer, tensor, kind, before))
             before = []
         elif isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape,
                                 keras.layers.ZeroPadding2D)):
-            _check_channels_last(layer)
+            check_channels_last(layer)
             before.append(layer)
         elif isinstance(layer, keras.layers.BatchNormalization):
             _fold_bn(layer, current, before)
@@ -204,21 +186,21 @@ def _stages(chain: list) -> list:
         elif isinstance(layer, keras.layers.Dropout):
             continue
         else:
-            raise ValueError(f"{_who(layer)} is not supported by convert; supported: {SUPPORTED}")
+            raise ValueError(f"{who(layer)} is not supported by convert; supported: {SUPPORTED}")
     if not stages:
         raise ValueError("the model has no neuron layer (Dense, Conv2D, DepthwiseConv2D, "
                          "AveragePooling2D)")
     if before:
-        raise ValueError(f"{_who(before[-1])} is the last layer; the model must end in a neuron "
+        raise ValueError(f"{who(before[-1])} is the last layer; the model must end in a neuron "
                          "layer (the readout)")
     for stage in stages[:-1]:
         if stage.activation == "softmax":
-            raise ValueError(f"{_who(stage.layer)}: softmax is only supported on the output layer")
+            raise ValueError(f"{who(stage.layer)}: softmax is only supported on the output layer")
         if stage.kind != "avg_pool2d" and stage.activation != "relu":
-            raise ValueError(f"{_who(stage.layer)}: a hidden layer needs a ReLU activation (the "
+            raise ValueError(f"{who(stage.layer)}: a hidden layer needs a ReLU activation (the "
                              f"rate of a spiking neuron is rectified), got {stage.activation!r}")
     if stages[-1].kind == "avg_pool2d":
-        raise ValueError(f"{_who(stages[-1].layer)}: the output (readout) layer must be Dense, "
+        raise ValueError(f"{who(stages[-1].layer)}: the output (readout) layer must be Dense, "
                          "Conv2D or DepthwiseConv2D")
     return stages
 
@@ -243,7 +225,7 @@ def _calibration_scales(model, stages: list, x: np.ndarray, percentile: float,
 def _scale(stage: _Stage, activations: np.ndarray, percentile: float) -> float:
     lam = percentile_scale(activations, percentile)
     if lam <= 0:
-        raise ValueError(f"{_who(stage.layer)}: no positive activation on the calibration "
+        raise ValueError(f"{who(stage.layer)}: no positive activation on the calibration "
                          "data (a dead layer); the layer cannot be normalized")
     return lam
 
@@ -322,7 +304,7 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     offset, lam = readout_offset_and_scale(snn.predict(x, batch_size=batch_size, verbose=0),
                                            kernel, bias)
     if lam <= 0:
-        raise ValueError(f"{_who(stages[-1].layer)}: its outputs on the calibration data are "
+        raise ValueError(f"{who(stages[-1].layer)}: its outputs on the calibration data are "
                          "all 0 or negative (a dead readout)")
     layer.set_weights([kernel / lam, (bias + offset) / lam])
     return snn

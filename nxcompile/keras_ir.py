@@ -55,11 +55,14 @@ class _Term:
     in_channels: int | None = None
 
 
-def _who(layer) -> str:
+def who(layer) -> str:
+    """How errors name a Keras layer: its name and type."""
     return f"layer '{layer.name}' ({type(layer).__name__})"
 
 
-def _neuron_kind(layer) -> str | None:
+def neuron_kind(layer) -> str | None:
+    """The IR kind of a Keras layer with neurons (input, dense, conv2d,
+    depthwise_conv2d, avg_pool2d); None for any other layer."""
     for cls, kind in _NEURON_KINDS:
         if isinstance(layer, cls):
             return kind
@@ -70,35 +73,43 @@ def _shape(layer, tensor) -> tuple:
     """Tensor shape without the batch dimension; must be fully defined."""
     shape = tuple(tensor.shape[1:])
     if any(d is None for d in shape):
-        raise ValueError(f"{_who(layer)}: shape {shape} has undefined dimensions; "
+        raise ValueError(f"{who(layer)}: shape {shape} has undefined dimensions; "
                          "give the input layer a full shape")
     return shape
 
 
-def _check_channels_last(layer) -> None:
+def check_channels_last(layer) -> None:
+    """Reject a layer whose data_format is not 'channels_last'."""
     fmt = getattr(layer, "data_format", "channels_last")
     if fmt != "channels_last":
-        raise ValueError(f"{_who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
+        raise ValueError(f"{who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
+
+
+def check_layer_options(layer, kind: str) -> None:
+    """Reject Keras options of a neuron layer of IR kind ``kind`` that have no
+    Loihi mapping (activations aside): channels first, a quantized kernel
+    (its scales would be lost), dilation, grouped convolution."""
+    check_channels_last(layer)
+    if kind in ("dense", "conv2d", "depthwise_conv2d") and \
+            getattr(layer, "quantization_mode", None) is not None:
+        raise ValueError(f"{who(layer)}: quantization_mode={layer.quantization_mode!r} "
+                         "is not supported; give the float model")
+    if kind in ("conv2d", "depthwise_conv2d"):
+        if tuple(layer.dilation_rate) != (1, 1):
+            raise ValueError(f"{who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
+                             "is supported")
+    if kind == "conv2d" and layer.groups != 1:
+        raise ValueError(f"{who(layer)}: groups={layer.groups}; only 1 is supported "
+                         "(use DepthwiseConv2D for per-channel filters)")
 
 
 def _check_neuron_layer(layer, kind: str) -> None:
-    """Reject Keras options of a neuron layer that have no Loihi mapping."""
-    _check_channels_last(layer)
-    if kind in ("dense", "conv2d", "depthwise_conv2d"):
-        if layer.activation not in _ACTIVATIONS:
-            name = getattr(layer.activation, "__name__", repr(layer.activation))
-            raise ValueError(f"{_who(layer)}: activation {name!r} is not supported; use 'relu' "
-                             "(the rate of an integrate-and-fire neuron) or 'linear'")
-        if getattr(layer, "quantization_mode", None) is not None:
-            raise ValueError(f"{_who(layer)}: quantization_mode={layer.quantization_mode!r} "
-                             "is not supported; give the float model")
-    if kind in ("conv2d", "depthwise_conv2d"):
-        if tuple(layer.dilation_rate) != (1, 1):
-            raise ValueError(f"{_who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
-                             "is supported")
-    if kind == "conv2d" and layer.groups != 1:
-        raise ValueError(f"{_who(layer)}: groups={layer.groups}; only 1 is supported "
-                         "(use DepthwiseConv2D for per-channel filters)")
+    """check_layer_options, and an activation an integrate-and-fire layer has."""
+    check_layer_options(layer, kind)
+    if kind in ("dense", "conv2d", "depthwise_conv2d") and layer.activation not in _ACTIVATIONS:
+        name = getattr(layer.activation, "__name__", repr(layer.activation))
+        raise ValueError(f"{who(layer)}: activation {name!r} is not supported; use 'relu' "
+                         "(the rate of an integrate-and-fire neuron) or 'linear'")
 
 
 def _numpy(variable) -> np.ndarray:
@@ -116,7 +127,7 @@ class _Converter:
         if key not in self.terms:
             layer, node_index, _ = tensor._keras_history
             node = layer._inbound_nodes[node_index]
-            kind = _neuron_kind(layer)
+            kind = neuron_kind(layer)
             if kind is not None:
                 self.terms[key] = [_Term(self._add_layer(layer, kind, node, tensor),
                                          _shape(layer, tensor))]
@@ -124,18 +135,18 @@ class _Converter:
                 parts = [self.resolve(t) for t in node.input_tensors]
                 self.terms[key] = self._fold(layer, node, parts, tensor)
             else:
-                raise ValueError(f"{_who(layer)} is not supported; {_SUPPORTED}")
+                raise ValueError(f"{who(layer)} is not supported; {_SUPPORTED}")
         return self.terms[key]
 
     def _add_layer(self, layer, kind: str, node, tensor) -> str:
         in_terms = self.resolve(node.input_tensors[0]) if kind != "input" else []
         if layer.name in self.ir.graph:
-            raise ValueError(f"{_who(layer)} is called more than once; a neuron layer "
+            raise ValueError(f"{who(layer)} is called more than once; a neuron layer "
                              "must be used once (its neurons exist once on the chip)")
         _check_neuron_layer(layer, kind)
         shape = _shape(layer, tensor)
         if len(shape) not in (1, 3):
-            raise ValueError(f"{_who(layer)}: output shape {shape}; neuron layers must be "
+            raise ValueError(f"{who(layer)}: output shape {shape}; neuron layers must be "
                              "(n,) or (height, width, channels)")
         if kind == "input":
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
@@ -146,13 +157,13 @@ class _Converter:
             for term in in_terms:
                 if self.ir.graph.has_edge(term.source, layer.name):
                     raise ValueError(
-                        f"{_who(layer)} receives layer '{term.source}' more than once "
+                        f"{who(layer)} receives layer '{term.source}' more than once "
                         "(through Add/Concatenate); the IR has one connection per layer pair")
                 self.ir.connect(term.source, layer.name, _connection(layer, kind, term))
         return layer.name
 
     def _fold(self, layer, node, parts: list, tensor) -> list:
-        _check_channels_last(layer)
+        check_channels_last(layer)
         shape = _shape(layer, tensor)
         if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
             (terms,) = parts
@@ -161,7 +172,7 @@ class _Converter:
             for t in terms:
                 if t.pre_padding != _NO_PADDING or t.in_channels is not None:
                     cause = "ZeroPadding2D" if t.pre_padding != _NO_PADDING else "Concatenate"
-                    raise ValueError(f"{_who(layer)}: reshaping the output of {cause} is not "
+                    raise ValueError(f"{who(layer)}: reshaping the output of {cause} is not "
                                      "supported; reshape before padding/concatenating")
             return [replace(t, shape=shape) for t in terms]
         if isinstance(layer, keras.layers.ZeroPadding2D):
@@ -173,12 +184,12 @@ class _Converter:
         in_shapes = [_shape(layer, t) for t in node.input_tensors]
         if isinstance(layer, keras.layers.Add):
             if any(s != shape for s in in_shapes):
-                raise ValueError(f"{_who(layer)}: input shapes {in_shapes} differ; "
+                raise ValueError(f"{who(layer)}: input shapes {in_shapes} differ; "
                                  "broadcasting is not supported")
             return [t for terms in parts for t in terms]
         # Concatenate
         if layer.axis not in (-1, len(shape)):
-            raise ValueError(f"{_who(layer)}: axis={layer.axis}; only the channels axis (-1) "
+            raise ValueError(f"{who(layer)}: axis={layer.axis}; only the channels axis (-1) "
                              "is supported")
         offsets = np.cumsum([0] + [s[-1] for s in in_shapes])
         return [replace(t, channel_offset=int(off) + t.channel_offset, in_channels=shape[-1])
@@ -194,12 +205,12 @@ def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
     """The ConnectionSpec of ``term`` into neuron layer ``layer``."""
     if kind == "dense":
         if len(term.shape) != 1:
-            raise ValueError(f"{_who(layer)}: input from '{term.source}' has shape "
+            raise ValueError(f"{who(layer)}: input from '{term.source}' has shape "
                              f"{term.shape}; Dense needs a 1-D input (put a Flatten before it)")
         return ConnectionSpec("dense", term.shape, kernel=_numpy(layer.kernel),
                               channel_offset=term.channel_offset, in_channels=term.in_channels)
     if len(term.shape) != 3:
-        raise ValueError(f"{_who(layer)}: input from '{term.source}' has shape {term.shape}; "
+        raise ValueError(f"{who(layer)}: input from '{term.source}' has shape {term.shape}; "
                          "a spatial layer needs (height, width, channels)")
     common = dict(strides=tuple(layer.strides), padding=layer.padding,
                   pre_padding=term.pre_padding, channel_offset=term.channel_offset,
@@ -228,8 +239,8 @@ def model_to_ir(model) -> NetworkIR:
         conv.resolve(tensor)
     for tensor in outputs:
         layer = tensor._keras_history[0]
-        if _neuron_kind(layer) is None:
-            raise ValueError(f"model output comes from {_who(layer)}; model outputs must be "
+        if neuron_kind(layer) is None:
+            raise ValueError(f"model output comes from {who(layer)}; model outputs must be "
                              "neuron layers (Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
         if conv.ir.graph.out_degree(layer.name):
             raise ValueError(f"model output '{layer.name}' also feeds other layers; the IR's "

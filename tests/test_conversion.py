@@ -140,6 +140,11 @@ def _seq(*layers, shape=(8, 8, 1)):
     return keras.Sequential([keras.Input(shape), *layers])
 
 
+def _int8(model):
+    model.quantize("int8")
+    return model
+
+
 @pytest.mark.parametrize("model, message", [
     (lambda: _seq(L.Conv2D(2, 3, activation="relu"), L.MaxPooling2D(name="maxpool"),
                   L.Flatten(), L.Dense(3)),
@@ -156,6 +161,8 @@ def _seq(*layers, shape=(8, 8, 1)):
     (lambda: _seq(L.Conv2D(2, 3, activation="relu"), L.ReLU(max_value=6, name="relu6"),
                   L.Flatten(), L.Dense(3)),
      r"'relu6' \(ReLU\): only the plain ReLU"),
+    (lambda: _int8(_seq(L.Flatten(), L.Dense(4, activation="relu", name="q"), L.Dense(3))),
+     r"'q' \(Dense\): quantization_mode='int8' is not supported; give the float model"),
 ])
 def test_unsupported_layers_are_named(model, message):
     x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1))
