@@ -34,11 +34,11 @@ BIAS_MANT_BITS = 13             # [LAVA] signed: -4096..4095
 BIAS_MANT_MAX = 2 ** (BIAS_MANT_BITS - 1) - 1
 BIAS_EXP_BITS = 3               # [LAVA] unsigned: 0..7
 BIAS_EXP_MAX = 2 ** BIAS_EXP_BITS - 1
-WEIGHT_BITS_MAX = 8             # [LAVA] [D18] stored weight mantissa bits (sign extra for mixed-sign)
+WEIGHT_BITS_MAX = 8             # [LAVA] [D18] stored mantissa bits (sign extra when mixed)
 WEIGHT_MIN = -(2 ** WEIGHT_BITS_MAX)        # -256 (mixed sign)
 WEIGHT_MAX = 2 ** WEIGHT_BITS_MAX - 1       # 255
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7      # [FACTS] shared per-connection exponent
-DENDRITE_ACCUMULATOR_BITS = 16  # [SNNTB] signed per-step synaptic input sum; Lava does not enforce it
+DENDRITE_ACCUMULATOR_BITS = 16  # [SNNTB] signed per-step input sum; Lava does not enforce it
 
 SIGN_MODES = ("excitatory", "inhibitory", "mixed")
 
