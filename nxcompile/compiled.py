@@ -7,6 +7,7 @@ import numpy as np
 
 from hwmodel import formats
 from hwmodel.network import IntNetwork
+from mapper.checks import check_record
 from nxcompile.ir import NetworkIR
 from partitioner.partition import Partition
 from partitioner.report import partition_report, save_utilization
@@ -132,14 +133,13 @@ class CompiledModel:
 
         x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
-        sample without the batch axis is accepted.  record: layer names whose
-        spike trains to return.
+        sample without the batch axis is accepted.  record: a layer name or
+        layer names whose spike trains to return.
         """
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        unknown = [r for r in record if r not in self.network.layers]
-        if unknown:
-            raise ValueError(f"cannot record unknown layers {unknown}")
+        record = (record,) if isinstance(record, str) else tuple(record)
+        check_record(self.network, record)
         x = self._check_input(x, num_steps)
         if backend == "reference":
             from hwmodel.simulator import simulate

@@ -1,0 +1,38 @@
+"""CompiledModel.run: the shapes it returns, edge cases (one sample, one step,
+one neuron) and clear errors for bad arguments.  Numpy IRs, no Keras."""
+import numpy as np
+import pytest
+
+from nxcompile.compiler import compile_ir
+from tests.helpers import dense_chain
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """inp (5) -> dense0 (4) -> dense1 (1), with biases."""
+    return compile_ir(dense_chain([5, 4, 1], np.random.default_rng(0), bias_scale=0.2))
+
+
+def test_one_sample_without_batch_axis_one_step_one_output_neuron(compiled):
+    x = np.full(5, 0.5)
+    one = compiled.run(x, num_steps=1, record="dense0")
+    assert one.spike_counts.shape == (1, 1) and one.trains["dense0"].shape == (1, 1, 4)
+    # One step: no spike has crossed a synapse yet, so the output holds its bias alone.
+    out = compiled.network.layers["dense1"]
+    assert one.spike_counts[0, 0] == 0
+    assert one.voltages[0, 0] == int(out.bias_mant[0]) << out.bias_exp != 0
+    batch = compiled.run(x[None], num_steps=1, record=["dense0"])
+    np.testing.assert_array_equal(batch.voltages, one.voltages)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(x=np.zeros((2, 6)), num_steps=5), r"layer inp: input shape \(6,\) does not match \(5,\)"),
+    (dict(x=np.zeros((2, 5)), num_steps=0), r"num_steps must be >= 1, got 0"),
+    (dict(x=np.zeros((2, 5)), num_steps=5, record="dense9"), r"record: unknown layers \['dense9'\]"),
+    (dict(x=np.zeros((2, 5)), num_steps=5, backend="gpu"), r"unknown backend 'gpu'"),
+    (dict(x=np.full((1, 5), 2.0), num_steps=5), r"layer inp: input 2 needs bias mantissa 8064, "
+                                                r"outside the 13-bit -4096..4095"),
+])
+def test_bad_arguments_are_named(compiled, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compiled.run(**kwargs)
