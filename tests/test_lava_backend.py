@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
 from mapper import lava_compat  # noqa: F401  (before lava)
 from lava.proc.io.source import RingBuffer
@@ -271,6 +272,36 @@ def test_two_compartment_neuron_resets_by_subtraction_within_the_step():
     assert train[:, 2].sum() == train[:, 4].sum() == steps  # at most one spike a step; v grows
     assert v_hand[4] == (1900 - 640) * steps
 
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(seed=st.integers(0, 2 ** 32 - 1), weight_exp=st.integers(0, 7),
+       du=st.sampled_from([0, 4095]) | st.integers(0, 4095),
+       dv=st.sampled_from([0, 4095]) | st.integers(0, 4095))
+@example(seed=0, weight_exp=7, du=0, dv=0)      # u wraps 26 times, v saturates 106 times
+def test_soft_reset_equals_the_reference_under_decays_and_negative_input(seed, weight_exp, du, dv):
+    """One soft-reset layer (SoftResetLIF, two compartments) fed by random spikes
+    through mixed-sign weights, every other neuron mostly inhibited, biases of
+    both signs, any du and dv, weight exponents up to 7: its spikes and final
+    voltages equal the reference's v <- v - (vth << 6), also where u wraps and v
+    saturates."""
+    rng = np.random.default_rng(seed)
+    n_in, n, steps = 6, 8, 30
+    inp = _layer("inp", (n_in,), 1, is_input=True, input_mode="spikes")
+    out = _layer("out", (n,), int(rng.integers(1, 3000)), du=du, dv=dv, reset="soft",
+                 bias_mant=rng.integers(-300, 300, n), bias_exp=int(rng.integers(0, 4)))
+    drive = np.where(np.arange(n) % 2 == 0, 60.0, -60.0)[:, None]
+    w = _on_grid(rng.normal(drive, 100, (n, n_in)), 1, "mixed")
+    net = IntNetwork({"inp": inp, "out": out},
+                     [IntConnection("inp", "out", w, weight_exp=weight_exp)], "inp", "out")
+    part = _partition(net, {"inp": [np.arange(n_in)], "out": contiguous(n, 2)})
+    x = (rng.random((1, steps, n_in)) < 0.5).astype(np.int8)
+    ref = simulate(net, x, steps, record=["out"])
+    assume(ref.trains["out"].any() and (ref.voltages["out"] < 0).any())
+    got = run_lava(net, part, x, steps, record=["out"])
+    np.testing.assert_array_equal(got.trains["out"], ref.trains["out"])
+    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
 
 FAILING_RUN = """
 import multiprocessing
