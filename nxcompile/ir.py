@@ -110,9 +110,10 @@ class NetworkIR:
         return self.graph.edges[source, target]["conn"]
 
     def order(self) -> list:
-        """Layer names in topological order (inputs first, deterministic)."""
-        return list(nx.lexicographical_topological_sort(
-            self.graph, key=lambda n: list(self.graph.nodes).index(n)))
+        """Layer names in topological order (inputs first; ties in the order
+        the layers were added)."""
+        added = {name: i for i, name in enumerate(self.graph.nodes)}
+        return list(nx.lexicographical_topological_sort(self.graph, key=added.__getitem__))
 
     def layers(self) -> list:
         return [self.layer(n) for n in self.order()]
