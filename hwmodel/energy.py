@@ -55,7 +55,10 @@ from hwmodel.network import IntNetwork
 
 @dataclass(frozen=True)
 class LoihiCosts:
-    """Per-operation energies (J), latencies (s), static power (W) and mesh geometry."""
+    """Per-operation energies (J), latencies (s), static power (W) and mesh
+    geometry (cores per tile, tiles per mesh row).  The defaults are Loihi 1's;
+    no per-operation figures are published for Loihi 2, so a Loihi 2 board is
+    estimated with them too."""
 
     synaptic_op: float = 23.6e-12          # [D18] min
     neuron_update: float = 81e-12          # [D18] active; inactive 52e-12

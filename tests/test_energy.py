@@ -53,6 +53,8 @@ def test_counts_follow_spikes_times_fanout_and_compartments_times_steps():
     assert e["static"] == pytest.approx(LOIHI.static_power_per_chip * est.time)
     assert est.energy == pytest.approx(sum(e.values()))
     assert est.edp == pytest.approx(est.energy * est.time)
+    assert est.summary().startswith(f"10 steps: {est.energy * 1e6:.3g} uJ (synaptic ")
+    assert "13 synaptic ops, 9 spikes, 160 neuron updates per inference" in est.summary()
 
 
 def test_hops_on_the_mesh_and_messages_between_chips():
