@@ -37,8 +37,10 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     lower = sum(b for b, _ in bounds.values())
     if lower > board.num_cores:
         per_chip = board.chip.cores_per_chip
+        name = max(bounds, key=lambda n: bounds[n][0])
         raise PartitionError(f"network needs at least {lower} cores on {-(-lower // per_chip)} chips, "
-                             f"board {board.name} has {board.num_chips} chips")
+                             f"board {board.name} has {board.num_chips} chips (largest: layer "
+                             f"{name}, at least {bounds[name][0]} cores by {bounds[name][1]})")
     t1 = time.perf_counter()
     timings["bounds"] = t1 - t0
     state = BeamSearch(graph, bounds, beam_width, cost_weights).run()

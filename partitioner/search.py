@@ -56,27 +56,39 @@ class State:
 
 
 class _Failures:
-    """The least violating candidate seen for one layer, for the error message."""
+    """Why no split of one layer was accepted, for the error message: the least
+    violating candidate (its core limit), how many distinct splits were tried,
+    and the fewest cores of a split the board had no room for (with the room)."""
 
     def __init__(self):
         self.best: tuple | None = None
-        self.tried = 0
+        self.tried = set()
+        self.no_room: tuple | None = None
 
     def add(self, violation: Violation, tiling: Tiling) -> None:
-        self.tried += 1
+        self.tried.add(tiling)
         if self.best is None or violation.ratio < self.best[0].ratio:
             self.best = (violation, tiling)
 
-    def error(self, name: str, graph: PartitionGraph, needed_cores: int) -> PartitionError:
+    def full(self, cores: int, left: int) -> None:
+        """A split of `cores` cores did not fit the `left` cores the board had left."""
+        if self.no_room is None or left - cores > self.no_room[1] - self.no_room[0]:
+            self.no_room = (cores, left)
+
+    def error(self, name: str, graph: PartitionGraph) -> PartitionError:
+        b = graph.board
+        room = ""
+        if self.no_room is not None:
+            cores, left = self.no_room
+            room = (f"splits of {cores} or more cores do not fit the {left} cores left for it on "
+                    f"board {b.name} ({b.num_cores} cores; the layers split so far and the lower "
+                    f"bounds of those still to split take the rest)")
         if self.best is None:
-            b = graph.board
-            chips = -(-needed_cores // b.chip.cores_per_chip)
-            return PartitionError(f"network needs at least {needed_cores} cores on {chips} chips, "
-                                  f"board {b.name} has {b.num_chips} chips")
+            return PartitionError(f"layer {name}: {room}")
         v, tiling = self.best
         return CoreLimitError(v.layer, v.resource, v.needed, v.limit,
-                              f"best of {self.tried} candidate splits of layer {name}: "
-                              f"{tiling.split}")
+                              f"best of {len(self.tried)} candidate splits of layer {name}: "
+                              f"{tiling.split}" + (f"; {room}" if room else ""))
 
 
 def layer_cost(usage: LayerUsage, output: OutputUsage, graph: PartitionGraph,
@@ -121,8 +133,7 @@ class BeamSearch:
             for state in states:
                 proposals += self._propose(state, name, remaining, failures)
             if not proposals:
-                raise failures.error(name, g, min(s.num_cores for s in states)
-                                     + self.bounds[name][0] + remaining)
+                raise failures.error(name, g)
             proposals.sort(key=lambda s: s.cost)
             seen, states = set(), []
             for s in proposals:
@@ -147,6 +158,7 @@ class BeamSearch:
                 break
             tier = k
             if k > capacity:
+                failures.full(k, capacity)
                 break
             usage = self.usage(name, tiling)
             if usage.violation:

@@ -152,6 +152,45 @@ def test_neuron_with_too_many_discrete_inputs_names_layer_resource_and_limit():
         partition_network(ir, "loihi1")
 
 
+def test_splits_are_counted_once_however_many_partial_partitions_try_them():
+    # `top` leaves 4 partial partitions (1..4 cores); `other` fits on 2 cores of 2500
+    # inputs; every input also feeds `wide`, whose one split (2 cores, its bound)
+    # then needs 5000 discrete input axons on each core in all 4 of them
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
+    ir.add_layer(LayerSpec("wide", "dense", (2,)))
+    ir.add_layer(LayerSpec("top", "dense", (50,)))
+    ir.add_layer(LayerSpec("other", "dense", (2,)))
+    ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
+    ir.connect("wide", "top", ConnectionSpec("dense", (2,), kernel=np.ones((2, 50))))
+    ir.connect("inp", "other", ConnectionSpec("dense", (5000,),
+                                              kernel=np.kron(np.eye(2), np.ones((2500, 1)))))
+    with pytest.raises(CoreLimitError, match=r"layer wide: 5000 input axons needed on one core, "
+                                             r"limit 4096 \(best of 1 candidate splits of layer wide: "
+                                             r"2 blocks of 1\)$"):
+        partition_network(ir, "loihi1")
+
+
+def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_left():
+    # uniform blocks of at most 8 compartments cut 5x5 into 5 cores (its bound is 4);
+    # the output takes 1 of the board's 5
+    five = Board("five", ChipSpec("five", CoreLimits(compartments=8), cores_per_chip=5), 1)
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (5, 5, 1)))
+    ir.add_layer(LayerSpec("out", "dense", (1,)))
+    ir.connect("inp", "out", ConnectionSpec("dense", (25,), kernel=np.ones((25, 1))))
+    with pytest.raises(PartitionError, match=r"^layer inp: splits of 5 or more cores do not fit the "
+                                             r"4 cores left for it on board five \(5 cores;"):
+        partition_network(ir, five)
+    # a split that breaks a core limit, and the larger ones no room: the error says both
+    ten = Board("ten", ChipSpec("ten", CoreLimits(), cores_per_chip=10), 1)
+    with pytest.raises(CoreLimitError, match=r"layer dense0: 17000 synapse words needed on one core, "
+                                             r"limit 16384 \(best of 1 candidate splits of layer dense0: "
+                                             r"8 blocks of 125; splits of 9 or more cores do not fit "
+                                             r"the 8 cores left for it on board ten"):
+        partition_network(dense_chain([1000, 1000], np.random.default_rng(0)), ten)
+
+
 def test_population_axon_lets_a_wide_fan_in_fit():
     # the same fan-in from sources that feed only `wide` shares one population axon
     ir = NetworkIR()
@@ -167,7 +206,8 @@ def test_network_larger_than_the_board():
     one_chip = Board("one", ChipSpec("quad", CoreLimits(), cores_per_chip=4), 1)
     ir = dense_chain([10, 5000], np.random.default_rng(0))
     # 5000 compartments need 5 cores, the input 1: 6 > 4
-    with pytest.raises(PartitionError, match=r"needs at least 6 cores on 2 chips, board one has 1 chips"):
+    with pytest.raises(PartitionError, match=r"needs at least 6 cores on 2 chips, board one has 1 chips "
+                                             r"\(largest: layer dense0, at least 5 cores by compartments\)"):
         partition_network(ir, one_chip)
 
 
