@@ -11,7 +11,9 @@ Peak memory: for the reference simulator, the peak of the memory allocated
 during the run (tracemalloc, which sees numpy's arrays); for Lava, the largest
 resident set of the processes Lava forks to run the process models (measured by
 the OS when they exit; tracemalloc would slow Lava's many small Python
-allocations and skew its timing).
+allocations and skew its timing).  A worker is forked from this process, so its
+resident set includes pages it shares with it (TensorFlow, the data): the two
+figures measure different things and only bound what each backend needs.
 
     PYTHONPATH=. .venv/bin/python benchmarks/simulate.py [--samples 5] [--steps 100]
 """
