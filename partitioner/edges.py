@@ -328,7 +328,7 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
     i_bits = np.array([model.index_bits(int(n) * cpn) for n in tiling.sizes])[list_core]
     n_rest = np.bincount(list_core[~member], minlength=k)
     n_mem = np.bincount(list_core[member], minlength=k)
-    keys = None if weights_distinct else model.shared_list_keys(list_core, local, w, starts)
+    keys = None if weights_distinct else shared_list_keys(list_core, local, w, starts)
     for e, enc in enumerate(ENCODINGS):
         words = model.list_words(local, starts, enc, w_bits, i_bits, limits)
         w_rest = _distinct_words(keys, words, list_core, ~member, k)
@@ -349,6 +349,58 @@ def _distinct_words(keys, words, list_core, mask, k: int) -> np.ndarray:
     _, first = np.unique(keys[mask], return_index=True)
     sel = np.flatnonzero(mask)[first]
     return np.bincount(list_core[sel], weights=words[sel], minlength=k).astype(np.int64)
+
+
+def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
+                     starts: np.ndarray) -> np.ndarray:
+    """Connection sharing (partitioner.model): an id per synapse list such that
+    two lists get the same id iff they are in the same group (core and
+    connection) and are identical up to their base compartment (same local
+    indices minus the first, same weights).
+
+    group: one int per list; idx, weights: the lists concatenated; starts: where
+    each list begins.  Weights compare by value (0.0 == -0.0).  Lists are first
+    bucketed by a fingerprint (equal lists always share it); lists of a bucket
+    are compared element by element with its first list, and any that differ
+    (a fingerprint collision) are compared exactly among themselves.
+    """
+    starts = np.asarray(starts, np.int64)
+    n_lists = len(starts)
+    if n_lists == 0:
+        return np.empty(0, np.int64)
+    idx = np.asarray(idx, np.int64)
+    lengths = np.diff(np.append(starts, len(idx)))
+    pos = np.arange(len(idx)) - np.repeat(starts, lengths)
+    rel = idx - np.repeat(idx[starts], lengths)
+    w = np.asarray(weights, np.float64) + 0.0
+    coef = np.random.default_rng(0).random((2, int(lengths.max())))
+    fingerprint = np.stack([np.asarray(group, np.float64), lengths.astype(np.float64),
+                            np.add.reduceat(w * coef[0, pos], starts),
+                            np.add.reduceat(rel * coef[1, pos], starts)])
+    order = np.lexsort(fingerprint[::-1])
+    fp = fingerprint[:, order]
+    new_bucket = np.r_[True, np.any(fp[:, 1:] != fp[:, :-1], axis=0)]
+    bucket = np.empty(n_lists, np.int64)
+    bucket[order] = np.cumsum(new_bucket) - 1
+    keys = np.empty(n_lists, np.int64)
+    sizes = np.bincount(bucket)
+    alone = sizes[bucket] == 1
+    keys[alone] = np.flatnonzero(alone)
+    rep = np.full(len(sizes), n_lists, np.int64)      # first list of every bucket
+    np.minimum.at(rep, bucket, np.arange(n_lists))
+    for length in np.unique(lengths[~alone]):
+        lists = np.flatnonzero(~alone & (lengths == length))
+        at = starts[lists][:, None] + np.arange(length)[None, :]
+        first = np.searchsorted(lists, rep[bucket[lists]])
+        same = np.all(rel[at] == rel[at][first], axis=1) & np.all(w[at] == w[at][first], axis=1)
+        keys[lists[same]] = lists[first[same]]
+        odd = lists[~same]          # fingerprint collisions: compare exactly
+        if len(odd):
+            table = np.concatenate([bucket[odd][:, None].astype(np.float64),
+                                    rel[at[~same]].astype(np.float64), w[at[~same]]], axis=1)
+            _, first_odd, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+            keys[odd] = odd[first_odd[inverse.ravel()]]
+    return keys
 
 
 def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:

@@ -7,6 +7,11 @@ Core.population) and the connection matrices of
 nxcompile.connectivity, by the rules of partitioner.model.  It never reads the
 search's estimates (the resource fields of Core), and fails loudly, naming the
 core, its layer, the resource, the value and the limit.
+
+Shared with the search are only the model's definitions (compartments per
+neuron, index bits, words of one synapse list, output entries of a route);
+the lists, multiplicities, members, populations and connection sharing
+(compared exactly, list by list) are counted here from the synapse matrices.
 """
 from __future__ import annotations
 
@@ -66,6 +71,23 @@ def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
     return core_of, local_of
 
 
+def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts: np.ndarray,
+                     lengths: np.ndarray) -> np.ndarray:
+    """Connection sharing, compared exactly: per list, the first list on the same
+    core that is identical up to its base compartment (same length, same local
+    indices minus the first, same weights by value)."""
+    same = np.arange(len(starts))
+    rel = local - np.repeat(local[starts], lengths)
+    for length in np.unique(lengths):
+        lists = np.flatnonzero(lengths == length)
+        at = starts[lists][:, None] + np.arange(length)
+        table = np.concatenate([core[lists][:, None], rel[at], w[at] + 0.0], axis=1)
+        rows = table.view(np.dtype((np.void, table.itemsize * table.shape[1]))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        same[lists] = lists[first[inverse]]
+    return same
+
+
 def recount(ir: NetworkIR, partition: Partition) -> list:
     """CoreCount of every core (list indexed like partition.cores)."""
     lim = partition.board.chip.core
@@ -104,7 +126,7 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         ends = np.append(starts[1:], len(i))
         list_src, list_core = i[starts], t[starts]
         member = mult[src][list_src] == 1
-        keys = model.shared_list_keys(list_core, local, w, starts)
+        keys = _identical_lists(list_core, local, w, starts, ends - starts)
         # Words of every list, under its core's encoding and index bits.
         words = np.zeros(len(starts), np.int64)
         encoding = core_encoding[list_core]

@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
-from nxcompile.ir import ConnectionSpec, LayerSpec
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import model, partition_network
+from partitioner.edges import shared_list_keys
 from partitioner.errors import PartitionError
 from partitioner.partition import Core, Partition
 from partitioner.validate import PartitionValidationError, recount, validate_partition
@@ -58,12 +59,12 @@ def test_shared_list_keys_compare_relative_indices_weights_and_group():
     w = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 0.0, -0.0])
     starts = np.array([0, 2, 4, 6, 8])
     group = np.array([0, 0, 1, 0, 0])
-    keys = model.shared_list_keys(group, idx, w, starts)
+    keys = shared_list_keys(group, idx, w, starts)
     assert keys[0] == keys[1]           # same up to the base, same weights
     assert keys[2] != keys[1]           # other group (core or connection)
     assert keys[3] != keys[0]           # other relative indices
     assert keys[4] not in keys[:4]
-    keys2 = model.shared_list_keys(np.zeros(2), np.array([3, 4, 7, 8]), np.array([0.0, 1.0, -0.0, 1.0]),
+    keys2 = shared_list_keys(np.zeros(2), np.array([3, 4, 7, 8]), np.array([0.0, 1.0, -0.0, 1.0]),
                                    np.array([0, 2]))
     assert keys2[0] == keys2[1]         # 0.0 == -0.0
 
@@ -94,6 +95,19 @@ def test_validator_counts_population_and_offchip_entries_by_hand():
     inp, d = recount(ir, _manual(ir, splits, chips=[0, 1], population={1: ("inp",)}))
     assert (d.input_axons, d.synapse_words) == (1, 4)
     assert inp.output_axons == 3
+
+
+def test_validator_shares_lists_identical_up_to_their_base_by_hand():
+    # sources 0 and 1 reach targets (0, 1) and (2, 3) with weights (1, 2): one
+    # stored list; source 2 reaches (0, 1) with (1, 3), source 3 (0, 2) with (1, 2):
+    # their own lists.  4 discrete axons, 3 words of one list each
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (4,)))
+    ir.add_layer(LayerSpec("out", "dense", (4,)))
+    kernel = np.array([[1, 2, 0, 0], [0, 0, 1, 2], [1, 3, 0, 0], [1, 0, 2, 0]], float)
+    ir.connect("inp", "out", ConnectionSpec("dense", (4,), kernel=kernel))
+    inp, out = recount(ir, _manual(ir, {"inp": [range(4)], "out": [range(4)]}))
+    assert (out.input_axons, out.synapse_words, inp.output_axons) == (4, 3, 4)
 
 
 def test_validator_rejects_a_population_without_members():
