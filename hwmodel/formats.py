@@ -85,6 +85,6 @@ def wrap_current(u: np.ndarray) -> np.ndarray:
     return np.where(u <= -STATE_MAX, u + 2 * STATE_MAX, u)
 
 
-def clip_voltage(v: np.ndarray) -> np.ndarray:
-    """Clip the 24-bit voltage v to +-(2**23 - 1)."""
-    return np.clip(v, -STATE_MAX + 1, STATE_MAX - 1)
+def clip_voltage(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Clip the 24-bit voltage v to +-(2**23 - 1) the way Lava does (into out if given)."""
+    return np.clip(v, -STATE_MAX + 1, STATE_MAX - 1, out=out)

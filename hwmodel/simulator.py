@@ -72,7 +72,7 @@ class _LayerState:
         v = self.v
         v += self.u
         v += self.bias
-        np.clip(v, -formats.STATE_MAX + 1, formats.STATE_MAX - 1, out=v)
+        formats.clip_voltage(v, out=v)
         s = v > self.vth
         if lay.reset == "hard":
             np.copyto(v, 0, where=s)
