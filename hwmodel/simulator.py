@@ -28,7 +28,8 @@ class RunOutput:
     counts: layer name -> (batch, n) int spike counts over all steps (the
     reference simulator fills every layer; Lava the output layer and recorded
     layers).  trains: layer name -> (batch, num_steps, n) bool spike trains of the
-    layers asked for with `record`.  voltages: output layer's final v (batch, n).
+    layers asked for with `record`.  voltages: output layer name -> its final v
+    (batch, n), 24-bit signed integers (v units: the threshold is vth << 6).
     """
 
     counts: dict = field(default_factory=dict)
