@@ -9,20 +9,23 @@ bias_mant << bias_exp == b*sigma*64 (13-bit mantissa, 3-bit exponent).  Hence
 the integer layer computes the float layer's function up to rounding.
 
 Choice of sigma.  vThMant given: sigma = vThMant/theta.  Otherwise sigma puts the
-layer's peak weight at the top of the 8-bit range with e = 0, and is reduced if
-the threshold mantissa would overflow.  The peak is the largest |weight|, or with
-weight_percentile p < 100 the p-th percentile of the non-zero |weights|: weights
-beyond it are clipped to the range (the report's weight error includes them) and
-the others keep more resolution.  Where that makes the threshold mantissa
-smaller than THRESHOLD_RESOLUTION (a threshold of a few weights, so rounding
-it would cost percents), sigma is doubled up to 7 times and the weights use
-the exponent instead.  e is the smallest exponent >= 0 that fits the peak into
-the range.  Negative exponents are never used: Loihi applies
-the exponent to each synapse before summing (keeping 6 fractional bits), while
-Lava shifts each connection block's sum right and floors it, so the two agree
-only for e >= 0.  A layer whose scale is capped (tiny weights next to a large
-threshold, or a small user vThMant) keeps e = 0 and uses fewer weight bits; the
-report's weight error shows the cost.
+layer's peak weight at the top of the 8-bit range with e = 0 (a layer without
+weights starts from half the largest threshold mantissa).  The peak is the
+largest |weight|, or with weight_percentile p < 100 the p-th percentile of the
+non-zero |weights|: weights beyond it are clipped to the range (the report's
+weight error includes them) and the others keep more resolution.  Where that
+makes the threshold mantissa smaller than THRESHOLD_RESOLUTION (a threshold of a
+few weights, so rounding it would cost percents), sigma is doubled up to 7
+times (as far as the bias allows) and the weights use the exponent instead.
+sigma is then reduced where the threshold mantissa would overflow or the
+largest bias would not fit a 13-bit mantissa with exponent 7.  e is the
+smallest exponent >= 0 that fits the peak into the range.  Negative exponents
+are never used: Loihi applies the exponent to each synapse before summing
+(keeping 6 fractional bits), while Lava shifts each connection block's sum
+right and floors it, so the two agree only for e >= 0.  A layer whose scale is
+capped (tiny weights next to a large threshold or bias, or a small user
+vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
+shows the cost.
 The input layer (frames as constant currents, pixels in [0, 1]) gets the sigma
 that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0.
 """
@@ -167,14 +170,23 @@ def _weight_exponent(name: str, peak_scaled: float, w_top: int) -> int:
     return e
 
 
-def _threshold_boost(vth: float, bias_peak_v: float) -> int:
+def _bias_cap(bias: np.ndarray) -> float:
+    """Largest scale at which the largest |bias| still fits a 13-bit mantissa with
+    the largest (3-bit) exponent; inf without a bias."""
+    peak = float(np.max(np.abs(bias), initial=0))
+    if peak == 0:
+        return math.inf
+    fits = formats.BIAS_MANT_MAX * 2 ** formats.BIAS_EXP_MAX / 2 ** formats.ACTIVATION_SHIFT
+    return fits / peak * (1 - 1e-9)     # margin: float rounding of bias * sigma * 64
+
+
+def _threshold_boost(vth: float, headroom: float) -> int:
     """Smallest b in 0..7 with vth * 2**b >= THRESHOLD_RESOLUTION (7 if none),
-    lowered until the largest bias (bias_peak_v, v units, times 2**b) still fits
-    a 13-bit mantissa with a 3-bit exponent."""
+    lowered until 2**b is at most `headroom` (how far the scale may still grow)."""
     if vth >= THRESHOLD_RESOLUTION:
         return 0
     b = min(formats.WEIGHT_EXP_MAX, math.ceil(math.log2(THRESHOLD_RESOLUTION / vth)))
-    while b > 0 and bias_peak_v * 2 ** b > formats.BIAS_MANT_MAX * 2 ** formats.BIAS_EXP_MAX:
+    while b > 0 and 2 ** b > headroom:
         b -= 1
     return b
 
@@ -207,9 +219,11 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         sigma = nrn.vth_mant / nrn.threshold
     else:
         sigma = w_top / peak if peak > 0 else formats.THRESHOLD_MANT_MAX / nrn.threshold / 2
-        bias_peak_v = float(np.max(np.abs(bias), initial=0)) * sigma * 2 ** formats.ACTIVATION_SHIFT
-        sigma *= 2 ** _threshold_boost(nrn.threshold * sigma, bias_peak_v)
+        cap = _bias_cap(bias)
+        sigma *= 2 ** _threshold_boost(nrn.threshold * sigma, cap / sigma)
         sigma = min(sigma, formats.THRESHOLD_MANT_MAX / nrn.threshold)
+        if cap * nrn.threshold >= 1:    # else no threshold mantissa fits: the bias error says why
+            sigma = min(sigma, cap)
         # integer threshold, no overflow (the factor absorbs float rounding of exact products)
         sigma = math.floor(nrn.threshold * sigma * (1 + 1e-12)) / nrn.threshold
     vth = int(round(nrn.threshold * sigma))

@@ -123,3 +123,24 @@ def test_report_shows_each_layers_quantization_error():
     cells = row.split()
     assert f"{100 * q.weight_error:.2f}%" in cells and f"{100 * q.bias_error:.2f}%" in cells
     assert cells[-1] == str(q.weights_clipped)
+
+
+@pytest.mark.parametrize("kernel, bias", [(0.0, [0.5, -0.2]), (0.01, [1.0, 0.0])])
+def test_the_scale_is_lowered_until_the_largest_bias_fits(kernel, bias):
+    """No weights, or weights far below the bias: the automatic scale that would put
+    the peak weight at the top of the grid leaves the bias no 13-bit mantissa; it
+    is lowered until the bias fits with exponent 7, and the rates keep the bias."""
+    ir = dense_chain([3, 2], np.random.default_rng(0), reset="soft")
+    ir.connection("inp", "dense0").kernel[:] = kernel
+    ir.layer("dense0").bias = np.array(bias)
+    net, info = quantize_network(ir)
+    lay, q = net.layers["dense0"], info["dense0"]
+    assert lay.bias_exp == formats.BIAS_EXP_MAX and np.abs(lay.bias_mant).max() > formats.BIAS_MANT_MAX // 2
+    back = lay.bias_mant * 2.0 ** lay.bias_exp / q.sigma / 64
+    assert np.abs(back - bias).max() <= 2.0 ** lay.bias_exp / q.sigma / 64
+    rates = simulate(net, np.zeros((1, 3)), 100, progress=False).counts["dense0"][0] / 100
+    assert np.abs(rates - np.maximum(bias, 0)).max() <= 0.02    # within 2 spikes in 100 steps
+    ir.layer("dense0").bias = np.array([1e4, 0.0])      # no threshold mantissa fits that
+    with pytest.raises(QuantizationError, match=r"layer dense0: bias needs a 13-bit mantissa with "
+                                                r"exponent \d+, limit 7"):
+        quantize_network(ir)
