@@ -74,7 +74,12 @@ def check_record(net: IntNetwork, record) -> None:
 
 
 def check_partition(net: IntNetwork, partition: Partition) -> None:
-    """Raise ValueError unless the cores of every layer hold each of its neurons once."""
+    """Raise ValueError unless core indices are unique and the cores of every
+    layer hold each of its neurons once."""
+    indices, counts = np.unique([c.index for c in partition.cores], return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"partition: core index {indices[counts > 1][0]} is used by "
+                         f"{counts.max()} cores")
     for core in partition.cores:
         if core.layer not in net.layers:
             raise ValueError(f"partition: core {core.index} holds unknown layer {core.layer!r}")

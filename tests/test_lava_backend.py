@@ -229,6 +229,10 @@ def test_bad_input_is_rejected_with_the_layer_and_limit():
     part.cores[-1].neurons = part.cores[-1].neurons[1:]
     with pytest.raises(ValueError, match="cores of layer out hold 9 neuron indices"):
         build_lava_network(net, part, x[0], NUM_STEPS)
+    net, part, x = dense_net(np.random.default_rng(7))
+    part.cores[-1].index = part.cores[0].index
+    with pytest.raises(ValueError, match="partition: core index 0 is used by 2 cores"):
+        build_lava_network(net, part, x[0], NUM_STEPS)
     with pytest.raises(ValueError, match="record: unknown layers"):
         run_lava(net, part, x, NUM_STEPS, record=["nope"])
 
