@@ -186,10 +186,12 @@ def validate_partition(ir: NetworkIR, partition: Partition) -> list:
                     f"core {core.index} (layer {core.layer}, chip {core.chip}): {value} {resource}, "
                     f"limit {limit}")
     board = partition.board
+    for core in partition.cores:
+        if not 0 <= core.chip < board.num_chips:
+            raise PartitionValidationError(
+                f"core {core.index} (layer {core.layer}): chip {core.chip} outside "
+                f"0..{board.num_chips - 1}, board {board.name} has {board.num_chips} chips")
     chips = np.bincount([c.chip for c in partition.cores])
-    if len(chips) > board.num_chips:
-        raise PartitionValidationError(
-            f"cores use chip {len(chips) - 1}, board {board.name} has {board.num_chips} chips")
     if chips.max(initial=0) > board.chip.cores_per_chip:
         raise PartitionValidationError(
             f"chip {int(chips.argmax())} holds {int(chips.max())} cores, limit "

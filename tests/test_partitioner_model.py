@@ -156,7 +156,15 @@ def test_validator_rejects_lost_or_doubled_neurons():
 def test_validator_checks_cores_per_chip():
     ir = dense_chain([10, 20], np.random.default_rng(0))
     part = _manual(ir, {"inp": [range(10)], "dense0": [range(20)]}, chips=[0, 2])
-    with pytest.raises(PartitionValidationError, match=r"board kapoho_bay has 2 chips"):
+    with pytest.raises(PartitionValidationError, match=r"core 1 \(layer dense0\): chip 2 outside 0..1, "
+                                                       r"board kapoho_bay has 2 chips"):
+        validate_partition(ir, part)
+    part.cores[1].chip = -1
+    with pytest.raises(PartitionValidationError, match=r"core 1 \(layer dense0\): chip -1 outside"):
+        validate_partition(ir, part)
+    part.cores[1].chip = 0
+    part.board = Board("single", ChipSpec("single", CoreLimits(), cores_per_chip=1), num_chips=2)
+    with pytest.raises(PartitionValidationError, match=r"chip 0 holds 2 cores, limit 1"):
         validate_partition(ir, part)
 
 
