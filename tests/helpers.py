@@ -1,7 +1,35 @@
-"""Small IR builders shared by the tests (plain numpy, no Keras)."""
+"""Small IR builders shared by the tests (plain numpy, no Keras), and a fresh
+interpreter that cannot hang a test."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter with the repository importable, in a process
+    group of its own (so an interrupt it sends reaches only it and its Lava
+    processes).  A run past `timeout` seconds fails the test, and the whole group
+    is killed."""
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, *flags, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"hung for {timeout} s; stdout {out!r}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def dense_chain(sizes, rng, reset="hard", weight_scale=1.0, bias_scale=0.0, input_mode="bias"):

@@ -2,11 +2,6 @@
 block, and spike trains of every layer equal to the reference simulator's, bit
 for bit, on hand-built partitioned networks."""
 import multiprocessing
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +23,8 @@ from mapper.procs.process import SoftResetLIF, SpikeSink, unpack_train
 from nxcompile.connectivity import connection_matrix
 from nxcompile.ir import ConnectionSpec
 from partitioner.partition import Core, Partition
+from tests.helpers import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 NUM_STEPS = 40
 
 
@@ -334,21 +329,10 @@ with running(sink, 5):
 
 
 def _run_script(code: str, timeout: float = 90) -> list:
-    """Run Python code in a fresh process group (so an interrupt it sends reaches
-    only it and its Lava processes); its stdout lines.  A hang fails the test,
-    and the whole group is killed."""
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"hung for {timeout} s; stdout {out!r}")
-    assert proc.returncode == 0, err
-    return out.splitlines()
+    """stdout lines of code run in a fresh interpreter that exits cleanly."""
+    res = run_python(code, timeout=timeout)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.splitlines()
 
 
 def test_a_failing_process_model_raises_a_clear_error_and_nothing_hangs():

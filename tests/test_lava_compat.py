@@ -1,25 +1,13 @@
 """lava-nc 0.10.0 imports on Python 3.11 through mapper.lava_compat, site-packages untouched."""
 import hashlib
 import importlib.util
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from mapper import lava_compat
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _python(code: str, *flags: str) -> subprocess.CompletedProcess:
-    """Run code in a fresh interpreter with the repository importable."""
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
-
+from tests.helpers import run_python
 
 def _var_model_file() -> Path:
     return Path(importlib.util.find_spec(lava_compat.PATCHED_MODULE).origin)
@@ -35,7 +23,7 @@ def _on_disk(path: Path) -> dict:
 def test_lava_imports_and_runs_through_the_hook_and_site_packages_is_untouched():
     path = _var_model_file()
     before = _on_disk(path)
-    res = _python(
+    res = run_python(
         "import mapper.lava_compat\n"
         "import numpy as np, sys\n"
         "from lava.proc.lif.process import LIF\n"
@@ -56,8 +44,8 @@ def test_lava_imports_and_runs_through_the_hook_and_site_packages_is_untouched()
     assert text.count("ByteEncoder = ByteEncoder()") == 8 and "default_factory" not in text
 
 
-def test_without_the_hook_lava_does_not_import_on_this_python():
-    res = _python("from lava.proc.lif.process import LIF", "-B")   # -B: write no bytecode
+def test_without_the_hook_lava_does_not_import_on_thisrun_python():
+    res = run_python("from lava.proc.lif.process import LIF", "-B")   # -B: write no bytecode
     assert res.returncode != 0
     assert "mutable default" in res.stderr and "ByteEncoder" in res.stderr
 
