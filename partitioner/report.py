@@ -85,15 +85,14 @@ def partition_report(partition: Partition, layer_names: list, shapes: dict,
 def save_utilization(partition: Partition, path) -> Path:
     """Write a PNG heat map: one column per core, one row per resource, colour =
     % of the core limit; layers marked along the core axis.  Returns the path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure     # no pyplot: the caller's backend stays as it is
 
     lim = partition.board.chip.core
     cores = partition.cores
     use = np.array([[100 * getattr(c, attr) / getattr(lim, limit_attr) for c in cores]
                     for attr, limit_attr, _ in RESOURCES])
-    fig, ax = plt.subplots(figsize=(min(4 + 0.08 * len(cores), 40), 3.2))
+    fig = Figure(figsize=(min(4 + 0.08 * len(cores), 40), 3.2))
+    ax = fig.subplots()
     im = ax.imshow(use, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
     ax.set_yticks(range(len(RESOURCES)), [label for _, _, label in RESOURCES])
     names = [c.layer for c in cores]
@@ -110,5 +109,4 @@ def save_utilization(partition: Partition, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

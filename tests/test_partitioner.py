@@ -1,5 +1,6 @@
 """Partitioner search: hand-checked splits and counts, lower bounds, errors, chip
 placement, the report and the compiled model's partition properties."""
+import matplotlib
 import numpy as np
 import pytest
 
@@ -241,5 +242,11 @@ def test_compiled_model_exposes_the_partition_and_reports_it(tmp_path):
     for text in ("lower bound", "off-chip", "cores/bound", "search", "placement", "compartments",
                  "conv2d1", "6x3x1 blocks of 2x4x8", "compile time"):
         assert text in report, text
-    png = compiled.save_utilization(tmp_path / "util.png")
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")            # the caller's backend, whatever it is, stays
+    try:
+        png = compiled.save_utilization(tmp_path / "util.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(backend)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
