@@ -75,13 +75,17 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
                      lengths: np.ndarray) -> np.ndarray:
     """Connection sharing, compared exactly: per list, the first list on the same
     core that is identical up to its base compartment (same length, same local
-    indices minus the first, same weights by value)."""
+    indices minus the first, same weights by value).  Compared one (core, length)
+    group at a time, as rows of bytes."""
     same = np.arange(len(starts))
     rel = local - np.repeat(local[starts], lengths)
-    for length in np.unique(lengths):
-        lists = np.flatnonzero(lengths == length)
-        at = starts[lists][:, None] + np.arange(length)
-        table = np.concatenate([core[lists][:, None], rel[at], w[at] + 0.0], axis=1)
+    order = np.lexsort((lengths, core))
+    cuts = np.flatnonzero(np.diff(core[order]) | np.diff(lengths[order])) + 1
+    for lists in np.split(order, cuts):
+        if len(lists) == 1:
+            continue
+        at = starts[lists][:, None] + np.arange(lengths[lists[0]])
+        table = np.concatenate([rel[at], w[at] + 0.0], axis=1)
         rows = table.view(np.dtype((np.void, table.itemsize * table.shape[1]))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         same[lists] = lists[first[inverse]]
