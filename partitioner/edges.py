@@ -118,7 +118,7 @@ class _Axis:
     the window count of output o)."""
 
     def __init__(self, o, k, i, n_in: int, n_out: int, pool: bool):
-        self.n_in, self.n_out = n_in, n_out
+        self.n_out = n_out
         self.lo = np.full(n_in, n_out, np.int64)
         self.hi = np.full(n_in, -1, np.int64)
         np.minimum.at(self.lo, i, o)
