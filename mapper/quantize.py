@@ -27,7 +27,8 @@ capped (tiny weights next to a large threshold or bias, or a small user
 vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
 shows the cost.
 The input layer (frames as constant currents, pixels in [0, 1]) gets the sigma
-that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0.
+that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0 (or
+biasExp); with vThMant given, the smallest bias exponent that holds a pixel of 1.0.
 """
 from __future__ import annotations
 
@@ -80,20 +81,22 @@ def _rel_error(q: np.ndarray, x: np.ndarray) -> float:
     return float(np.linalg.norm(q - x) / norm) if norm > 0 else 0.0
 
 
-def _bias_exponent(name: str, bias_v: np.ndarray, fixed: int | None) -> int:
-    """Smallest exponent whose 13-bit mantissa holds the largest bias (v units)."""
+def _bias_exponent(name: str, bias_v: np.ndarray, fixed: int | None, what: str = "bias",
+                   remedy: str = "the bias or the layer's scale (vThMant)") -> int:
+    """Smallest exponent whose 13-bit mantissa holds the largest bias (v units);
+    errors name it as `what` and suggest lowering `remedy`."""
     peak = float(np.max(np.abs(bias_v))) if bias_v.size else 0.0
     need = 0 if peak <= formats.BIAS_MANT_MAX else math.ceil(math.log2(peak / formats.BIAS_MANT_MAX))
     if fixed is not None:
         need = fixed if need <= fixed else need
     if need > formats.BIAS_EXP_MAX:
         raise QuantizationError(
-            f"layer {name}: bias needs a {formats.BIAS_MANT_BITS}-bit mantissa with exponent "
-            f"{need}, limit {formats.BIAS_EXP_MAX} (largest bias {peak:.4g} in voltage units); "
-            f"lower the bias or the layer's scale (vThMant)")
+            f"layer {name}: {what} needs a {formats.BIAS_MANT_BITS}-bit mantissa with exponent "
+            f"{need}, limit {formats.BIAS_EXP_MAX} (up to {peak:.4g} in voltage units); "
+            f"lower {remedy}")
     if fixed is not None and need > fixed:
         raise QuantizationError(
-            f"layer {name}: biasExp={fixed} too small for the bias, needs {need}")
+            f"layer {name}: biasExp={fixed} too small for the {what}, needs {need}")
     return need
 
 
@@ -133,16 +136,22 @@ def _check_neuron(layer: LayerSpec) -> None:
 
 
 def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
+    """The input layer: its bias is set per sample (input_gain mantissa units per
+    unit of input); inputs (pixels) in [0, 1], so an input of 1.0 is its largest bias."""
     nrn = layer.neuron
-    bias_exp = nrn.bias_exp or 0
     if nrn.vth_mant is not None:
         vth = nrn.vth_mant
-    else:   # a pixel of 1.0 -> the largest bias mantissa
+        _check_vth(layer.name, vth)
+        one_v = vth / nrn.threshold * 2 ** formats.THRESHOLD_SHIFT    # an input of 1.0, v units
+        bias_exp = _bias_exponent(layer.name, np.array([one_v]), nrn.bias_exp, "input of 1.0",
+                                  "vThMant")
+    else:   # an input of 1.0 -> the largest bias mantissa
+        bias_exp = nrn.bias_exp or 0
         vth = int(formats.BIAS_MANT_MAX * 2 ** bias_exp * nrn.threshold
                   // 2 ** formats.THRESHOLD_SHIFT)
+        _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold
     gain = sigma * 2 ** formats.THRESHOLD_SHIFT / 2 ** bias_exp
-    _check_vth(layer.name, vth)
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth,
                  bias_mant=np.zeros(layer.n, np.int64), bias_exp=bias_exp,
                  du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset, is_input=True,

@@ -144,3 +144,26 @@ def test_the_scale_is_lowered_until_the_largest_bias_fits(kernel, bias):
     with pytest.raises(QuantizationError, match=r"layer dense0: bias needs a 13-bit mantissa with "
                                                 r"exponent \d+, limit 7"):
         quantize_network(ir)
+
+
+def test_input_vthmant_gets_the_bias_exponent_that_holds_a_pixel_of_one():
+    """vThMant 100 on the input: a pixel of 1.0 is 6400 (v units), beyond a 13-bit
+    mantissa with exponent 0; exponent 1 holds it, and the input spikes as with the
+    automatic scale (a pixel at the threshold)."""
+    x = np.array([[1.0, 0.5, 0.25]])
+    auto, _ = quantize_network(dense_chain([3, 2], np.random.default_rng(0)))
+    ir = dense_chain([3, 2], np.random.default_rng(0))
+    ir.layer("inp").neuron.vth_mant = 100
+    net, info = quantize_network(ir)
+    assert (net.layers["inp"].vth, net.layers["inp"].bias_exp, info["inp"].bias_exp) == (100, 1, 1)
+    assert net.layers["inp"].input_bias(x).tolist() == [[3200, 1600, 800]]
+    np.testing.assert_array_equal(simulate(net, x, 40, progress=False).counts["inp"],
+                                  simulate(auto, x, 40, progress=False).counts["inp"])
+    ir.layer("inp").neuron.bias_exp = 0
+    with pytest.raises(QuantizationError, match=r"layer inp: biasExp=0 too small for the input of "
+                                                r"1.0, needs 1"):
+        quantize_network(ir)
+    ir.layer("inp").neuron.bias_exp, ir.layer("inp").neuron.vth_mant = None, 100000
+    with pytest.raises(QuantizationError, match=r"layer inp: input of 1.0 needs a 13-bit mantissa "
+                                                r"with exponent 11, limit 7 .* lower vThMant"):
+        quantize_network(ir)
