@@ -58,8 +58,10 @@ Multiplicity and axons
                             different chips [NXTF, data_structures.OutputAxonGroup].
     The search chooses, per core, the encoding and the population flags with the
     lowest cost share (a1 * words / word limit + a2 * input axons / axon limit,
-    partitioner.search) among the choices within the core's limits; a
-    population is recorded only where it has members.
+    partitioner.search) among the choices within the core's limits (every
+    combination of flags while at most estimate.MAX_FREE connections have
+    members, beyond that all or none); a population is recorded only where it
+    has members.
     NxTF groups a population by source column and forces discrete axons for
     soft reset; here a population is per (connection, target core) and any
     reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons,
