@@ -9,6 +9,7 @@ from hwmodel.limits import Board
 from nxcompile.ir import NetworkIR
 from partitioner import model
 from partitioner.edges import Edge, make_edge
+from partitioner.errors import PartitionError
 from partitioner.tiling import Tiling, candidate_tilings
 
 
@@ -19,6 +20,10 @@ class PartitionGraph:
         ir.validate()
         self.ir, self.board, self.limits = ir, board, board.chip.core
         self.order = ir.order()
+        for name in self.order:
+            if ir.layer(name).n == 0:
+                raise PartitionError(f"layer {name}: shape {tuple(ir.layer(name).shape)} has no "
+                                     f"neurons; a layer needs at least one")
         self.edges = {(s, t): make_edge(ir, s, t) for s, t in ir.graph.edges}
         self.in_edges = {n: [self.edges[p, n] for p in ir.predecessors(n)] for n in self.order}
         self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}

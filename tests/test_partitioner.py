@@ -192,6 +192,15 @@ def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_le
         partition_network(dense_chain([1000, 1000], np.random.default_rng(0)), ten)
 
 
+def test_a_layer_without_neurons_is_refused_by_name():
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (3,)))
+    ir.add_layer(LayerSpec("empty", "dense", (0,)))
+    ir.connect("inp", "empty", ConnectionSpec("dense", (3,), kernel=np.ones((3, 0))))
+    with pytest.raises(PartitionError, match=r"layer empty: shape \(0,\) has no neurons"):
+        partition_network(ir, "loihi1")
+
+
 def test_population_axon_lets_a_wide_fan_in_fit():
     # the same fan-in from sources that feed only `wide` shares one population axon
     ir = NetworkIR()
