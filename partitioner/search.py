@@ -83,6 +83,9 @@ class _Failures:
             room = (f"splits of {cores} or more cores do not fit the {left} cores left for it on "
                     f"board {b.name} ({b.num_cores} cores; the layers split so far and the lower "
                     f"bounds of those still to split take the rest)")
+        if self.best is None and not room:       # no candidate at all: not one neuron fits a core
+            return CoreLimitError(name, "compartments", graph.cpn[name], graph.limits.compartments,
+                                  "one neuron")
         if self.best is None:
             return PartitionError(f"layer {name}: {room}")
         v, tiling = self.best

@@ -192,13 +192,18 @@ def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_le
         partition_network(dense_chain([1000, 1000], np.random.default_rng(0)), ten)
 
 
-def test_a_layer_without_neurons_is_refused_by_name():
+def test_a_layer_without_neurons_or_room_for_one_is_refused_by_name():
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (3,)))
     ir.add_layer(LayerSpec("empty", "dense", (0,)))
     ir.connect("inp", "empty", ConnectionSpec("dense", (3,), kernel=np.ones((3, 0))))
     with pytest.raises(PartitionError, match=r"layer empty: shape \(0,\) has no neurons"):
         partition_network(ir, "loihi1")
+    # a soft-reset neuron takes 2 compartments: none fits a core of 1
+    tiny = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=1), cores_per_chip=8), 1)
+    with pytest.raises(CoreLimitError, match=r"layer dense0: 2 compartments needed on one core, "
+                                             r"limit 1 \(one neuron\)"):
+        partition_network(dense_chain([2, 2], np.random.default_rng(0), reset="soft"), tiny)
 
 
 def test_population_axon_lets_a_wide_fan_in_fit():
