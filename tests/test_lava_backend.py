@@ -272,7 +272,6 @@ def test_two_compartment_neuron_resets_by_subtraction_within_the_step():
     assert v_hand[4] == (1900 - 640) * steps
 
 
-
 @settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 2 ** 32 - 1), weight_exp=st.integers(0, 7),
@@ -301,6 +300,7 @@ def test_soft_reset_equals_the_reference_under_decays_and_negative_input(seed, w
     got = run_lava(net, part, x, steps, record=["out"])
     np.testing.assert_array_equal(got.trains["out"], ref.trains["out"])
     np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+
 
 FAILING_RUN = """
 import multiprocessing
