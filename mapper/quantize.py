@@ -135,6 +135,13 @@ def _check_neuron(layer: LayerSpec) -> None:
                                 f"{INPUT_MODES}")
 
 
+def _input_gain(vth: int, bias_exp: int, threshold: float) -> float:
+    """Bias mantissa per unit of input: one mantissa step above the exact scale, so an
+    input equal to the threshold gives a bias strictly above vth << 6 and spikes every
+    step (Loihi spikes only when v > vth << 6).  Rates are 1/4032 (or less) too high."""
+    return (vth * 2 ** formats.THRESHOLD_SHIFT / 2 ** bias_exp + 1) / threshold
+
+
 def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
     """The input layer: its bias is set per sample (input_gain mantissa units per
     unit of input); inputs (pixels) in [0, 1], so an input of 1.0 is its largest bias."""
@@ -142,20 +149,20 @@ def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
     if nrn.vth_mant is not None:
         vth = nrn.vth_mant
         _check_vth(layer.name, vth)
-        one_v = vth / nrn.threshold * 2 ** formats.THRESHOLD_SHIFT    # an input of 1.0, v units
+        # an input of 1.0 in v units, with room for the extra mantissa step of _input_gain
+        one_v = (vth * 2 ** formats.THRESHOLD_SHIFT + 2 ** formats.BIAS_EXP_MAX) / nrn.threshold
         bias_exp = _bias_exponent(layer.name, np.array([one_v]), nrn.bias_exp, "input of 1.0",
                                   "vThMant")
     else:   # an input of 1.0 -> the largest bias mantissa
         bias_exp = nrn.bias_exp or 0
-        vth = int(formats.BIAS_MANT_MAX * 2 ** bias_exp * nrn.threshold
+        vth = int((formats.BIAS_MANT_MAX * nrn.threshold - 1) * 2 ** bias_exp
                   // 2 ** formats.THRESHOLD_SHIFT)
         _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold
-    gain = sigma * 2 ** formats.THRESHOLD_SHIFT / 2 ** bias_exp
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth,
                  bias_mant=np.zeros(layer.n, np.int64), bias_exp=bias_exp,
                  du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset, is_input=True,
-                 input_mode=layer.input_mode, input_gain=gain)
+                 input_mode=layer.input_mode, input_gain=_input_gain(vth, bias_exp, nrn.threshold))
     return q, LayerQuantization(sigma=sigma, weight_exp=0, bias_exp=bias_exp, vth=vth)
 
 

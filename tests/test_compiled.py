@@ -30,7 +30,7 @@ def test_one_sample_without_batch_axis_one_step_one_output_neuron(compiled):
     (dict(x=np.zeros((2, 5)), num_steps=0), r"num_steps must be >= 1, got 0"),
     (dict(x=np.zeros((2, 5)), num_steps=5, record="dense9"), r"record: unknown layers \['dense9'\]"),
     (dict(x=np.zeros((2, 5)), num_steps=5, backend="gpu"), r"unknown backend 'gpu'"),
-    (dict(x=np.full((1, 5), 2.0), num_steps=5), r"layer inp: input 2 needs bias mantissa 8064, "
+    (dict(x=np.full((1, 5), 2.0), num_steps=5), r"layer inp: input 2 needs bias mantissa 8066, "
                                                 r"outside the 13-bit -4096..4095"),
 ])
 def test_bad_arguments_are_named(compiled, kwargs, match):

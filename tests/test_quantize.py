@@ -149,14 +149,14 @@ def test_the_scale_is_lowered_until_the_largest_bias_fits(kernel, bias):
 def test_input_vthmant_gets_the_bias_exponent_that_holds_a_pixel_of_one():
     """vThMant 100 on the input: a pixel of 1.0 is 6400 (v units), beyond a 13-bit
     mantissa with exponent 0; exponent 1 holds it, and the input spikes as with the
-    automatic scale (a pixel at the threshold)."""
+    automatic scale (a pixel of 1.0 one mantissa step above the threshold)."""
     x = np.array([[1.0, 0.5, 0.25]])
     auto, _ = quantize_network(dense_chain([3, 2], np.random.default_rng(0)))
     ir = dense_chain([3, 2], np.random.default_rng(0))
     ir.layer("inp").neuron.vth_mant = 100
     net, info = quantize_network(ir)
     assert (net.layers["inp"].vth, net.layers["inp"].bias_exp, info["inp"].bias_exp) == (100, 1, 1)
-    assert net.layers["inp"].input_bias(x).tolist() == [[3200, 1600, 800]]
+    assert net.layers["inp"].input_bias(x).tolist() == [[3201, 1600, 800]]
     np.testing.assert_array_equal(simulate(net, x, 40, progress=False).counts["inp"],
                                   simulate(auto, x, 40, progress=False).counts["inp"])
     ir.layer("inp").neuron.bias_exp = 0
@@ -167,3 +167,15 @@ def test_input_vthmant_gets_the_bias_exponent_that_holds_a_pixel_of_one():
     with pytest.raises(QuantizationError, match=r"layer inp: input of 1.0 needs a 13-bit mantissa "
                                                 r"with exponent 11, limit 7 .* lower vThMant"):
         quantize_network(ir)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_a_pixel_of_one_spikes_every_step(reset):
+    """Loihi spikes only when v > vth << 6: the input gain puts a pixel of 1.0 one
+    mantissa step above the threshold, so it fires on every step in both reset modes."""
+    net, _ = quantize_network(dense_chain([3, 2], np.random.default_rng(0), reset=reset))
+    x = np.array([[1.0, 0.5, 0.25]])
+    counts = simulate(net, x, 40, progress=False).counts["inp"][0]
+    assert counts[0] == 40
+    if reset == "soft":    # rate x within one spike of 40 * x
+        assert abs(counts[1] - 20) <= 1 and abs(counts[2] - 10) <= 1
