@@ -1,8 +1,6 @@
 """Nx layers (Loihi arguments, validation, serialization), NxModel as a Keras
 model and as the Loihi compile entry point, and the lazy package exports."""
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -16,6 +14,7 @@ from nxcompile.layers import (NxAveragePooling2D, NxConv2D, NxDense,  # noqa: E4
                               NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
                               NxZeroPadding2D)
 from nxcompile.model import NxModel  # noqa: E402
+from tests.helpers import run_python  # noqa: E402
 
 LOIHI_ARGS = dict(threshold=0.25, vThMant=1000, biasExp=3, resetMode="soft", numWeightBits=5,
                   decayU=100, decayV=7)
@@ -156,9 +155,8 @@ def test_package_exports_are_lazy():
     code = ("import sys, nxcompile, nxcompile.ir, nxcompile.connectivity\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
             "assert not heavy, heavy\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
-                   env={**os.environ, "PYTHONPATH": root})
+    done = run_python(code, timeout=60)
+    assert done.returncode == 0, done.stderr
     assert nxcompile.NxDense is NxDense and nxcompile.NxModel is NxModel
     assert nxcompile.model_to_ir.__module__ == "nxcompile.keras_ir"
     assert set(nxcompile.__all__) <= set(dir(nxcompile))
