@@ -101,5 +101,3 @@ class IntNetwork:
     def incoming(self, name: str) -> list:
         return [c for c in self.connections if c.target == name]
 
-    def outgoing(self, name: str) -> list:
-        return [c for c in self.connections if c.source == name]

@@ -20,9 +20,9 @@ def compile_ir(ir: NetworkIR, board="loihi1", weight_percentile: float = 100.0,
     beam_width (M), cost_weights (a0..a3), placement_time_limit (s), validate.
     """
     board = get_board(board)
-    partition = partition_network(ir, board, **options)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()   # quantize first: bad parameters fail before the search runs
     network, quantization = quantize_network(ir, weight_percentile=weight_percentile)
     t1 = time.perf_counter()
+    partition = partition_network(ir, board, **options)
     return CompiledModel(ir, partition, network, quantization,
                          timings={**partition.timings, "quantize": t1 - t0})
