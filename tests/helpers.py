@@ -32,6 +32,15 @@ def run_python(code: str, *flags: str, timeout: float = 120) -> subprocess.Compl
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def assert_same_run(got, ref, layers, output="out"):
+    """Two RunOutputs agree bit for bit: spike trains and counts of every layer in
+    `layers`, and the final voltages of the output layer."""
+    for name in layers:
+        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
+        np.testing.assert_array_equal(got.counts[name], ref.counts[name], err_msg=name)
+    np.testing.assert_array_equal(got.voltages[output], ref.voltages[output])
+
+
 def dense_chain(sizes, rng, reset="hard", weight_scale=1.0, bias_scale=0.0, input_mode="bias"):
     """input(sizes[0]) -> dense(sizes[1]) -> ... with random weights."""
     ir = NetworkIR()

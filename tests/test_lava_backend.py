@@ -23,7 +23,7 @@ from mapper.procs.process import SoftResetLIF, SpikeSink, unpack_train
 from nxcompile.connectivity import connection_matrix
 from nxcompile.ir import ConnectionSpec
 from partitioner.partition import Core, Partition
-from tests.helpers import run_python
+from tests.helpers import assert_same_run, run_python
 
 NUM_STEPS = 40
 
@@ -155,10 +155,7 @@ def test_lava_equals_reference_simulator_bit_for_bit(make):
         rate = ref.trains[name].mean()
         assert 0.03 < rate < 0.9, f"{name}: firing rate {rate:.3f}"
     got = run_lava(net, part, x, NUM_STEPS, record=layers)
-    for name in layers:
-        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
-        np.testing.assert_array_equal(got.counts[name], ref.counts[name], err_msg=name)
-    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+    assert_same_run(got, ref, layers)
     assert not np.array_equal(got.trains["out"][0], got.trains["out"][1])   # samples differ
     assert multiprocessing.active_children() == []     # every run stopped
 

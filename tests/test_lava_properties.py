@@ -17,6 +17,7 @@ from mapper.quantize import quantize_network
 from nxcompile.connectivity import output_size
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 from partitioner.partition import Core, Partition
+from tests.helpers import assert_same_run
 
 NUM_STEPS = 24
 SPLITS = ("contiguous", "shuffled", "channel", "spatial")
@@ -126,8 +127,5 @@ def test_lava_spike_trains_equal_the_reference_on_random_partitions(reset, data)
     active = [name for name in layers if ref.trains[name].any()]
     assume(len(active) == len(layers))       # every layer spikes: the comparison means something
     got = run_lava(net, part, x, NUM_STEPS, record=layers)
-    for name in layers:
-        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
-        np.testing.assert_array_equal(got.counts[name], ref.counts[name], err_msg=name)
-    np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])
+    assert_same_run(got, ref, layers)
     assert multiprocessing.active_children() == []
