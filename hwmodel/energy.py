@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from hwmodel.errors import NetworkError
 from hwmodel.network import IntNetwork
 
 
@@ -163,8 +164,8 @@ def estimate(net: IntNetwork, partition, counts: dict, num_steps: int,
     """
     missing = sorted({c.source for c in net.connections} - set(counts))
     if missing:
-        raise ValueError(f"energy estimate needs the spike counts of every layer; missing "
-                         f"{missing} (run with backend='reference', which counts all layers)")
+        raise NetworkError(f"energy estimate needs the spike counts of every layer; missing "
+                           f"{missing} (run with backend='reference', which counts all layers)")
     mean = {name: np.asarray(c, np.float64).reshape(len(c), -1).mean(axis=0)
             for name, c in counts.items()}
     traffic = _Traffic(net, partition, costs)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwmodel.errors import NetworkError
+
 STATE_BITS = 24                 # [LAVA] u and v, signed
 STATE_MAX = 2 ** (STATE_BITS - 1)   # u wraps modulo 2**23, v clipped to +-(2**23 - 1)
 DECAY_BITS = 12                 # [LAVA] du, dv unsigned: 0..4095
@@ -60,7 +62,7 @@ def weight_step(num_weight_bits: int, mode: str) -> int:
     bit fewer doubles the step (Lava `truncate_weights`).
     """
     if not 1 <= num_weight_bits <= WEIGHT_BITS_MAX:
-        raise ValueError(f"numWeightBits={num_weight_bits} outside 1..{WEIGHT_BITS_MAX}")
+        raise NetworkError(f"numWeightBits={num_weight_bits} outside 1..{WEIGHT_BITS_MAX}")
     return 2 ** (WEIGHT_BITS_MAX - num_weight_bits + (mode == "mixed"))
 
 

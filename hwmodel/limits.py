@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwmodel.errors import NetworkError
+
 
 @dataclass(frozen=True)
 class CoreLimits:
@@ -37,6 +39,35 @@ class CoreLimits:
     word_bits: int = 64               # [NXTF]
     synapses_per_entry: int = 60      # [NXTF] max synapses in one synapse-list entry
     words_per_axon: int = 256         # [NXTF] max synapse-list length of one axon
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A per-core resource with a hard limit.  key: the CoreLimits field that
+    holds its limit, and the name of its count wherever cores are counted
+    (hwmodel.partition.Core, partitioner.validate.CoreCount); name: how
+    messages say it; label: its report column; unit: what one unit is."""
+
+    key: str
+    name: str
+    label: str
+    unit: str
+
+    def limit(self, core: CoreLimits) -> int:
+        return getattr(core, self.key)
+
+
+# The per-core resources, in report order: read by the search's estimate, the
+# lower bounds, the validator and the report.
+RESOURCES = (
+    Resource("compartments", "compartments", "compartments", "compartment"),
+    Resource("input_axons", "input axons", "in axons", "input axon"),
+    Resource("output_axons", "output axons", "out axons", "output-axon entry"),
+    Resource("synapse_words", "synapse words", "syn words", "64-bit word of synapse memory"),
+    Resource("words_per_axon", "synapse words of one axon", "words/axon",
+             "64-bit word of one axon's synapse list"),
+)
+RESOURCE = {r.key: r for r in RESOURCES}
 
 
 @dataclass(frozen=True)
@@ -81,5 +112,5 @@ def get_board(board: "str | Board") -> Board:
     try:
         return BOARDS[board]
     except KeyError:
-        raise ValueError(
+        raise NetworkError(
             f"unknown board {board!r}; presets: {', '.join(sorted(BOARDS))}") from None

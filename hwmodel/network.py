@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel import formats
+from hwmodel.errors import NetworkError
 
 INPUT_MODES = ("bias", "spikes")
 RESET_MODES = ("hard", "soft")
@@ -61,7 +62,7 @@ class IntLayer:
         bad = ~((mant >= lo) & (mant <= hi))      # also NaN
         if bad.any():
             i = np.argwhere(bad)[0]
-            raise ValueError(
+            raise NetworkError(
                 f"layer {self.name}: input {x[tuple(i)]:.4g} needs bias mantissa "
                 f"{mant[tuple(i)]:.0f}, outside the {formats.BIAS_MANT_BITS}-bit {lo}..{hi}; "
                 f"inputs must lie in [{lo / self.input_gain:.4g}, {hi / self.input_gain:.4g}] "

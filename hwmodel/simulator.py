@@ -11,30 +11,12 @@ All samples of a batch run at once, as independent networks.
 """
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from hwmodel import formats
+from hwmodel.backend import Backend, Progress, RunOutput
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
-
-
-@dataclass
-class RunOutput:
-    """Result of running a batch.
-
-    counts: layer name -> (batch, n) int spike counts over all steps (the
-    reference simulator fills every layer; Lava the output layer and recorded
-    layers).  trains: layer name -> (batch, num_steps, n) bool spike trains of the
-    layers asked for with `record`.  voltages: output layer name -> its final v
-    (batch, n), 24-bit signed integers (v units: the threshold is vth << 6).
-    """
-
-    counts: dict = field(default_factory=dict)
-    trains: dict = field(default_factory=dict)
-    voltages: dict = field(default_factory=dict)
+from hwmodel.partition import Partition
 
 
 def _shift(a: np.ndarray, exp: int) -> np.ndarray:
@@ -99,29 +81,6 @@ class _Synapses:
         return _shift(acc.astype(np.int64), self.conn.weight_exp)
 
 
-class Progress:
-    """A text progress bar on stderr for a loop of `total` units (steps,
-    samples), shown once the loop has taken more than `after` seconds, redrawn
-    at most every `every` seconds and finished with a newline once shown."""
-
-    def __init__(self, total: int, label: str, unit: str = "steps", after: float = 2.0,
-                 every: float = 0.5):
-        self.total, self.label, self.unit, self.after, self.every = total, label, unit, after, every
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if now - self.start < self.after or (now - self.last < self.every and done < self.total):
-            return
-        self.last = now
-        bar = "#" * (30 * done // self.total)
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {self.unit} "
-                         f"{now - self.start:.1f} s")
-        if done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
              progress: bool = True) -> RunOutput:
     """Run a batch through the integer network.
@@ -167,3 +126,16 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     out.counts = {name: c.T.astype(np.int64) for name, c in counts.items()}
     out.voltages[net.output_layer] = states[net.output_layer].v.T.copy()
     return out
+
+
+class ReferenceBackend(Backend):
+    """backend='reference': simulate() (the partition does not change the dynamics)."""
+
+    name = "reference"
+
+    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
+            record: tuple = ()) -> RunOutput:
+        return simulate(net, x, num_steps, record=record)
+
+
+BACKEND = ReferenceBackend()

@@ -8,15 +8,16 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodel import formats
+from hwmodel.errors import NetworkError
 from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
-from partitioner.partition import Partition
+from hwmodel.partition import Partition
 
 
 def _check_range(what: str, value, lo: int, hi: int) -> None:
     value = np.asarray(value)
     if value.size and (value.min() < lo or value.max() > hi):
         bad = value.min() if value.min() < lo else value.max()
-        raise ValueError(f"{what}={bad} outside {lo}..{hi}")
+        raise NetworkError(f"{what}={bad} outside {lo}..{hi}")
 
 
 def check_layer(layer: IntLayer) -> None:
@@ -30,10 +31,10 @@ def check_layer(layer: IntLayer) -> None:
     _check_range(f"{where} bias_mant", layer.bias_mant, -formats.BIAS_MANT_MAX - 1,
                  formats.BIAS_MANT_MAX)
     if layer.reset not in RESET_MODES:
-        raise ValueError(f"{where} reset={layer.reset!r} not one of {RESET_MODES}")
+        raise NetworkError(f"{where} reset={layer.reset!r} not one of {RESET_MODES}")
     if np.shape(layer.bias_mant) != (layer.n,):
-        raise ValueError(f"{where} bias_mant has shape {np.shape(layer.bias_mant)}, the layer "
-                         f"has {layer.n} neurons")
+        raise NetworkError(f"{where} bias_mant has shape {np.shape(layer.bias_mant)}, the layer "
+                           f"has {layer.n} neurons")
 
 
 def check_connection(conn: IntConnection) -> None:
@@ -48,9 +49,9 @@ def check_connection(conn: IntConnection) -> None:
     never emits one."""
     where = f"connection {conn.source}->{conn.target}:"
     if conn.sign_mode not in formats.SIGN_MODES:
-        raise ValueError(f"{where} sign_mode={conn.sign_mode!r} not one of {formats.SIGN_MODES}")
+        raise NetworkError(f"{where} sign_mode={conn.sign_mode!r} not one of {formats.SIGN_MODES}")
     if conn.weight_exp < 0:
-        raise ValueError(
+        raise NetworkError(
             f"{where} weight_exp={conn.weight_exp} is negative; the Lava back-end takes 0.."
             f"{formats.WEIGHT_EXP_MAX}: Lava floors each core block's shifted sum where Loihi "
             f"shifts every synapse before summing, so they would disagree (mapper.quantize "
@@ -62,15 +63,15 @@ def check_connection(conn: IntConnection) -> None:
                  *formats.weight_range(conn.sign_mode))
     off_grid = conn.weights.data[conn.weights.data % step != 0]
     if off_grid.size:
-        raise ValueError(f"{where} weight {off_grid[0]} is not a multiple of {step}, the step of "
-                         f"{conn.num_weight_bits}-bit {conn.sign_mode} weights")
+        raise NetworkError(f"{where} weight {off_grid[0]} is not a multiple of {step}, the step of "
+                           f"{conn.num_weight_bits}-bit {conn.sign_mode} weights")
 
 
 def check_record(net: IntNetwork, record) -> None:
     """Raise ValueError if `record` names a layer the network does not have."""
     unknown = set(record) - set(net.layers)
     if unknown:
-        raise ValueError(f"record: unknown layers {sorted(unknown)}; layers: {list(net.layers)}")
+        raise NetworkError(f"record: unknown layers {sorted(unknown)}; layers: {list(net.layers)}")
 
 
 def check_partition(net: IntNetwork, partition: Partition) -> None:
@@ -78,17 +79,17 @@ def check_partition(net: IntNetwork, partition: Partition) -> None:
     layer hold each of its neurons once."""
     indices, counts = np.unique([c.index for c in partition.cores], return_counts=True)
     if np.any(counts > 1):
-        raise ValueError(f"partition: core index {indices[counts > 1][0]} is used by "
-                         f"{counts.max()} cores")
+        raise NetworkError(f"partition: core index {indices[counts > 1][0]} is used by "
+                           f"{counts.max()} cores")
     for core in partition.cores:
         if core.layer not in net.layers:
-            raise ValueError(f"partition: core {core.index} holds unknown layer {core.layer!r}")
+            raise NetworkError(f"partition: core {core.index} holds unknown layer {core.layer!r}")
     for name, layer in net.layers.items():
         held = np.concatenate([np.asarray(c.neurons, np.int64) for c in partition.cores_of(name)]
                               or [np.zeros(0, np.int64)])
         if len(held) != layer.n or not np.array_equal(np.sort(held), np.arange(layer.n)):
-            raise ValueError(f"partition: the cores of layer {name} hold {len(held)} neuron "
-                             f"indices, not each of 0..{layer.n - 1} exactly once")
+            raise NetworkError(f"partition: the cores of layer {name} hold {len(held)} neuron "
+                               f"indices, not each of 0..{layer.n - 1} exactly once")
 
 
 def check_network(net: IntNetwork) -> None:
@@ -97,17 +98,17 @@ def check_network(net: IntNetwork) -> None:
     (target size, source size), and the input and output layers exist."""
     for name in (net.input_layer, net.output_layer):
         if name not in net.layers:
-            raise ValueError(f"network: input/output layer {name!r} is not one of its layers "
-                             f"{list(net.layers)}")
+            raise NetworkError(f"network: input/output layer {name!r} is not one of its layers "
+                               f"{list(net.layers)}")
     for layer in net.layers.values():
         check_layer(layer)
     for conn in net.connections:
         where = f"connection {conn.source}->{conn.target}:"
         for name in (conn.source, conn.target):
             if name not in net.layers:
-                raise ValueError(f"{where} unknown layer {name!r}")
+                raise NetworkError(f"{where} unknown layer {name!r}")
         want = (net.layers[conn.target].n, net.layers[conn.source].n)
         if conn.weights.shape != want:
-            raise ValueError(f"{where} weights have shape {conn.weights.shape}, the layers "
-                             f"need {want}")
+            raise NetworkError(f"{where} weights have shape {conn.weights.shape}, the layers "
+                               f"need {want}")
         check_connection(conn)

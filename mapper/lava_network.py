@@ -23,10 +23,11 @@ from lava.proc.lif.process import LIF
 from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import SignMode
 
+from hwmodel.errors import NetworkError
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from hwmodel.partition import Core, Partition
 from mapper.checks import check_network, check_partition, check_record
 from mapper.procs.process import SoftResetLIF, SpikeSink
-from partitioner.partition import Core, Partition
 
 
 @dataclass
@@ -57,8 +58,8 @@ def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
 def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int) -> RingBuffer:
     """RingBuffer of the core's input spikes, data (neurons, num_steps) 0/1."""
     if len(x) < num_steps:
-        raise ValueError(f"input layer {layer.name}: spike input has {len(x)} steps, "
-                         f"the run needs {num_steps}")
+        raise NetworkError(f"input layer {layer.name}: spike input has {len(x)} steps, "
+                           f"the run needs {num_steps}")
     spikes = np.asarray(x[:num_steps]).reshape(num_steps, layer.n) != 0
     source = RingBuffer(data=spikes[:, core.neurons].T.astype(np.int32))
     source.name = f"{layer.name}/core{core.index}"

@@ -23,15 +23,16 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg, RunConfig
 
+from hwmodel.backend import Backend, Progress, RunOutput
+from hwmodel.errors import NxCompileError
 from hwmodel.network import IntNetwork
-from hwmodel.simulator import Progress, RunOutput
+from hwmodel.partition import Partition
 from mapper.checks import check_record
 from mapper.lava_network import LavaNetwork, build_lava_network
 from mapper.procs.process import unpack_train
-from partitioner.partition import Partition
 
 
-class LavaRunError(RuntimeError):
+class LavaRunError(NxCompileError, RuntimeError):
     """A Lava run failed; the message holds the ProcessModels' tracebacks."""
 
 
@@ -138,3 +139,16 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
                       out, sample)
         bar.update(sample + 1)
     return out
+
+
+class LavaBackend(Backend):
+    """backend='lava': run_lava on Lava's fixed-point CPU simulator."""
+
+    name = "lava"
+
+    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
+            record: tuple = ()) -> RunOutput:
+        return run_lava(net, partition, x, num_steps, record)
+
+
+BACKEND = LavaBackend()

@@ -26,10 +26,11 @@ import numpy as np
 from lava.magma.core.run_configs import Loihi2HwCfg
 from lava.utils import loihi, slurm
 
+from hwmodel.backend import Backend, RunOutput
+from hwmodel.errors import NetworkError, NxCompileError
 from hwmodel.network import IntNetwork
-from hwmodel.simulator import RunOutput
+from hwmodel.partition import Partition
 from mapper.lava_run import run_lava
-from partitioner.partition import Partition
 
 HOST_ENV = "NXCOMPILE_LOIHI_HOST"
 INSTALL_HELP = (
@@ -40,7 +41,7 @@ INSTALL_HELP = (
     "describe, or run backend='lava' (Lava's bit-accurate CPU simulator) instead")
 
 
-class LoihiUnavailableError(RuntimeError):
+class LoihiUnavailableError(NxCompileError, RuntimeError):
     """No Loihi board can be used: lava-loihi is missing or no host is reachable."""
 
 
@@ -51,7 +52,7 @@ def check_hardware_models(net: IntNetwork) -> None:
     soft = [name for name, layer in net.layers.items()
             if layer.reset == "soft" and not (layer.is_input and layer.input_mode == "spikes")]
     if soft:
-        raise ValueError(
+        raise NetworkError(
             f"backend='loihi': layers {soft} use soft reset, whose two-compartment neuron has no "
             f"Loihi 2 hardware model here (only a Python model); compile them with "
             f"resetMode='hard' to run on a board, or use backend='lava'")
@@ -82,3 +83,16 @@ def run_loihi(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: i
     check_hardware_models(net)
     select_host()
     return run_lava(net, partition, x, num_steps, record, run_cfg=Loihi2HwCfg())
+
+
+class LoihiBackend(Backend):
+    """backend='loihi': run_loihi on a Loihi 2 board (needs lava-loihi)."""
+
+    name = "loihi"
+
+    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
+            record: tuple = ()) -> RunOutput:
+        return run_loihi(net, partition, x, num_steps, record)
+
+
+BACKEND = LoihiBackend()

@@ -30,7 +30,6 @@ Network.inp.  Anything else raises NetxExportError naming the layer.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import h5py
@@ -38,15 +37,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel import formats
+from hwmodel.errors import NxCompileError
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
-from nxcompile.connectivity import connection_matrix, window_axes
 from nxcompile.ir import ConnectionSpec, NetworkIR
 
 NETX_BIAS_EXP = 6      # netx gives every CUBA neuron bias_exp 6
 REF_DELAY = 1          # written for lava-dl's CUBA description; netx's LIF has no refractory period
 
 
-class NetxExportError(ValueError):
+class NetxExportError(NxCompileError, ValueError):
     """The network does not fit lava-dl's netx format."""
 
 
@@ -96,39 +95,29 @@ def _bias(layer: IntLayer) -> np.ndarray | None:
     return mant
 
 
-def integer_kernel(name: str, spec: ConnectionSpec, target_shape: tuple,
-                   weights: sp.csr_matrix) -> np.ndarray:
-    """The integer kernel (kh, kw, c_in, c_out or multiplier) whose convolution is
-    `weights`, for conv2d, depthwise_conv2d and avg_pool2d (as a depthwise
-    kernel of multiplier 1).  Each kernel tap gets a unique id; the ids'
-    connection matrix tells which tap every synapse is."""
+def _window_weight(name: str, spec: ConnectionSpec, target_shape: tuple,
+                   weights: sp.csr_matrix) -> tuple:
+    """netx (weight, groups) of a window connection with integer `weights`: the
+    kernel its kind recovers (WindowKind.kernel_of) in netx's layout
+    (WindowKind.netx_weight); average pooling is a depthwise kernel."""
     if spec.channel_offset or (spec.in_channels not in (None, spec.source_shape[2])):
         raise NetxExportError(f"layer {name}: a concatenated input is not a netx chain")
-    if spec.kind == "avg_pool2d":
-        shape = (*spec.pool_size, spec.source_shape[2], 1)
-        spec = dataclasses.replace(spec, kind="depthwise_conv2d")
-    else:
-        shape = spec.kernel.shape
-    ids = np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64).reshape(shape)
-    taps = connection_matrix(dataclasses.replace(spec, kernel=ids), target_shape).tocoo()
-    tap = taps.data.astype(np.int64) - 1
-    w = np.asarray(weights.tocsr()[taps.row, taps.col]).ravel().astype(np.int64)
-    kernel = np.zeros(ids.size, np.int64)
-    kernel[tap] = w
-    if not np.array_equal(kernel[tap], w) or np.count_nonzero(w) != weights.count_nonzero():
+    kernel = spec.op.kernel_of(spec, target_shape, weights)
+    if kernel is None:
         raise NetxExportError(f"layer {name}: its weights differ between positions of the same "
                               f"kernel tap (e.g. 'same' average pooling at the border), so they "
                               f"are not one convolution kernel")
-    return kernel.reshape(shape)
+    return spec.op.netx_weight(kernel.astype(np.int64))
 
 
-def _padding(name: str, spec: ConnectionSpec, target_shape: tuple, kernel_hw: tuple) -> list:
+def _padding(name: str, spec: ConnectionSpec, target_shape: tuple) -> list:
     """Symmetric (y, x) padding that gives the same windows, checked through the
     output size that Lava's Conv computes from it."""
     pads = []
-    for axis, (o, k, i) in enumerate(window_axes(spec, target_shape)):
+    windows = spec.op.window_axes(spec, target_shape)
+    for axis, ((o, k, i), size) in enumerate(zip(windows, spec.op.kernel_hw(spec))):
         pad = int(o[0] * spec.strides[axis] + k[0] - i[0])
-        n_in, n_out, size = spec.source_shape[axis], target_shape[axis], kernel_hw[axis]
+        n_in, n_out = spec.source_shape[axis], target_shape[axis]
         if (n_in + 2 * pad - size) // spec.strides[axis] + 1 != n_out:
             raise NetxExportError(
                 f"layer {name}: padding {pad} before axis {'yx'[axis]} is not symmetric "
@@ -136,14 +125,6 @@ def _padding(name: str, spec: ConnectionSpec, target_shape: tuple, kernel_hw: tu
                 f"netx pads both sides equally")
         pads.append(pad)
     return pads
-
-
-def _conv_weight(spec: ConnectionSpec, kernel: np.ndarray) -> tuple:
-    """(C_out, C_in / groups, kH, kW) weight and groups of a conv-like connection."""
-    if spec.kind == "conv2d":
-        return kernel.transpose(3, 2, 0, 1), 1
-    kh, kw, channels, mult = kernel.shape        # depthwise: output channel c * mult + m
-    return kernel.transpose(2, 3, 0, 1).reshape(channels * mult, 1, kh, kw), channels
 
 
 def _entries(ir: NetworkIR, net: IntNetwork) -> list:
@@ -155,7 +136,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
         spec, layer, conn = ir.connection(prev, name), net.layers[name], conns[prev, name]
         _check_neurons(layer, conn)
         target = tuple(ir.layer(name).shape)
-        if spec.kind == "dense":
+        if not spec.op.window:        # dense
             weight = conn.weights.toarray()
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
@@ -164,11 +145,9 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
                 weight = weight[:, hwc.transpose(2, 0, 1).ravel()]
             entry = {"type": "dense", "shape": [layer.n], "weight": weight}
         else:
-            kernel = integer_kernel(name, spec, target, conn.weights)
-            weight, groups = _conv_weight(spec, kernel)
+            weight, groups = _window_weight(name, spec, target, conn.weights)
             entry = {"type": "conv", "shape": _chw(target), "weight": weight,
-                     "stride": list(spec.strides),
-                     "padding": _padding(name, spec, target, kernel.shape[:2]),
+                     "stride": list(spec.strides), "padding": _padding(name, spec, target),
                      "dilation": [1, 1], "groups": groups}
         bias = _bias(layer)
         if bias is not None:

@@ -40,9 +40,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel import formats
+from hwmodel.errors import NetworkError, NxCompileError
 from hwmodel.network import INPUT_MODES, RESET_MODES, IntConnection, IntLayer, IntNetwork
-from nxcompile.connectivity import connection_matrix
-from nxcompile.ir import LayerSpec, NetworkIR
+from nxcompile.ir import INPUT, LayerSpec, NetworkIR, connection_matrix
 
 
 # Smallest threshold mantissa the automatic scale aims for: the threshold then
@@ -50,7 +50,7 @@ from nxcompile.ir import LayerSpec, NetworkIR
 THRESHOLD_RESOLUTION = 64
 
 
-class QuantizationError(ValueError):
+class QuantizationError(NxCompileError, ValueError):
     """A parameter cannot be represented in Loihi's integer formats."""
 
 
@@ -130,7 +130,7 @@ def _check_neuron(layer: LayerSpec) -> None:
     _check_range(name, "numWeightBits", nrn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
     if nrn.bias_exp is not None:
         _check_range(name, "biasExp", nrn.bias_exp, 0, formats.BIAS_EXP_MAX)
-    if layer.kind == "input" and layer.input_mode not in INPUT_MODES:
+    if layer.kind == INPUT and layer.input_mode not in INPUT_MODES:
         raise QuantizationError(f"layer {name}: input_mode={layer.input_mode!r} not one of "
                                 f"{INPUT_MODES}")
 
@@ -296,16 +296,16 @@ def quantize_network(ir: NetworkIR, weight_percentile: float = 100.0) -> tuple[I
     weight_percentile: 100 scales each layer by its largest |weight|; a value
     in (0, 100) by that percentile of its non-zero |weights| (module doc)."""
     if not (isinstance(weight_percentile, (int, float)) and 0 < weight_percentile <= 100):
-        raise ValueError(f"weight_percentile={weight_percentile!r} must be in (0, 100]")
+        raise NetworkError(f"weight_percentile={weight_percentile!r} must be in (0, 100]")
     ir.validate()
     if len(ir.inputs) != 1 or len(ir.outputs) != 1:
-        raise ValueError(f"network must have exactly one input and one output layer, "
-                         f"has inputs {ir.inputs} and outputs {ir.outputs}")
+        raise NetworkError(f"network must have exactly one input and one output layer, "
+                           f"has inputs {ir.inputs} and outputs {ir.outputs}")
     net = IntNetwork(input_layer=ir.inputs[0], output_layer=ir.outputs[0])
     info = {}
     for layer in ir.layers():
         _check_neuron(layer)
-        if layer.kind == "input":
+        if layer.kind == INPUT:
             q, info[layer.name] = _quantize_input(layer)
         else:
             q, conns, info[layer.name] = _quantize_neurons(ir, layer, weight_percentile)

@@ -1,8 +1,9 @@
 """nxcompile: deep spiking neural networks from Keras onto Intel Loihi.
 
 The public names are exported lazily (PEP 562) so that ``import nxcompile.ir``
-and ``import nxcompile.connectivity`` (used by the partitioner and the mapper)
-do not import TensorFlow or Keras.
+(the IR, read by the partitioner and the mapper) does not import TensorFlow or
+Keras.  Every Nx layer class of nxcompile.layers (``nxcompile.NxConv2D``, ...)
+is exported too, without being listed here.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ _EXPORTS = {
     "NxFlatten": "nxcompile.layers",
     "NxReshape": "nxcompile.layers",
     "NxZeroPadding2D": "nxcompile.layers",
+    "NxCompileError": "hwmodel.errors",
     "model_to_ir": "nxcompile.keras_ir",
     "compile_ir": "nxcompile.compiler",
-    "load": "nxcompile.serialization",
+    "load": "nxcompile.compiled",
     "convert": "nxcompile.conversion",
 }
 
@@ -28,9 +30,13 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'nxcompile' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name.startswith("Nx"):
+        layers = importlib.import_module("nxcompile.layers")
+        if isinstance(getattr(layers, name, None), type):
+            return getattr(layers, name)
+    raise AttributeError(f"module 'nxcompile' has no attribute {name!r}")
 
 
 def __dir__() -> list:

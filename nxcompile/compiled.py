@@ -1,18 +1,24 @@
-"""A compiled network: its IR, partition and integer network, a report, and run()."""
+"""A compiled network: its IR, partition and integer network, a report, run(),
+save() and load()."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwmodel import formats
+from hwmodel.errors import NetworkError
 from hwmodel.network import IntNetwork
+from hwmodel.partition import Partition
 from mapper.checks import check_record
+from nxcompile import serialization
 from nxcompile.ir import NetworkIR
-from partitioner.partition import Partition
 from partitioner.report import partition_report, save_utilization
 
-BACKENDS = ("reference", "lava", "loihi")
+# backend name -> the module whose BACKEND (a hwmodel.backend.Backend) runs it;
+# imported on first use (Lava's import takes a second and sets the fork start method).
+BACKENDS = {"reference": "hwmodel.simulator", "lava": "mapper.lava_run", "loihi": "mapper.loihi"}
 
 
 @dataclass
@@ -93,8 +99,9 @@ class CompiledModel:
     def save(self, path):
         """Write this model to one file (JSON + npz in a zip, no pickle; see
         nxcompile.serialization); nxcompile.load(path) reads it back. Returns the path."""
-        from nxcompile.serialization import save
-        return save(self, path)
+        return serialization.write(path, ir=self.ir, partition=self.partition,
+                                   network=self.network, quantization=self.quantization,
+                                   timings=self.timings)
 
     def export_netx(self, path):
         """Write the network as a lava-dl netx HDF5 description where it fits that
@@ -122,8 +129,9 @@ class CompiledModel:
         if x.ndim == len(want):
             x = x[None]
         if tuple(x.shape[1:]) != want:
-            raise ValueError(f"layer {inp.name}: input shape {tuple(x.shape[1:])} does not match "
-                             f"{want} (input mode {inp.input_mode!r}, num_steps {num_steps})")
+            raise NetworkError(f"layer {inp.name}: input shape {tuple(x.shape[1:])} does not "
+                               f"match {want} (input mode {inp.input_mode!r}, num_steps "
+                               f"{num_steps})")
         return x
 
     def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
@@ -137,21 +145,14 @@ class CompiledModel:
         layer names whose spike trains to return.
         """
         if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+            raise NetworkError(f"num_steps must be >= 1, got {num_steps}")
+        if backend not in BACKENDS:
+            raise NetworkError(f"unknown backend {backend!r}; one of {tuple(BACKENDS)}")
         record = (record,) if isinstance(record, str) else tuple(record)
         check_record(self.network, record)
         x = self._check_input(x, num_steps)
-        if backend == "reference":
-            from hwmodel.simulator import simulate
-            out = simulate(self.network, x, num_steps, record=record)
-        elif backend == "lava":
-            from mapper.lava_run import run_lava
-            out = run_lava(self.network, self.partition, x, num_steps, record=record)
-        elif backend == "loihi":
-            from mapper.loihi import run_loihi
-            out = run_loihi(self.network, self.partition, x, num_steps, record=record)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
+        runner = importlib.import_module(BACKENDS[backend]).BACKEND
+        out = runner.run(self.network, self.partition, x, num_steps, record)
         net = self.network
         out_layer = net.layers[net.output_layer]
         counts = out.counts[net.output_layer].reshape(len(x), *out_layer.shape)
@@ -161,3 +162,9 @@ class CompiledModel:
         return RunResult(spike_counts=counts, voltages=voltages,
                          threshold=int(out_layer.vth) << formats.THRESHOLD_SHIFT, trains=trains,
                          num_steps=num_steps, layer_counts=dict(out.counts))
+
+
+def load(path) -> CompiledModel:
+    """Read a file written by CompiledModel.save (nxcompile.load); a file that is
+    not one raises ModelFileError."""
+    return CompiledModel(**serialization.read(path))

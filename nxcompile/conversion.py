@@ -40,17 +40,19 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from hwmodel.errors import NetworkError
+from nxcompile.ir import KINDS
 from nxcompile.keras_ir import check_channels_last, check_layer_options, neuron_kind, who
-from nxcompile.layers import (RESET_MODES, NxAveragePooling2D, NxConv2D, NxDense,
-                              NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
+from nxcompile.layers import (NX_NEURON_LAYERS, RESET_MODES, NxFlatten, NxInputLayer, NxReshape,
                               NxZeroPadding2D)
 from nxcompile.model import NxModel
 from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_offset_and_scale,
                                      scale_parameters)
 
-SUPPORTED = ("Dense, Conv2D, DepthwiseConv2D, AveragePooling2D, Flatten, Reshape, "
-             "ZeroPadding2D, BatchNormalization, ReLU, Activation('relu'/'linear'/'softmax'), "
-             "Softmax, Dropout")
+_WEIGHTED = ", ".join(k.keras_class for k in KINDS.values() if k.weighted)
+SUPPORTED = (", ".join(k.keras_class for k in KINDS.values())
+             + ", Flatten, Reshape, ZeroPadding2D, BatchNormalization, ReLU, "
+             "Activation('relu'/'linear'/'softmax'), Softmax, Dropout")
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
 
@@ -70,17 +72,22 @@ class _Stage:
     tensor: object
     before: list = field(default_factory=list)
 
+    @property
+    def weighted(self) -> bool:
+        """It has a kernel, bias and activation of its own (pooling: no)."""
+        return KINDS[self.kind].weighted
+
 
 def _chain(model) -> tuple:
     """(input layer, [(layer, output tensor), ...] from input to output)."""
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError):
-        raise ValueError(f"model '{model.name}' has no inputs/outputs; build it with an "
-                         "Input (functional or Sequential) first") from None
+        raise NetworkError(f"model '{model.name}' has no inputs/outputs; build it with an "
+                           "Input (functional or Sequential) first") from None
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"model '{model.name}' has {len(inputs)} inputs and {len(outputs)} "
-                         "outputs; convert needs exactly one of each")
+        raise NetworkError(f"model '{model.name}' has {len(inputs)} inputs and {len(outputs)} "
+                           "outputs; convert needs exactly one of each")
     chain, tensor = [], outputs[0]
     while True:
         layer, node_index, _ = tensor._keras_history
@@ -88,11 +95,11 @@ def _chain(model) -> tuple:
             return layer, chain[::-1]
         node = layer._inbound_nodes[node_index]
         if len(node.input_tensors) != 1:
-            raise ValueError(f"{who(layer)} has {len(node.input_tensors)} inputs; convert "
-                             f"supports chains of single-input layers: {SUPPORTED}")
+            raise NetworkError(f"{who(layer)} has {len(node.input_tensors)} inputs; convert "
+                               f"supports chains of single-input layers: {SUPPORTED}")
         if len(layer._inbound_nodes) > 1:
-            raise ValueError(f"{who(layer)} is called more than once; its neurons would "
-                             "exist once on the chip")
+            raise NetworkError(f"{who(layer)} is called more than once; its neurons would "
+                               "exist once on the chip")
         chain.append((layer, tensor))
         tensor = node.input_tensors[0]
 
@@ -105,55 +112,55 @@ def _numpy(variable) -> np.ndarray | None:
 def _activation_of(layer, fn) -> str:
     if fn not in _ACTIVATIONS:
         name = getattr(fn, "__name__", repr(fn))
-        raise ValueError(f"{who(layer)}: activation {name!r} is not supported; "
-                         "use 'relu' (hidden layers) or 'softmax'/'linear' (output layer)")
+        raise NetworkError(f"{who(layer)}: activation {name!r} is not supported; "
+                           "use 'relu' (hidden layers) or 'softmax'/'linear' (output layer)")
     return _ACTIVATIONS[fn]
 
 
 def _new_stage(layer, tensor, kind: str, before: list) -> _Stage:
     check_layer_options(layer, kind)
-    if kind == "avg_pool2d":
+    if not KINDS[kind].weighted:
         return _Stage(layer, kind, None, None, "linear", tensor, before)
     return _Stage(layer, kind, _numpy(layer.kernel), _numpy(layer.bias),
                   _activation_of(layer, layer.activation), tensor, before)
 
 
 def _fold_bn(layer, stage: _Stage | None, before: list) -> None:
-    if stage is None or before or stage.kind == "avg_pool2d" or stage.activation != "linear":
-        raise ValueError(f"{who(layer)} must directly follow a Dense, Conv2D or "
-                         "DepthwiseConv2D layer without activation, to be folded into it")
+    if stage is None or before or not stage.weighted or stage.activation != "linear":
+        raise NetworkError(f"{who(layer)} must directly follow a {_WEIGHTED} layer without "
+                           "activation, to be folded into it")
     axis = layer.axis if isinstance(layer.axis, int) else None
     if axis not in (-1, len(stage.tensor.shape) - 1):
-        raise ValueError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
-                         "can be folded")
+        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
+                           "can be folded")
     n = layer.moving_mean.shape[0]
     stage.kernel, stage.bias = fold_batch_norm(
         stage.kernel, stage.bias,
         _numpy(layer.gamma) if layer.scale else np.ones(n),
         _numpy(layer.beta) if layer.center else np.zeros(n),
         _numpy(layer.moving_mean), _numpy(layer.moving_variance), layer.epsilon,
-        depthwise=stage.kind == "depthwise_conv2d")
+        channel_axes=KINDS[stage.kind].output_channel_axes)
 
 
 def _set_activation(layer, stage: _Stage | None, before: list, act: str) -> None:
     if act == "linear":
         return
     if stage is None or before:
-        raise ValueError(f"{who(layer)}: activation {act!r} must follow a neuron layer "
-                         "(Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
-    if act == "relu" and stage.kind == "avg_pool2d":
+        raise NetworkError(f"{who(layer)}: activation {act!r} must follow a neuron layer "
+                           f"({', '.join(k.keras_class for k in KINDS.values())})")
+    if act == "relu" and not stage.weighted:
         return      # pooling of ReLU outputs (or pixels) is never negative
     if stage.activation not in ("linear", act):
-        raise ValueError(f"{who(layer)}: {act!r} after activation {stage.activation!r} of "
-                         f"layer '{stage.layer.name}' is not supported")
+        raise NetworkError(f"{who(layer)}: {act!r} after activation {stage.activation!r} of "
+                           f"layer '{stage.layer.name}' is not supported")
     stage.activation = act
 
 
 def _relu_activation(layer) -> str:
     if layer.max_value is not None or layer.negative_slope != 0 or layer.threshold != 0:
-        raise ValueError(f"{who(layer)}: only the plain ReLU is supported (max_value=None, "
-                         f"negative_slope=0, threshold=0), got max_value={layer.max_value}, "
-                         f"negative_slope={layer.negative_slope}, threshold={layer.threshold}")
+        raise NetworkError(f"{who(layer)}: only the plain ReLU is supported (max_value=None, "
+                           f"negative_slope=0, threshold=0), got max_value={layer.max_value}, "
+                           f"negative_slope={layer.negative_slope}, threshold={layer.threshold}")
     return "relu"
 
 
@@ -186,22 +193,22 @@ def _stages(chain: list) -> list:
         elif isinstance(layer, keras.layers.Dropout):
             continue
         else:
-            raise ValueError(f"{who(layer)} is not supported by convert; supported: {SUPPORTED}")
+            raise NetworkError(f"{who(layer)} is not supported by convert; supported: {SUPPORTED}")
     if not stages:
-        raise ValueError("the model has no neuron layer (Dense, Conv2D, DepthwiseConv2D, "
-                         "AveragePooling2D)")
+        raise NetworkError("the model has no neuron layer "
+                           f"({', '.join(k.keras_class for k in KINDS.values())})")
     if before:
-        raise ValueError(f"{who(before[-1])} is the last layer; the model must end in a neuron "
-                         "layer (the readout)")
+        raise NetworkError(f"{who(before[-1])} is the last layer; the model must end in a neuron "
+                           "layer (the readout)")
     for stage in stages[:-1]:
         if stage.activation == "softmax":
-            raise ValueError(f"{who(stage.layer)}: softmax is only supported on the output layer")
-        if stage.kind != "avg_pool2d" and stage.activation != "relu":
-            raise ValueError(f"{who(stage.layer)}: a hidden layer needs a ReLU activation (the "
-                             f"rate of a spiking neuron is rectified), got {stage.activation!r}")
-    if stages[-1].kind == "avg_pool2d":
-        raise ValueError(f"{who(stages[-1].layer)}: the output (readout) layer must be Dense, "
-                         "Conv2D or DepthwiseConv2D")
+            raise NetworkError(f"{who(stage.layer)}: softmax is only supported on the output layer")
+        if stage.weighted and stage.activation != "relu":
+            raise NetworkError(f"{who(stage.layer)}: a hidden layer needs a ReLU activation (the "
+                               f"rate of a spiking neuron is rectified), got {stage.activation!r}")
+    if not stages[-1].weighted:
+        raise NetworkError(f"{who(stages[-1].layer)}: the output (readout) layer must be one "
+                           f"of {_WEIGHTED}")
     return stages
 
 
@@ -216,7 +223,7 @@ def _calibration_scales(model, stages: list, x: np.ndarray, percentile: float,
     acts = acts if isinstance(acts, (list, tuple)) else [acts]
     scales, prev = [], 1.0
     for stage, a in zip(stages, acts):
-        lam = prev if stage.kind == "avg_pool2d" else _scale(stage, a, percentile)
+        lam = _scale(stage, a, percentile) if stage.weighted else prev
         scales.append(lam)
         prev = lam
     return scales
@@ -225,8 +232,8 @@ def _calibration_scales(model, stages: list, x: np.ndarray, percentile: float,
 def _scale(stage: _Stage, activations: np.ndarray, percentile: float) -> float:
     lam = percentile_scale(activations, percentile)
     if lam <= 0:
-        raise ValueError(f"{who(stage.layer)}: no positive activation on the calibration "
-                         "data (a dead layer); the layer cannot be normalized")
+        raise NetworkError(f"{who(stage.layer)}: no positive activation on the calibration "
+                           "data (a dead layer); the layer cannot be normalized")
     return lam
 
 
@@ -240,19 +247,13 @@ def _folded_layer(layer):
 
 
 def _nx_layer(stage: _Stage, neuron_args: dict, activation: str, use_bias: bool):
-    layer, kind = stage.layer, stage.kind
-    if kind == "avg_pool2d":
-        return NxAveragePooling2D(pool_size=layer.pool_size, strides=layer.strides,
-                                  padding=layer.padding, name=layer.name, **neuron_args)
-    common = dict(activation=activation, use_bias=use_bias, name=layer.name,
-                  **neuron_args)
-    if kind == "dense":
-        return NxDense(layer.units, **common)
-    if kind == "conv2d":
-        return NxConv2D(layer.filters, layer.kernel_size, strides=layer.strides,
-                        padding=layer.padding, **common)
-    return NxDepthwiseConv2D(layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                             depth_multiplier=layer.depth_multiplier, **common)
+    """The Nx layer (nxcompile.layers) of a stage: the Keras layer's own config
+    with the Loihi arguments, the SNN activation and bias."""
+    layer = stage.layer
+    config = {**layer.get_config(), "name": layer.name, **neuron_args}
+    if stage.weighted:
+        config.update(activation=activation, use_bias=use_bias)
+    return NX_NEURON_LAYERS[KINDS[stage.kind].keras_class].from_config(config)
 
 
 def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",
@@ -267,19 +268,20 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     the Keras forward pass over x_calibration.
     """
     if reset not in RESET_MODES:
-        raise ValueError(f"reset={reset!r} not one of {RESET_MODES}")
+        raise NetworkError(f"reset={reset!r} not one of {RESET_MODES}")
     if not 0 < percentile <= 100:
-        raise ValueError(f"percentile={percentile} must be in (0, 100]")
+        raise NetworkError(f"percentile={percentile} must be in (0, 100]")
     input_layer, chain = _chain(keras_model)
     stages = _stages(chain)
     x = np.asarray(x_calibration, np.float32)
     shape = tuple(keras_model.inputs[0].shape[1:])
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or not len(x):
-        raise ValueError(f"x_calibration: shape {x.shape}, needs (N, {', '.join(map(str, shape))})")
+        raise NetworkError(f"x_calibration: shape {x.shape}, needs "
+                           f"(N, {', '.join(map(str, shape))})")
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"x_calibration: values in [{x.min():.3g}, {x.max():.3g}], must be in "
-                         "[0, 1] (the input layer turns 1.0 into one spike per step); rescale "
-                         "the data and retrain")
+        raise NetworkError(f"x_calibration: values in [{x.min():.3g}, {x.max():.3g}], must be in "
+                           "[0, 1] (the input layer turns 1.0 into one spike per step); rescale "
+                           "the data and retrain")
     scales = _calibration_scales(keras_model, stages[:-1], x, percentile, batch_size)
 
     inp = NxInputLayer(shape=shape, resetMode=reset, name=input_layer.name)
@@ -292,7 +294,7 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
         layer = _nx_layer(stage, {"resetMode": "soft" if readout else reset},
                           "linear" if readout else "relu", use_bias=readout or stage.bias is not None)
         tensor = layer(tensor)
-        if stage.kind != "avg_pool2d":
+        if stage.weighted:
             kernel, bias = scale_parameters(stage.kernel, stage.bias, lam_in, lam_out)
             if bias is None and readout:
                 bias = np.zeros(layer.bias.shape)
@@ -304,7 +306,7 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     offset, lam = readout_offset_and_scale(snn.predict(x, batch_size=batch_size, verbose=0),
                                            kernel, bias)
     if lam <= 0:
-        raise ValueError(f"{who(stages[-1].layer)}: its outputs on the calibration data are "
-                         "all 0 or negative (a dead readout)")
+        raise NetworkError(f"{who(stages[-1].layer)}: its outputs on the calibration data are "
+                           "all 0 or negative (a dead readout)")
     layer.set_weights([kernel / lam, (bias + offset) / lam])
     return snn

@@ -24,21 +24,21 @@ from dataclasses import dataclass, replace
 import keras
 import numpy as np
 
-from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from hwmodel.errors import NetworkError
+from nxcompile.ir import INPUT, KINDS, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 
-_NEURON_KINDS = (  # order matters only for subclasses; DepthwiseConv2D is not a Conv2D
-    (keras.layers.InputLayer, "input"),
-    (keras.layers.Dense, "dense"),
-    (keras.layers.DepthwiseConv2D, "depthwise_conv2d"),
-    (keras.layers.Conv2D, "conv2d"),
-    (keras.layers.AveragePooling2D, "avg_pool2d"),
-)
+# Keras layer class -> IR layer kind: InputLayer -> 'input', each connection
+# kind's keras_class -> that kind (nxcompile.ir.kinds).
+_KIND_OF_CLASS = {keras.layers.InputLayer: INPUT,
+                  **{getattr(keras.layers, k.keras_class): name for name, k in KINDS.items()}}
+
 _FOLDED = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
            keras.layers.Add, keras.layers.Concatenate)
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear"}
-_SUPPORTED = ("supported: neuron layers InputLayer, Dense, Conv2D, DepthwiseConv2D, "
-              "AveragePooling2D (and their Nx versions); folded layers Flatten, Reshape, "
-              "ZeroPadding2D, Add, Concatenate")
+_SUPPORTED = ("supported: neuron layers InputLayer, "
+              + ", ".join(k.keras_class for k in KINDS.values())
+              + " (and their Nx versions); folded layers Flatten, Reshape, ZeroPadding2D, Add, "
+              "Concatenate")
 _NO_PADDING = ((0, 0), (0, 0))
 
 
@@ -61,11 +61,12 @@ def who(layer) -> str:
 
 
 def neuron_kind(layer) -> str | None:
-    """The IR kind of a Keras layer with neurons (input, dense, conv2d,
-    depthwise_conv2d, avg_pool2d); None for any other layer."""
-    for cls, kind in _NEURON_KINDS:
-        if isinstance(layer, cls):
-            return kind
+    """The IR kind of a Keras layer with neurons ('input' or a connection kind
+    of nxcompile.ir.kinds), found along its class's MRO (the most derived match
+    wins); None for any other layer."""
+    for cls in type(layer).__mro__:
+        if cls in _KIND_OF_CLASS:
+            return _KIND_OF_CLASS[cls]
     return None
 
 
@@ -73,8 +74,8 @@ def _shape(layer, tensor) -> tuple:
     """Tensor shape without the batch dimension; must be fully defined."""
     shape = tuple(tensor.shape[1:])
     if any(d is None for d in shape):
-        raise ValueError(f"{who(layer)}: shape {shape} has undefined dimensions; "
-                         "give the input layer a full shape")
+        raise NetworkError(f"{who(layer)}: shape {shape} has undefined dimensions; "
+                           "give the input layer a full shape")
     return shape
 
 
@@ -82,34 +83,31 @@ def check_channels_last(layer) -> None:
     """Reject a layer whose data_format is not 'channels_last'."""
     fmt = getattr(layer, "data_format", "channels_last")
     if fmt != "channels_last":
-        raise ValueError(f"{who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
+        raise NetworkError(f"{who(layer)}: data_format={fmt!r}; only 'channels_last' is supported")
 
 
 def check_layer_options(layer, kind: str) -> None:
     """Reject Keras options of a neuron layer of IR kind ``kind`` that have no
     Loihi mapping (activations aside): channels first, a quantized kernel
-    (its scales would be lost), dilation, grouped convolution."""
+    (its scales would be lost), and what the connection kind refuses
+    (ConnectionKind.check_keras: dilation, grouped convolution)."""
     check_channels_last(layer)
-    if kind in ("dense", "conv2d", "depthwise_conv2d") and \
-            getattr(layer, "quantization_mode", None) is not None:
-        raise ValueError(f"{who(layer)}: quantization_mode={layer.quantization_mode!r} "
-                         "is not supported; give the float model")
-    if kind in ("conv2d", "depthwise_conv2d"):
-        if tuple(layer.dilation_rate) != (1, 1):
-            raise ValueError(f"{who(layer)}: dilation_rate={layer.dilation_rate}; only (1, 1) "
-                             "is supported")
-    if kind == "conv2d" and layer.groups != 1:
-        raise ValueError(f"{who(layer)}: groups={layer.groups}; only 1 is supported "
-                         "(use DepthwiseConv2D for per-channel filters)")
+    if kind == INPUT:
+        return
+    op = KINDS[kind]
+    if op.weighted and getattr(layer, "quantization_mode", None) is not None:
+        raise NetworkError(f"{who(layer)}: quantization_mode={layer.quantization_mode!r} "
+                           "is not supported; give the float model")
+    op.check_keras(layer, who(layer))
 
 
 def _check_neuron_layer(layer, kind: str) -> None:
     """check_layer_options, and an activation an integrate-and-fire layer has."""
     check_layer_options(layer, kind)
-    if kind in ("dense", "conv2d", "depthwise_conv2d") and layer.activation not in _ACTIVATIONS:
+    if kind != INPUT and KINDS[kind].weighted and layer.activation not in _ACTIVATIONS:
         name = getattr(layer.activation, "__name__", repr(layer.activation))
-        raise ValueError(f"{who(layer)}: activation {name!r} is not supported; use 'relu' "
-                         "(the rate of an integrate-and-fire neuron) or 'linear'")
+        raise NetworkError(f"{who(layer)}: activation {name!r} is not supported; use 'relu' "
+                           "(the rate of an integrate-and-fire neuron) or 'linear'")
 
 
 def _numpy(variable) -> np.ndarray:
@@ -135,20 +133,20 @@ class _Converter:
                 parts = [self.resolve(t) for t in node.input_tensors]
                 self.terms[key] = self._fold(layer, node, parts, tensor)
             else:
-                raise ValueError(f"{who(layer)} is not supported; {_SUPPORTED}")
+                raise NetworkError(f"{who(layer)} is not supported; {_SUPPORTED}")
         return self.terms[key]
 
     def _add_layer(self, layer, kind: str, node, tensor) -> str:
-        in_terms = self.resolve(node.input_tensors[0]) if kind != "input" else []
+        in_terms = self.resolve(node.input_tensors[0]) if kind != INPUT else []
         if layer.name in self.ir.graph:
-            raise ValueError(f"{who(layer)} is called more than once; a neuron layer "
-                             "must be used once (its neurons exist once on the chip)")
+            raise NetworkError(f"{who(layer)} is called more than once; a neuron layer "
+                               "must be used once (its neurons exist once on the chip)")
         _check_neuron_layer(layer, kind)
         shape = _shape(layer, tensor)
         if len(shape) not in (1, 3):
-            raise ValueError(f"{who(layer)}: output shape {shape}; neuron layers must be "
-                             "(n,) or (height, width, channels)")
-        if kind == "input":
+            raise NetworkError(f"{who(layer)}: output shape {shape}; neuron layers must be "
+                               "(n,) or (height, width, channels)")
+        if kind == INPUT:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
                                         input_mode=getattr(layer, "input_mode", "bias")))
         else:
@@ -156,7 +154,7 @@ class _Converter:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias))
             for term in in_terms:
                 if self.ir.graph.has_edge(term.source, layer.name):
-                    raise ValueError(
+                    raise NetworkError(
                         f"{who(layer)} receives layer '{term.source}' more than once "
                         "(through Add/Concatenate); the IR has one connection per layer pair")
                 self.ir.connect(term.source, layer.name, _connection(layer, kind, term))
@@ -172,8 +170,8 @@ class _Converter:
             for t in terms:
                 if t.pre_padding != _NO_PADDING or t.in_channels is not None:
                     cause = "ZeroPadding2D" if t.pre_padding != _NO_PADDING else "Concatenate"
-                    raise ValueError(f"{who(layer)}: reshaping the output of {cause} is not "
-                                     "supported; reshape before padding/concatenating")
+                    raise NetworkError(f"{who(layer)}: reshaping the output of {cause} is not "
+                                       "supported; reshape before padding/concatenating")
             return [replace(t, shape=shape) for t in terms]
         if isinstance(layer, keras.layers.ZeroPadding2D):
             (terms,) = parts
@@ -184,13 +182,13 @@ class _Converter:
         in_shapes = [_shape(layer, t) for t in node.input_tensors]
         if isinstance(layer, keras.layers.Add):
             if any(s != shape for s in in_shapes):
-                raise ValueError(f"{who(layer)}: input shapes {in_shapes} differ; "
-                                 "broadcasting is not supported")
+                raise NetworkError(f"{who(layer)}: input shapes {in_shapes} differ; "
+                                   "broadcasting is not supported")
             return [t for terms in parts for t in terms]
         # Concatenate
         if layer.axis not in (-1, len(shape)):
-            raise ValueError(f"{who(layer)}: axis={layer.axis}; only the channels axis (-1) "
-                             "is supported")
+            raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels axis (-1) "
+                               "is supported")
         offsets = np.cumsum([0] + [s[-1] for s in in_shapes])
         return [replace(t, channel_offset=int(off) + t.channel_offset, in_channels=shape[-1])
                 for terms, off in zip(parts, offsets) for t in terms]
@@ -202,22 +200,15 @@ def _neuron_spec(layer) -> NeuronSpec:
 
 
 def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
-    """The ConnectionSpec of ``term`` into neuron layer ``layer``."""
-    if kind == "dense":
-        if len(term.shape) != 1:
-            raise ValueError(f"{who(layer)}: input from '{term.source}' has shape "
-                             f"{term.shape}; Dense needs a 1-D input (put a Flatten before it)")
-        return ConnectionSpec("dense", term.shape, kernel=_numpy(layer.kernel),
-                              channel_offset=term.channel_offset, in_channels=term.in_channels)
-    if len(term.shape) != 3:
-        raise ValueError(f"{who(layer)}: input from '{term.source}' has shape {term.shape}; "
-                         "a spatial layer needs (height, width, channels)")
-    common = dict(strides=tuple(layer.strides), padding=layer.padding,
-                  pre_padding=term.pre_padding, channel_offset=term.channel_offset,
-                  in_channels=term.in_channels)
-    if kind == "avg_pool2d":
-        return ConnectionSpec(kind, term.shape, pool_size=tuple(layer.pool_size), **common)
-    return ConnectionSpec(kind, term.shape, kernel=_numpy(layer.kernel), **common)
+    """The ConnectionSpec of ``term`` into neuron layer ``layer`` (its kind's
+    ConnectionKind.from_keras)."""
+    op = KINDS[kind]
+    if len(term.shape) != op.source_ndim:
+        raise NetworkError(f"{who(layer)}: input from '{term.source}' has shape {term.shape}; "
+                           f"{op.source_hint}")
+    return ConnectionSpec(kind, term.shape, pre_padding=term.pre_padding,
+                          channel_offset=term.channel_offset, in_channels=term.in_channels,
+                          **op.from_keras(layer, term.shape))
 
 
 def model_to_ir(model) -> NetworkIR:
@@ -230,8 +221,8 @@ def model_to_ir(model) -> NetworkIR:
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError):
-        raise ValueError(f"model '{model.name}' has no inputs/outputs; build it with the "
-                         "functional API (NxModel(inputs, outputs)) first") from None
+        raise NetworkError(f"model '{model.name}' has no inputs/outputs; build it with the "
+                           "functional API (NxModel(inputs, outputs)) first") from None
     conv = _Converter()
     for tensor in inputs:
         conv.resolve(tensor)
@@ -240,10 +231,11 @@ def model_to_ir(model) -> NetworkIR:
     for tensor in outputs:
         layer = tensor._keras_history[0]
         if neuron_kind(layer) is None:
-            raise ValueError(f"model output comes from {who(layer)}; model outputs must be "
-                             "neuron layers (Dense, Conv2D, DepthwiseConv2D, AveragePooling2D)")
+            kinds = ", ".join(k.keras_class for k in KINDS.values())
+            raise NetworkError(f"model output comes from {who(layer)}; model outputs must be "
+                               f"neuron layers ({kinds})")
         if conv.ir.graph.out_degree(layer.name):
-            raise ValueError(f"model output '{layer.name}' also feeds other layers; the IR's "
-                             "outputs are the layers without successors")
+            raise NetworkError(f"model output '{layer.name}' also feeds other layers; the IR's "
+                               "outputs are the layers without successors")
     conv.ir.validate()
     return conv.ir

@@ -1,7 +1,9 @@
 """Nx layers: Keras 3 layers that carry Loihi neuron parameters.
 
-Neuron layers (NxInputLayer, NxDense, NxConv2D, NxDepthwiseConv2D,
-NxAveragePooling2D) own neurons on the chip; NxFlatten, NxReshape and
+Neuron layers (NxInputLayer, and one per connection kind of nxcompile.ir.kinds:
+NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D) own neurons on the
+chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
+NX_NEURON_LAYERS maps that class name to the Nx class; NxFlatten, NxReshape and
 NxZeroPadding2D own none and are folded into the connections by
 nxcompile.keras_ir.  Each neuron layer takes the usual Keras arguments plus the
 Loihi ones, spelled camelCase as in NxTF:
@@ -32,6 +34,7 @@ import numbers
 
 import keras
 
+from hwmodel.errors import NetworkError
 from hwmodel.formats import BIAS_EXP_MAX, DECAY_UNITY, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX
 from hwmodel.network import INPUT_MODES, RESET_MODES
 from nxcompile.ir import NeuronSpec
@@ -71,9 +74,9 @@ class _NxNeurons:
         self._check_int("decayV", decayV, 0, DECAY_MAX)
         if (not isinstance(threshold, numbers.Real) or isinstance(threshold, bool)
                 or not math.isfinite(threshold) or threshold <= 0):
-            raise ValueError(f"{self._who()}: threshold={threshold!r} must be a finite number > 0")
+            raise NetworkError(f"{self._who()}: threshold={threshold!r} must be a finite number > 0")
         if resetMode not in RESET_MODES:
-            raise ValueError(f"{self._who()}: resetMode={resetMode!r} not one of {RESET_MODES}")
+            raise NetworkError(f"{self._who()}: resetMode={resetMode!r} not one of {RESET_MODES}")
         self._neuron = NeuronSpec(
             threshold=float(threshold), reset=resetMode, decay_u=int(decayU), decay_v=int(decayV),
             vth_mant=None if vThMant is None else int(vThMant),
@@ -88,7 +91,7 @@ class _NxNeurons:
             return
         if not _is_int(value) or not lo <= value <= hi:
             allowed = f"an integer in {lo}..{hi}" + (" or None" if optional else "")
-            raise ValueError(f"{self._who()}: {param}={value!r} must be {allowed}")
+            raise NetworkError(f"{self._who()}: {param}={value!r} must be {allowed}")
 
     @property
     def neuron_spec(self) -> NeuronSpec:
@@ -115,7 +118,7 @@ class NxInputLayer(_NxNeurons, keras.layers.InputLayer):
     def __init__(self, shape=None, inputMode="bias", **kwargs):
         super().__init__(shape=shape, **kwargs)
         if inputMode not in INPUT_MODES:
-            raise ValueError(f"{self._who()}: inputMode={inputMode!r} not one of {INPUT_MODES}")
+            raise NetworkError(f"{self._who()}: inputMode={inputMode!r} not one of {INPUT_MODES}")
         self.input_mode = inputMode
 
     @property
@@ -175,3 +178,8 @@ class NxReshape(keras.layers.Reshape):
 @_register
 class NxZeroPadding2D(keras.layers.ZeroPadding2D):
     """Zero padding (channels last); no neurons, folded into the next connection."""
+
+
+# Keras class name -> the Nx neuron layer class that subclasses it ('Conv2D' -> NxConv2D).
+NX_NEURON_LAYERS = {next(b for b in cls.__bases__ if b is not _NxNeurons).__name__: cls
+                    for cls in _NxNeurons.__subclasses__()}

@@ -22,17 +22,16 @@ from hwmodel import formats
 
 def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray,
                     beta: np.ndarray, mean: np.ndarray, variance: np.ndarray,
-                    epsilon: float, depthwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel and bias of a Dense/Conv2D (or, with depthwise, DepthwiseConv2D)
-    layer followed by inference-mode BatchNormalization over the output channels:
-    y = gamma * (x - mean) / sqrt(variance + epsilon) + beta.  Returns float64
-    arrays; bias (None: no bias) becomes a bias per output channel."""
+                    epsilon: float, channel_axes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a layer followed by inference-mode BatchNormalization
+    over its output channels: y = gamma * (x - mean) / sqrt(variance + epsilon)
+    + beta.  channel_axes: the kernel's trailing axes that index the output
+    channel (ConnectionKind.output_channel_axes: 1 for Dense and Conv2D, 2 for
+    DepthwiseConv2D, whose channel c * multiplier + m is kernel[..., c, m]).
+    Returns float64 arrays; bias (None: no bias) becomes a bias per output channel."""
     scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(variance, np.float64) + epsilon)
     kernel = np.asarray(kernel, np.float64)
-    if depthwise:   # output channel c_in * depth_multiplier + m
-        folded = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-    else:
-        folded = kernel * scale
+    folded = kernel * scale.reshape(kernel.shape[-channel_axes:])
     b = np.zeros(scale.shape) if bias is None else np.asarray(bias, np.float64)
     return folded, (b - np.asarray(mean, np.float64)) * scale + np.asarray(beta, np.float64)
 

@@ -1,4 +1,5 @@
-"""Save and load a CompiledModel without recompiling: JSON and npz, no pickle.
+"""The model file: a compiled network's parts without recompiling, as JSON and
+npz, no pickle (nxcompile.compiled's save and load use it).
 
 The file is a zip archive with two members:
 
@@ -14,9 +15,9 @@ The file is a zip archive with two members:
   arrays.npz       every numpy array (csr matrices as key.data, key.indices,
                    key.indptr), read with allow_pickle=False.
 
-Only the dataclasses of hwmodel.limits, hwmodel.network, partitioner.partition,
-nxcompile.ir and mapper.quantize are rebuilt, by name, so a file cannot make
-load() construct anything else.  A file that is not such an archive, of another
+Only the dataclasses of hwmodel.limits, hwmodel.network, hwmodel.partition,
+mapper.quantize and the IR's specs are rebuilt, by name, so a file cannot make
+read() construct anything else.  A file that is not such an archive, of another
 format or version, or whose network fails mapper.checks raises ModelFileError.
 """
 from __future__ import annotations
@@ -30,25 +31,26 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from hwmodel import limits, network
+from hwmodel import limits, network, partition as partition_module
+from hwmodel.errors import NxCompileError
 from mapper import quantize
 from mapper.checks import check_network, check_partition
-from nxcompile import ir as ir_module
-from nxcompile.compiled import CompiledModel
-from nxcompile.ir import NetworkIR
-from partitioner import partition as partition_module
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 
 FORMAT = "nxcompile.compiled"
 VERSION = 1
 JSON_MEMBER = "nxcompile.json"
 ARRAYS_MEMBER = "arrays.npz"
 
-_CLASSES = {name: cls for module in (limits, network, partition_module, ir_module, quantize)
+_CLASSES = {name: cls for module in (limits, network, partition_module, quantize)
             for name, cls in vars(module).items()
             if isinstance(cls, type) and dataclasses.is_dataclass(cls)}
+_CLASSES.update({cls.__name__: cls for cls in (ConnectionSpec, LayerSpec, NeuronSpec)})
+PARTS = {"ir": NetworkIR, "partition": partition_module.Partition, "network": network.IntNetwork,
+         "quantization": dict, "timings": dict}
 
 
-class ModelFileError(ValueError):
+class ModelFileError(NxCompileError, ValueError):
     """A file is not a readable nxcompile model file."""
 
 
@@ -167,13 +169,12 @@ class _Decoder:
         return ir
 
 
-def save(model: CompiledModel, path) -> Path:
-    """Write `model` to `path` (see the module doc); returns the path."""
+def write(path, **parts) -> Path:
+    """Write the parts of a compiled network (PARTS: ir, partition, network,
+    quantization, timings) to `path` (see the module doc); returns the path."""
     enc = _Encoder()
-    doc = {"format": FORMAT, "version": VERSION, "model": {
-        "ir": enc.encode(model.ir), "partition": enc.encode(model.partition),
-        "network": enc.encode(model.network), "quantization": enc.encode(model.quantization),
-        "timings": enc.encode(model.timings)}}
+    doc = {"format": FORMAT, "version": VERSION,
+           "model": {key: enc.encode(parts[key]) for key in PARTS}}
     text = json.dumps(doc, allow_nan=False, indent=1)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **enc.arrays)
@@ -207,8 +208,8 @@ def _read(path: Path) -> tuple:
     return doc, npz
 
 
-def load(path) -> CompiledModel:
-    """Read a file written by save (CompiledModel.save): nxcompile.load."""
+def read(path) -> dict:
+    """The parts (PARTS) of a file written by write, checked; ModelFileError otherwise."""
     path = Path(path)
     doc, npz = _read(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -219,15 +220,12 @@ def load(path) -> CompiledModel:
                              f"nxcompile reads version {VERSION}")
     with npz:
         try:
-            parts = {key: _Decoder(npz).decode(doc["model"][key])
-                     for key in ("ir", "partition", "network", "quantization", "timings")}
+            parts = {key: _Decoder(npz).decode(doc["model"][key]) for key in PARTS}
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
         except (KeyError, TypeError) as exc:
             raise ModelFileError(f"{path}: model description incomplete: {exc!r}") from None
-    kinds = {"ir": NetworkIR, "partition": partition_module.Partition,
-             "network": network.IntNetwork, "quantization": dict, "timings": dict}
-    for key, kind in kinds.items():
+    for key, kind in PARTS.items():
         if not isinstance(parts[key], kind):
             raise ModelFileError(f"{path}: {key} is a {type(parts[key]).__name__}, not a "
                                  f"{kind.__name__}")
@@ -236,5 +234,4 @@ def load(path) -> CompiledModel:
         check_partition(parts["network"], parts["partition"])
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
-    return CompiledModel(parts["ir"], parts["partition"], parts["network"],
-                         parts["quantization"], parts["timings"])
+    return parts

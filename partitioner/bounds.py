@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from hwmodel.limits import RESOURCE
 from partitioner.graph import PartitionGraph
 
 
@@ -42,12 +43,10 @@ def lower_bounds(graph: PartitionGraph) -> dict:
             cores = np.where(e.fanout == target.n, np.maximum(cores, bounds[e.target][0]), cores)
             reach += cores
         entries = int(reach[reach >= 2].sum())
-        options = {
-            "compartments": math.ceil(layer.n * graph.cpn[name] / lim.compartments),
-            "synapse words": math.ceil(math.ceil(words / lim.word_bits) / lim.synapse_words),
-            "input axons": math.ceil(shared_sources / lim.input_axons),
-            "output axons": math.ceil(entries / lim.output_axons),
-        }
+        need = {"compartments": layer.n * graph.cpn[name],
+                "synapse_words": math.ceil(words / lim.word_bits),
+                "input_axons": shared_sources, "output_axons": entries}
+        options = {RESOURCE[k].name: math.ceil(v / RESOURCE[k].limit(lim)) for k, v in need.items()}
         resource = max(options, key=options.get)
         bounds[name] = (max(1, options[resource]), resource)
     return bounds

@@ -3,16 +3,17 @@ of a tiled target layer, and what every target core needs for them (input
 axons and synapse words by the rules of partitioner.model).
 
 Two ways to count, chosen per connection:
-- WindowEdge (conv2d, depthwise_conv2d, avg_pool2d): analytic.  The synapses
-  of a window operation are a product of two spatial axes (connectivity.
-  window_axes) and a contiguous channel range per source channel, so on a
-  rectangular block a source's synapse list is fixed by three run lengths
-  (ly, lx, lc) and its kernel taps.  Sources are grouped into row classes x
+- WindowEdge (every nxcompile.ir.WindowKind: conv2d, depthwise_conv2d,
+  avg_pool2d): analytic.  The synapses of a window operation are a product of
+  two spatial axes and a contiguous channel range per source channel, all
+  answered by the connection's kind (window_axes, selectors, target_channels,
+  weights), so on a rectangular block a source's synapse list is fixed by
+  three run lengths (ly, lx, lc) and its kernel taps.  Sources are grouped into row classes x
   column classes x channels; lists are deduplicated (connection sharing) by
   comparing the weight blocks of each class triple.  Results are cached per
   block signature, so equal interior blocks are counted once.
-- MatrixEdge (dense, or a window edge whose sources are partly shared with
-  another successor): from the synapse matrix, all lists at once.
+- MatrixEdge (any other kind, e.g. dense, or a window edge whose sources are
+  partly shared with another successor): from the synapse matrix, all lists at once.
 """
 from __future__ import annotations
 
@@ -23,13 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel.limits import CoreLimits
-from nxcompile.connectivity import connection_matrix, window_axes
-from nxcompile.ir import NetworkIR
+from nxcompile.ir import NetworkIR, connection_matrix
 from partitioner import model
 from partitioner.model import ENCODINGS
 from partitioner.tiling import Tiling
-
-WINDOW_KINDS = ("conv2d", "depthwise_conv2d", "avg_pool2d")
 
 
 @dataclass
@@ -114,10 +112,10 @@ class MatrixEdge(Edge):
 class _Axis:
     """One spatial axis of a window operation: for every input coordinate i the
     contiguous output range [lo[i], hi[i]] it reaches (lo = -1: none) and a
-    selector table sel[i, o] that fixes the weight (kernel tap, or for pooling
-    the window count of output o)."""
+    selector table sel[i, o] that fixes the weight on this axis
+    (WindowKind.selectors: the kernel offset, for pooling the window's divisor)."""
 
-    def __init__(self, o, k, i, n_in: int, n_out: int, pool: bool):
+    def __init__(self, o, sel, i, n_in: int, n_out: int):
         self.n_out = n_out
         self.lo = np.full(n_in, n_out, np.int64)
         self.hi = np.full(n_in, -1, np.int64)
@@ -126,7 +124,7 @@ class _Axis:
         self.present = self.hi >= 0
         self.lo[~self.present] = -1
         self.sel = np.full((n_in, n_out), -1, np.int64)
-        self.sel[i, o] = np.bincount(o, minlength=n_out)[o] if pool else k
+        self.sel[i, o] = sel
         self.fanout = np.where(self.present, self.hi - self.lo + 1, 0)
         self._classes = {}
 
@@ -153,40 +151,30 @@ class _Axis:
 
 
 class WindowEdge(Edge):
-    """A conv2d / depthwise / average-pooling connection, counted analytically."""
+    """A window connection (nxcompile.ir.WindowKind), counted analytically."""
 
     def __init__(self, ir: NetworkIR, source: str, target: str):
         super().__init__(ir, source, target)
-        conn = self.conn
-        (oy, ky, iy), (ox, kx, ix) = window_axes(conn, self.target_shape)
+        conn, self.op = self.conn, self.conn.op
+        (oy, _, iy), (ox, _, ix) = self.op.window_axes(conn, self.target_shape)
+        sel_y, sel_x = self.op.selectors(conn, self.target_shape)
         h_in, w_in, self.c_in = conn.source_shape
         h_out, w_out, self.c_out = self.target_shape
-        pool = conn.kind == "avg_pool2d"
-        self.axes = (_Axis(oy, ky, iy, h_in, h_out, pool), _Axis(ox, kx, ix, w_in, w_out, pool))
-        ci = np.arange(self.c_in)
-        if conn.kind == "conv2d":
-            self.co_lo, self.co_hi = np.zeros_like(ci), np.full_like(ci, self.c_out - 1)
-        elif conn.kind == "depthwise_conv2d":
-            mult = conn.kernel.shape[3]
-            self.co_lo, self.co_hi = ci * mult, ci * mult + mult - 1
-        else:
-            self.co_lo = self.co_hi = ci + conn.channel_offset
+        self.axes = (_Axis(oy, sel_y, iy, h_in, h_out), _Axis(ox, sel_x, ix, w_in, w_out))
+        self.co_lo, self.width = self.op.target_channels(conn, self.c_out)
+        self.co_hi = self.co_lo + self.width - 1
         self.c_present = self.co_lo < self.c_out
-        self.kernel = None if pool else np.asarray(conn.kernel, np.float64)
         self._blocks = {}
         self._patterns = {}
 
     def min_stored_synapses(self) -> int:
         """One synapse per distinct weight value that some synapse uses."""
-        ky, kx = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
-        if self.conn.kind == "avg_pool2d":
-            return len(np.unique(ky[:, None] * kx[None, :]))
+        sel_y, sel_x = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
         ci = np.flatnonzero(self.c_present)
-        if self.conn.kind == "conv2d":
-            used = self.kernel[np.ix_(ky, kx, ci + self.conn.channel_offset, np.arange(self.c_out))]
-        else:
-            used = self.kernel[np.ix_(ky, kx, ci, np.arange(self.kernel.shape[3]))]
-        return len(np.unique(used + 0.0))
+        co = self.co_lo[ci][:, None] + np.arange(self.width)
+        used = self.op.weights(self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
+                               ci[None, None, :, None], co[None, None])
+        return len(np.unique(np.asarray(used) + 0.0))
 
     @cached_property
     def connects(self) -> np.ndarray:
@@ -254,18 +242,10 @@ class WindowEdge(Edge):
         """Weight blocks (R * C * K, ly * lx * lc) of all class triples."""
         ly, lx = sel_y.shape[1], sel_x.shape[1]
         co = co_start[:, None] + np.arange(lc)[None, :]
-        ky = sel_y[:, None, None, :, None, None]
-        kx = sel_x[None, :, None, None, :, None]
-        if self.conn.kind == "avg_pool2d":
-            w = 1.0 / (ky * kx)
-            w = np.broadcast_to(w, (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
-        elif self.conn.kind == "conv2d":
-            w = self.kernel[ky, kx, (ci + self.conn.channel_offset)[None, None, :, None, None, None],
-                            co[None, None, :, None, None, :]]
-        else:
-            mult = self.kernel.shape[3]
-            w = self.kernel[ky, kx, ci[None, None, :, None, None, None],
-                            (co - ci[:, None] * mult)[None, None, :, None, None, :]]
+        w = self.op.weights(self.conn, sel_y[:, None, None, :, None, None],
+                            sel_x[None, :, None, None, :, None], ci[None, None, :, None, None, None],
+                            co[None, None, :, None, None, :])
+        w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
         return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
 
     def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits) -> tuple:
@@ -404,5 +384,6 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
 
 
 def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
-    kind = ir.connection(source, target).kind
-    return WindowEdge(ir, source, target) if kind in WINDOW_KINDS else MatrixEdge(ir, source, target)
+    """WindowEdge for a window kind (counted analytically), else MatrixEdge."""
+    window = ir.connection(source, target).op.window
+    return (WindowEdge if window else MatrixEdge)(ir, source, target)

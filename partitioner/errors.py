@@ -1,7 +1,8 @@
 """Named partitioning errors."""
+from hwmodel.errors import NxCompileError
 
 
-class PartitionError(ValueError):
+class PartitionError(NxCompileError, ValueError):
     """No valid partition exists."""
 
 

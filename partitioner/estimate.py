@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from hwmodel.limits import RESOURCE
 from partitioner import model
 from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
 from partitioner.tiling import Tiling
 
 MAX_FREE = 4   # connections whose population flags are searched exhaustively per core
+# What a layer's own cores may overrun (compartments are kept by the tilings,
+# output axons are checked by output_usage).
+_SYNAPSE_SIDE = ("input_axons", "synapse_words", "words_per_axon")
 
 
 @dataclass(frozen=True)
@@ -38,22 +42,25 @@ class Violation:
 @dataclass
 class LayerUsage:
     """Per core of a tiled layer: compartments, input axons, synapse words, the
-    longest synapse list, the chosen encoding (index into model.ENCODINGS), and per
+    longest synapse list's words (words_per_axon), the chosen encoding (index into model.ENCODINGS), and per
     incoming source layer whether its members share a population axon on that core."""
 
     tiling: Tiling
     compartments: np.ndarray
     input_axons: np.ndarray
     synapse_words: np.ndarray
-    max_list: np.ndarray
+    words_per_axon: np.ndarray
     encoding: np.ndarray
     population: dict = field(default_factory=dict)
     violation: Violation | None = None
 
 
-def _worst(name: str, checks: list) -> Violation | None:
-    """The violated check with the largest needed/limit ratio, or None."""
-    bad = [Violation(name, r, int(v), int(lim)) for r, v, lim in checks if v > lim]
+def _worst(name: str, usage, core: int, keys: tuple, limits) -> Violation | None:
+    """Of the resources `keys` (hwmodel.limits.RESOURCE) that core `core` of
+    `usage` overruns, the one with the largest needed/limit ratio, or None."""
+    bad = [Violation(name, RESOURCE[k].name, int(getattr(usage, k)[core]),
+                     RESOURCE[k].limit(limits)) for k in keys]
+    bad = [v for v in bad if v.needed > v.limit]
     return max(bad, key=lambda v: v.ratio) if bad else None
 
 
@@ -109,11 +116,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
                         for j, (e, u) in enumerate(zip(edges, usages))})
     bad = np.flatnonzero(~feasible.any(axis=0))
     if len(bad):
-        usage.violation = max(
-            (_worst(name, [("input axons", usage.input_axons[t], lim.input_axons),
-                           ("synapse words", usage.synapse_words[t], lim.synapse_words),
-                           ("synapse words of one axon", usage.max_list[t], lim.words_per_axon)])
-             for t in bad), key=lambda v: v.ratio)
+        usage.violation = max((_worst(name, usage, t, _SYNAPSE_SIDE, lim) for t in bad),
+                              key=lambda v: v.ratio)
     return usage
 
 
@@ -159,7 +163,7 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
         routes[target] = discrete + population
         offchip += int((routes[target] * off).sum())
     out = OutputUsage(entries, base, routes, offchip)
-    lim = graph.limits.output_axons
+    lim = RESOURCE["output_axons"].limit(graph.limits)
     if entries.max(initial=0) > lim:
-        out.violation = Violation(name, "output axons", int(entries.max()), lim)
+        out.violation = Violation(name, RESOURCE["output_axons"].name, int(entries.max()), lim)
     return out

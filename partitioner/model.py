@@ -76,7 +76,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodel.limits import CoreLimits
-from nxcompile.ir import LayerSpec
+from nxcompile.ir import INPUT, LayerSpec
 
 ENCODINGS = ("sparse", "dense", "runlength")
 ENTRY_HEADER_BITS = 10       # 4-bit format id + 6-bit synapse count
@@ -93,7 +93,7 @@ _SKIP_BITS = np.array([max(MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKI
 
 def compartments_per_neuron(layer: LayerSpec) -> int:
     """2 for a soft-reset neuron, 1 otherwise, 0 for a spike-input layer."""
-    if layer.kind == "input" and layer.input_mode == "spikes":
+    if layer.kind == INPUT and layer.input_mode == "spikes":
         return 0
     return 2 if layer.neuron.reset == "soft" else 1
 

@@ -1,21 +1,23 @@
 """partition_network: lower bounds -> beam search -> chip placement -> cores ->
-independent validation, each stage timed."""
+independent validation, each stage timed.  With validation, every core's
+resource counts are the validator's recount, and a search estimate that
+differs from it is an error (EstimateMismatchError)."""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
-from hwmodel.limits import Board, get_board
+from hwmodel.limits import RESOURCES, Board, get_board
+from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
 from partitioner.bounds import lower_bounds
 from partitioner.errors import PartitionError
 from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
-from partitioner.partition import Core, LayerSplit, Partition
 from partitioner.placement import PlacementProblem, place_cores
 from partitioner.search import DEFAULT_COST_WEIGHTS, BeamSearch, State
-from partitioner.validate import validate_partition
+from partitioner.validate import EstimateMismatchError, validate_partition
 
 
 def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_width: int = 4,
@@ -25,9 +27,11 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
 
     beam_width: M, partial partitions kept per layer (M^2 proposals each step).
     cost_weights: (a0, a1, a2, a3) of the cost a0*cores + a1*words/limit +
-    a2*axons/limit + a3*off-chip routes/limit (partitioner.search).  placement_time_limit: seconds for
-    the chip placement (CP-SAT or greedy).  validate: recount the result with
-    the independent validator (partitioner.validate) and fail on any violation.
+    a2*axons/limit + a3*off-chip routes/limit (partitioner.search).  placement_time_limit:
+    seconds for the chip placement (CP-SAT or greedy).  validate: recount the
+    result with the independent validator (partitioner.validate), fail on any
+    violation or on any core whose estimate differs from the recount, and keep
+    the recount in the cores (what the report prints).
     """
     board = get_board(board)
     timings = {}
@@ -58,10 +62,24 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     t3 = time.perf_counter()
     timings["placement"] = t3 - t2
     if validate:
-        validate_partition(ir, part)
+        _keep_recount(part, validate_partition(ir, part))
         timings["validation"] = time.perf_counter() - t3
     part.timings = timings
     return part
+
+
+def _keep_recount(part: Partition, counts: list) -> None:
+    """Check the search's estimate of every core against the validator's recount
+    and store the recount in the cores; raise EstimateMismatchError naming the
+    first core and resource that differ."""
+    for core, count in zip(part.cores, counts):
+        for resource in RESOURCES:
+            estimate, recounted = getattr(core, resource.key), getattr(count, resource.key)
+            if estimate != recounted:
+                raise EstimateMismatchError(
+                    f"core {core.index} (layer {core.layer}, chip {core.chip}): the search "
+                    f"estimated {estimate} {resource.name}, the validator recounted {recounted}")
+            setattr(core, resource.key, recounted)
 
 
 def _build(graph: PartitionGraph, state: State, bounds: dict):
@@ -83,6 +101,7 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
                 index=len(part.cores), chip=0, layer=name, neurons=neurons,
                 compartments=int(usage.compartments[local]), input_axons=int(usage.input_axons[local]),
                 synapse_words=int(usage.synapse_words[local]),
+                words_per_axon=int(usage.words_per_axon[local]),
                 encoding=ENCODINGS[int(usage.encoding[local])],
                 population=tuple(src for src, flags in usage.population.items() if flags[local])))
             provisional.append(choice.first + local)

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from partitioner.partition import Partition
-
-RESOURCES = (("compartments", "compartments", "compartments"),
-             ("input_axons", "input_axons", "in axons"),
-             ("output_axons", "output_axons", "out axons"),
-             ("synapse_words", "synapse_words", "syn words"))
+from hwmodel.limits import RESOURCES
+from hwmodel.partition import Partition
 
 
 def _stat(values: list, limit: int) -> str:
@@ -34,8 +30,8 @@ def layer_rows(partition: Partition, layer_names: list, shapes: dict) -> list:
                "split": split.split if split else "", "cores": len(cores),
                "bound": f"{split.lower_bound} ({split.bound_by})" if split else "",
                "chips": ",".join(str(ch) for ch in sorted({c.chip for c in cores}))}
-        for attr, limit_attr, label in RESOURCES:
-            row[label] = _stat([getattr(c, attr) for c in cores], getattr(lim, limit_attr))
+        for r in RESOURCES:
+            row[r.label] = _stat([getattr(c, r.key) for c in cores], r.limit(lim))
         row["encoding"] = "/".join(sorted({c.encoding for c in cores}))
         row["cost"] = f"{split.cost:.2f}" if split else ""
         rows.append(row)
@@ -89,12 +85,11 @@ def save_utilization(partition: Partition, path) -> Path:
 
     lim = partition.board.chip.core
     cores = partition.cores
-    use = np.array([[100 * getattr(c, attr) / getattr(lim, limit_attr) for c in cores]
-                    for attr, limit_attr, _ in RESOURCES])
+    use = np.array([[100 * getattr(c, r.key) / r.limit(lim) for c in cores] for r in RESOURCES])
     fig = Figure(figsize=(min(4 + 0.08 * len(cores), 40), 3.2))
     ax = fig.subplots()
     im = ax.imshow(use, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
-    ax.set_yticks(range(len(RESOURCES)), [label for _, _, label in RESOURCES])
+    ax.set_yticks(range(len(RESOURCES)), [r.label for r in RESOURCES])
     names = [c.layer for c in cores]
     starts = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
     for s in starts[1:]:

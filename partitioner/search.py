@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwmodel.errors import NetworkError
+from hwmodel.limits import RESOURCE
 from partitioner.errors import CoreLimitError, PartitionError
 from partitioner.estimate import LayerUsage, OutputUsage, Violation, layer_usage, output_usage
 from partitioner.graph import PartitionGraph
@@ -84,7 +86,8 @@ class _Failures:
                     f"board {b.name} ({b.num_cores} cores; the layers split so far and the lower "
                     f"bounds of those still to split take the rest)")
         if self.best is None and not room:       # no candidate at all: not one neuron fits a core
-            return CoreLimitError(name, "compartments", graph.cpn[name], graph.limits.compartments,
+            comps = RESOURCE["compartments"]
+            return CoreLimitError(name, comps.name, graph.cpn[name], comps.limit(graph.limits),
                                   "one neuron")
         if self.best is None:
             return PartitionError(f"layer {name}: {room}")
@@ -111,9 +114,9 @@ class BeamSearch:
     def __init__(self, graph: PartitionGraph, bounds: dict, beam_width: int = 4,
                  cost_weights: tuple = DEFAULT_COST_WEIGHTS):
         if beam_width < 1:
-            raise ValueError(f"beam width M must be >= 1, got {beam_width}")
+            raise NetworkError(f"beam width M must be >= 1, got {beam_width}")
         if len(cost_weights) != 4:
-            raise ValueError(f"cost weights must be 4 numbers (a0..a3), got {cost_weights!r}")
+            raise NetworkError(f"cost weights must be 4 numbers (a0..a3), got {cost_weights!r}")
         self.graph, self.bounds = graph, bounds
         self.beam_width, self.weights = beam_width, tuple(cost_weights)
         self._usage = {}

@@ -3,9 +3,9 @@
 Recounts every core's compartments, input axons, output-axon entries, synapse
 words and longest synapse list from the final per-core neuron assignment
 (Core.neurons, Core.chip and the recorded decisions Core.encoding and
-Core.population) and the connection matrices of
-nxcompile.connectivity, by the rules of partitioner.model.  It never reads the
-search's estimates (the resource fields of Core), and fails loudly, naming the
+Core.population) and the connection matrices (nxcompile.ir.connection_matrix:
+each kind's ConnectionKind.matrix), by the rules of partitioner.model.  It never
+reads the search's estimates (the resource fields of Core), and fails loudly, naming the
 core, its layer, the resource, the value and the limit.
 
 Shared with the search are only the model's definitions (compartments per
@@ -19,26 +19,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nxcompile.connectivity import connection_matrix
-from nxcompile.ir import NetworkIR
+from hwmodel.limits import RESOURCES
+from hwmodel.partition import Partition
+from nxcompile.ir import NetworkIR, connection_matrix
 from partitioner import model
 from partitioner.errors import PartitionError
-from partitioner.partition import Partition
 
 
 class PartitionValidationError(PartitionError):
     """A partition breaks a hard limit or does not assign every neuron once."""
 
 
+class EstimateMismatchError(PartitionValidationError):
+    """The search's estimate of a core's resource differs from the recount (a
+    bug in one of the two counts)."""
+
+
 @dataclass
 class CoreCount:
-    """What one core uses, recounted."""
+    """What one core uses of each resource (hwmodel.limits.RESOURCES), recounted;
+    words_per_axon is the longest synapse list's."""
 
     compartments: int = 0
     input_axons: int = 0
     output_axons: int = 0
     synapse_words: int = 0
-    max_list_words: int = 0
+    words_per_axon: int = 0
 
 
 def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
@@ -177,18 +183,13 @@ def validate_partition(ir: NetworkIR, partition: Partition) -> list:
     chips of the board).  Returns the recounted CoreCounts."""
     counts = recount(ir, partition)
     lim = partition.board.chip.core
-    checks = (("compartments", "compartments", lim.compartments),
-              ("input axons", "input_axons", lim.input_axons),
-              ("output axons", "output_axons", lim.output_axons),
-              ("synapse words", "synapse_words", lim.synapse_words),
-              ("synapse words of one axon", "max_list_words", lim.words_per_axon))
     for core, count in zip(partition.cores, counts):
-        for resource, attr, limit in checks:
-            value = getattr(count, attr)
+        for resource in RESOURCES:
+            value, limit = getattr(count, resource.key), resource.limit(lim)
             if value > limit:
                 raise PartitionValidationError(
-                    f"core {core.index} (layer {core.layer}, chip {core.chip}): {value} {resource}, "
-                    f"limit {limit}")
+                    f"core {core.index} (layer {core.layer}, chip {core.chip}): {value} "
+                    f"{resource.name}, limit {limit}")
     board = partition.board
     for core in partition.cores:
         if not 0 <= core.chip < board.num_chips:

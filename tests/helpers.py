@@ -64,7 +64,7 @@ class NetBuilder:
     it current; names are kind + running number."""
 
     def __init__(self, shape, rng, reset="hard", input_mode="bias", num_weight_bits=8):
-        from nxcompile.connectivity import output_size
+        from nxcompile.ir import output_size
         self._size = output_size
         self.ir, self.rng = NetworkIR(), rng
         self.neuron = NeuronSpec(reset=reset, num_weight_bits=num_weight_bits)

@@ -14,6 +14,7 @@ from hwmodel import formats  # noqa: E402
 from hwmodel.simulator import simulate  # noqa: E402
 from nxcompile import convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
+from nxcompile.ir import get_kind  # noqa: E402
 from nxcompile.normalization import (fold_batch_norm, percentile_scale,  # noqa: E402
                                      readout_offset_and_scale)
 
@@ -85,7 +86,7 @@ def test_batch_norm_folding_is_exact_in_float(kind):
                               rng.uniform(0.1, 2, size=6))
     bn.set_weights([gamma, beta, mean, var])
     k, b = fold_batch_norm(*layer.get_weights(), gamma, beta, mean, var, 0.01,
-                           depthwise=kind == "depthwise_conv2d")
+                           channel_axes=get_kind(kind).output_channel_axes)
     x = rng.uniform(size=(4, *shape)).astype(np.float32)
     folded = keras.Sequential([keras.Input(shape), type(layer).from_config(layer.get_config())])
     folded.layers[0].set_weights([k, b])

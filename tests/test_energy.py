@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from hwmodel.energy import LOIHI, LoihiCosts, estimate
 from hwmodel.limits import get_board
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
-from partitioner.partition import Core, Partition
+from hwmodel.partition import Core, Partition
 
 
 def _layer(name, n, reset="hard", is_input=False):

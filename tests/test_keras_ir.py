@@ -1,4 +1,4 @@
-"""Keras -> IR: faithfulness of the extracted IR (and of nxcompile.connectivity)
+"""Keras -> IR: faithfulness of the extracted IR (and of the connection kinds' synapse matrices)
 against Keras itself, and clear errors for what has no Loihi mapping."""
 import os
 
@@ -8,8 +8,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from nxcompile.connectivity import connection_matrix  # noqa: E402
-from nxcompile.ir import NeuronSpec  # noqa: E402
+from nxcompile.ir import NeuronSpec, connection_matrix  # noqa: E402
 from nxcompile.keras_ir import model_to_ir  # noqa: E402
 from nxcompile.layers import (NxAveragePooling2D, NxConv2D, NxDense,  # noqa: E402
                               NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,

@@ -16,13 +16,12 @@ from lava.utils.weightutils import SignMode
 from hwmodel import formats
 from hwmodel.limits import get_board
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from hwmodel.partition import Core, Partition
 from hwmodel.simulator import simulate
 from mapper.lava_network import build_lava_network
 from mapper.lava_run import run_lava, running
 from mapper.procs.process import SoftResetLIF, SpikeSink, unpack_train
-from nxcompile.connectivity import connection_matrix
-from nxcompile.ir import ConnectionSpec
-from partitioner.partition import Core, Partition
+from nxcompile.ir import ConnectionSpec, connection_matrix
 from tests.helpers import assert_same_run, run_python
 
 NUM_STEPS = 40

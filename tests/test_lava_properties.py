@@ -11,12 +11,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from hwmodel.limits import get_board
+from hwmodel.partition import Core, Partition
 from hwmodel.simulator import simulate
 from mapper.lava_run import run_lava
 from mapper.quantize import quantize_network
-from nxcompile.connectivity import output_size
-from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
-from partitioner.partition import Core, Partition
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, output_size
 from tests.helpers import assert_same_run
 
 NUM_STEPS = 24

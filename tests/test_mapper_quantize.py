@@ -8,8 +8,7 @@ from hypothesis import given, settings, strategies as st
 from hwmodel import formats
 from mapper.checks import check_network
 from mapper.quantize import QuantizationError, quantize_network
-from nxcompile.connectivity import connection_matrix
-from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
 from tests.helpers import dense_chain
 
 

@@ -6,11 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
+from hwmodel.partition import Core, Partition
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import model, partition_network
 from partitioner.edges import shared_list_keys
 from partitioner.errors import PartitionError
-from partitioner.partition import Core, Partition
 from partitioner.validate import PartitionValidationError, recount, validate_partition
 from tests.helpers import NetBuilder, dense_chain
 

@@ -5,7 +5,7 @@ import pytest
 from hwmodel import formats
 from hwmodel.simulator import simulate
 from mapper.quantize import QuantizationError, quantize_network
-from nxcompile.connectivity import connection_matrix
+from nxcompile.ir import connection_matrix
 from tests.helpers import dense_chain
 
 

@@ -1,12 +1,11 @@
-"""The intermediate representation: a networkx DiGraph of neuron layers.
+"""The network: a networkx DiGraph of neuron layers.
 
-Nodes are layers that own neurons (input, dense, conv2d, depthwise_conv2d,
-avg_pool2d); each node's attribute ``layer`` is a LayerSpec.  Edges carry a
-``conn`` attribute, a ConnectionSpec with the synaptic operation and its float
-kernel.  Layers without neurons (Flatten, Reshape, ZeroPadding2D, Add,
-Concatenate) are folded into the connections.  Only numpy arrays and plain
-Python values live here: no TensorFlow objects, so the partitioner and the
-mapper consume it without importing Keras.
+Nodes are layers that own neurons ('input' or a connection kind of
+nxcompile.ir.kinds, e.g. 'conv2d'); each node's attribute ``layer`` is a
+LayerSpec.  Edges carry a ``conn`` attribute, a ConnectionSpec with the
+synaptic operation and its float kernel.  Layers without neurons (Flatten,
+Reshape, ZeroPadding2D, Add, Concatenate) are folded into the connections.
+Only numpy arrays and plain Python values live here: no TensorFlow objects.
 """
 from __future__ import annotations
 
@@ -15,8 +14,10 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-NEURON_KINDS = ("input", "dense", "conv2d", "depthwise_conv2d", "avg_pool2d")
-CONNECTION_KINDS = ("dense", "conv2d", "depthwise_conv2d", "avg_pool2d")
+from hwmodel.errors import NetworkError
+from nxcompile.ir.kinds import KINDS, get_kind
+
+INPUT = "input"     # the layer kind of input layers; every other layer kind is a connection kind
 
 
 @dataclass
@@ -42,9 +43,11 @@ class NeuronSpec:
 
 @dataclass
 class LayerSpec:
-    """A layer of neurons: name, kind, output shape (HWC or (n,)), bias (float, per
-    output channel or None) and neuron parameters.  For an input layer,
-    input_mode is 'bias' (frames as constant currents) or 'spikes'."""
+    """A layer of neurons: name, kind ('input', or the connection kind of the
+    layer that owns the neurons, e.g. 'conv2d'; single connections into it may
+    be of other kinds), output shape (HWC or (n,)), bias (float, per output channel or
+    None) and neuron parameters.  For an input layer, input_mode is 'bias'
+    (frames as constant currents) or 'spikes'."""
 
     name: str
     kind: str
@@ -62,9 +65,10 @@ class LayerSpec:
 class ConnectionSpec:
     """Synaptic operation from a source layer into a target layer.
 
-    kind: 'dense' (kernel (n_in, n_out)), 'conv2d' (kernel (kh, kw, c_in, c_out)),
-    'depthwise_conv2d' (kernel (kh, kw, c_in, depth_multiplier)) or 'avg_pool2d'
-    (no kernel; weight 1/(ph*pw)).  source_shape: the source's output shape as
+    kind: the name of its ConnectionKind (nxcompile.ir.kinds: 'dense' with kernel
+    (n_in, n_out), 'conv2d' (kh, kw, c_in, c_out), 'depthwise_conv2d' (kh, kw,
+    c_in, depth_multiplier), 'avg_pool2d' without kernel); ``op`` is that object,
+    which answers every question about the kind.  source_shape: the source's output shape as
     this operation sees it (after Flatten/Reshape but before ZeroPadding2D, so
     HWC for spatial ops, (n,) for dense).  pre_padding: ((top, bottom), (left, right))
     zero padding folded in from ZeroPadding2D.  channel_offset: where the
@@ -81,6 +85,11 @@ class ConnectionSpec:
     channel_offset: int = 0
     in_channels: int | None = None   # channels of the full (concatenated) input
 
+    @property
+    def op(self):
+        """The ConnectionKind of this connection (nxcompile.ir.kinds)."""
+        return get_kind(self.kind)
+
 
 class NetworkIR:
     """A DAG of LayerSpecs (nodes) and ConnectionSpecs (edges)."""
@@ -89,18 +98,20 @@ class NetworkIR:
         self.graph = nx.DiGraph()
 
     def add_layer(self, layer: LayerSpec) -> None:
-        if layer.kind not in NEURON_KINDS:
-            raise ValueError(f"layer {layer.name}: kind {layer.kind!r} not one of {NEURON_KINDS}")
+        if layer.kind != INPUT and layer.kind not in KINDS:
+            raise NetworkError(f"layer {layer.name}: kind {layer.kind!r} not one of "
+                               f"{(INPUT, *KINDS)}")
         if layer.name in self.graph:
-            raise ValueError(f"layer {layer.name}: duplicate layer name")
+            raise NetworkError(f"layer {layer.name}: duplicate layer name")
         self.graph.add_node(layer.name, layer=layer)
 
     def connect(self, source: str, target: str, conn: ConnectionSpec) -> None:
-        if conn.kind not in CONNECTION_KINDS:
-            raise ValueError(f"connection {source}->{target}: kind {conn.kind!r} unsupported")
+        if conn.kind not in KINDS:
+            raise NetworkError(f"connection {source}->{target}: kind {conn.kind!r} unsupported; "
+                               f"one of {tuple(KINDS)}")
         for name in (source, target):
             if name not in self.graph:
-                raise ValueError(f"connection {source}->{target}: unknown layer {name}")
+                raise NetworkError(f"connection {source}->{target}: unknown layer {name}")
         self.graph.add_edge(source, target, conn=conn)
 
     def layer(self, name: str) -> LayerSpec:
@@ -126,7 +137,7 @@ class NetworkIR:
 
     @property
     def inputs(self) -> list:
-        return [n for n in self.order() if self.layer(n).kind == "input"]
+        return [n for n in self.order() if self.layer(n).kind == INPUT]
 
     @property
     def outputs(self) -> list:
@@ -136,10 +147,11 @@ class NetworkIR:
         """Check the graph is a DAG whose input layers have no predecessors and
         whose other layers all have at least one."""
         if not nx.is_directed_acyclic_graph(self.graph):
-            raise ValueError("network graph has a cycle; only feed-forward networks are supported")
+            raise NetworkError("network graph has a cycle; only feed-forward networks are "
+                               "supported")
         for name in self.order():
             layer, preds = self.layer(name), self.predecessors(name)
-            if layer.kind == "input" and preds:
-                raise ValueError(f"layer {name}: an input layer cannot have inputs")
-            if layer.kind != "input" and not preds:
-                raise ValueError(f"layer {name}: not connected to any input")
+            if layer.kind == INPUT and preds:
+                raise NetworkError(f"layer {name}: an input layer cannot have inputs")
+            if layer.kind != INPUT and not preds:
+                raise NetworkError(f"layer {name}: not connected to any input")

@@ -1,4 +1,6 @@
-"""The result of partitioning: which neurons sit on which core of which chip."""
+"""A network's placement on a board: which neurons sit on which core of which
+chip.  Written by the partitioner, read by every backend, the energy model,
+the report and the model file (so it lives here, below all of them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,9 +15,11 @@ class Core:
     """One neuromorphic core holding neurons of a single layer.
 
     neurons: sorted flat indices (Keras HWC order) of the layer's neurons on
-    this core.  The resource counts are what the partitioner's model
-    (partitioner.model) says the core uses: compartments, input axons,
-    output-axon entries (including off-chip extras) and 64-bit synapse words.
+    this core.  The resource counts (hwmodel.limits.RESOURCES) are what the
+    partitioner's model (partitioner.model) says the core uses, as recounted
+    by its validator: compartments, input axons, output-axon entries (including
+    off-chip extras), 64-bit synapse words and the words of its longest synapse
+    list (words_per_axon).
     Decisions the counts depend on: encoding, the synapse-list encoding of its
     lists ('sparse', 'dense', 'runlength'); population, the source layers whose
     neurons with all targets on this core share one population axon here.
@@ -29,6 +33,7 @@ class Core:
     input_axons: int = 0
     output_axons: int = 0
     synapse_words: int = 0
+    words_per_axon: int = 0
     encoding: str = "sparse"
     population: tuple = ()
 

@@ -1,0 +1,24 @@
+"""The intermediate representation: what every front end produces and every
+stage reads.  numpy and networkx only: it imports no front end (Keras),
+partitioner or mapper.
+
+network     NetworkIR (a networkx DAG), LayerSpec, NeuronSpec, ConnectionSpec
+kind        ConnectionKind, the interface every connection kind implements
+window      WindowKind: what all 2-D window operations share (geometry)
+kinds/      one module per connection kind (dense, conv2d, depthwise_conv2d,
+            avg_pool2d), each defining KIND; KINDS maps names to them
+"""
+from nxcompile.ir.kind import ConnectionKind
+from nxcompile.ir.kinds import KINDS, get_kind
+from nxcompile.ir.network import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from nxcompile.ir.window import WindowKind, output_size
+
+
+def connection_matrix(spec: ConnectionSpec, target_shape: tuple):
+    """Float synapse matrix (n_target, n_source) of a connection, HWC flat order
+    (its kind's ConnectionKind.matrix)."""
+    return spec.op.matrix(spec, tuple(target_shape))
+
+
+__all__ = ["INPUT", "KINDS", "ConnectionKind", "ConnectionSpec", "LayerSpec", "NetworkIR",
+           "NeuronSpec", "WindowKind", "connection_matrix", "get_kind", "output_size"]
