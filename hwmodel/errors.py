@@ -8,13 +8,14 @@ NetworkError            a network nxcompile cannot take (IR, Keras model, Nx lay
                         arguments, run inputs): names the layer or argument
 PartitionError          partitioner.errors: no valid partition
   CoreLimitError          a layer that no split fits into a core's limits
-  PartitionValidationError  partitioner.validate: a partition breaks a limit,
-                            or the search's estimate differs from the recount
+  PartitionValidationError  partitioner.validate: a partition breaks a limit
+    EstimateMismatchError     the search's estimate of a core differs from the recount
 QuantizationError       mapper.quantize: a parameter Loihi's integers cannot hold
 NetxExportError         mapper.netx: not describable in lava-dl's netx format
 LavaRunError            mapper.lava_run: a Lava run failed
 LoihiUnavailableError   mapper.loihi: no Loihi board can be used
 ModelFileError          nxcompile.serialization: not a readable model file
+LavaCompatError         mapper.lava_compat: lava-nc missing or not the pinned version
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ import importlib.metadata
 import re
 import sys
 
+from hwmodel.errors import NxCompileError
+
 LAVA_VERSION = "0.10.0"
 PATCHED_MODULE = "lava.magma.compiler.var_model"
 _FIELD_DEFAULT = re.compile(r"^(\s+\w+): ByteEncoder = ByteEncoder\(\)$", re.MULTILINE)
@@ -28,7 +30,7 @@ _DATACLASS_IMPORT = "from dataclasses import dataclass, InitVar\n"
 _EXPECTED_FIELDS = 8   # CoreEncoder x, y, p; ChipEncoder x, y, z; AxonEncoder hi, lo
 
 
-class LavaCompatError(ImportError):
+class LavaCompatError(NxCompileError, ImportError):
     """lava-nc is missing, of another version, or its source is not the expected text."""
 
 

@@ -41,6 +41,25 @@ def assert_same_run(got, ref, layers, output="out"):
     np.testing.assert_array_equal(got.voltages[output], ref.voltages[output])
 
 
+MERGES = ("concat", "add")
+
+
+def connect_merged(ir, target, kind, sources, how, kernel, **geometry):
+    """Connect `sources` (layers of one height and width) into `target` as Keras'
+    Concatenate (how='concat': each source at its channel offset of the
+    concatenated channels) or Add (how='add': sources of one shape) would: one
+    ConnectionSpec of `kind` per source, all with `kernel` and `geometry`."""
+    shapes = [tuple(ir.layer(s).shape) for s in sources]
+    if how == "concat":
+        offsets, total = np.cumsum([0] + [s[2] for s in shapes])[:-1], sum(s[2] for s in shapes)
+    else:
+        assert len(set(shapes)) == 1, shapes
+        offsets, total = [0] * len(shapes), None
+    for src, shape, offset in zip(sources, shapes, offsets):
+        ir.connect(src, target, ConnectionSpec(kind, shape, kernel=kernel, channel_offset=int(offset),
+                                               in_channels=total, **geometry))
+
+
 def dense_chain(sizes, rng, reset="hard", weight_scale=1.0, bias_scale=0.0, input_mode="bias"):
     """input(sizes[0]) -> dense(sizes[1]) -> ... with random weights."""
     ir = NetworkIR()
@@ -103,6 +122,24 @@ class NetBuilder:
         out = (self._size(h, p, p, padding), self._size(w, p, p, padding), c)
         return self._add("avg_pool2d", out, ConnectionSpec(
             "avg_pool2d", (h, w, c), pool_size=(p, p), strides=(p, p), padding=padding), source)
+
+    def merge(self, kind, sources, how, k=3, filters=2, multiplier=1, padding="same"):
+        """A conv2d or depthwise_conv2d layer (stride 1) fed by `sources` through
+        Concatenate or Add (connect_merged)."""
+        h, w, _ = self.shape(sources[0])
+        c_in = (sum(self.shape(s)[2] for s in sources) if how == "concat"
+                else self.shape(sources[0])[2])
+        out_hw = (self._size(h, k, 1, padding), self._size(w, k, 1, padding))
+        if kind == "conv2d":
+            kernel, c_out = self.rng.normal(0, 1, (k, k, c_in, filters)), filters
+        else:
+            kernel, c_out = self.rng.normal(0, 1, (k, k, c_in, multiplier)), c_in * multiplier
+        self._count += 1
+        name = f"{how}_{kind}{self._count}"
+        self.ir.add_layer(LayerSpec(name, kind, (*out_hw, c_out), neuron=self.neuron))
+        connect_merged(self.ir, name, kind, sources, how, kernel, padding=padding)
+        self.current = name
+        return name
 
     def dense(self, units, source=None):
         n = int(np.prod(self.shape(source)))

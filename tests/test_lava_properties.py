@@ -1,5 +1,6 @@
 """Property tests: random small float networks (conv with strides and padding,
-depthwise conv, average pooling, flatten, dense; frames or spikes in), quantized
+depthwise conv, average pooling, flatten, dense; frames or spikes in; branches
+that meet through Concatenate or Add in a conv or depthwise conv), quantized
 by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
 the spike trains of every layer equal, bit for bit, to the reference
@@ -16,7 +17,7 @@ from hwmodel.simulator import simulate
 from mapper.lava_run import run_lava
 from mapper.quantize import quantize_network
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, output_size
-from tests.helpers import assert_same_run
+from tests.helpers import MERGES, assert_same_run, connect_merged
 
 NUM_STEPS = 24
 SPLITS = ("contiguous", "shuffled", "channel", "spatial")
@@ -75,6 +76,38 @@ def networks(draw, reset):
     return ir
 
 
+@st.composite
+def merged_networks(draw, reset, how, kind):
+    """A NetworkIR: input -> 1x1 conv 'side'; [input, side] -> Concatenate or Add
+    (`how`) -> `kind` (conv2d or depthwise_conv2d) -> flatten -> dense output."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    h, w, c = draw(st.integers(3, 6)), draw(st.integers(3, 6)), draw(st.integers(1, 3))
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (h, w, c), input_mode=draw(st.sampled_from(["bias", "spikes"])),
+                           neuron=NeuronSpec(reset=reset)))
+    c_side = c if how == "add" else draw(st.integers(1, 3))
+    ir.add_layer(LayerSpec("side", "conv2d", (h, w, c_side), neuron=_neuron(rng, reset),
+                           bias=rng.normal(0.05, 0.05, c_side)))
+    ir.connect("inp", "side", ConnectionSpec("conv2d", (h, w, c), kernel=_kernel(rng, (1, 1, c, c_side), c)))
+    c_in = c + c_side if how == "concat" else c
+    k, padding = draw(st.integers(1, 3)), draw(st.sampled_from(["same", "valid"]))
+    out_hw = (output_size(h, k, 1, padding), output_size(w, k, 1, padding))
+    if kind == "conv2d":
+        c_out = draw(st.integers(1, 3))
+        kernel = _kernel(rng, (k, k, c_in, c_out), k * k * c_in)
+    else:
+        mult = draw(st.integers(1, 2))
+        c_out, kernel = c_in * mult, _kernel(rng, (k, k, c_in, mult), k * k)
+    ir.add_layer(LayerSpec("merge", kind, (*out_hw, c_out), neuron=_neuron(rng, reset),
+                           bias=rng.normal(0.05, 0.05, c_out)))
+    connect_merged(ir, "merge", kind, ["inp", "side"], how, kernel, padding=padding)
+    n_in, n_out = int(np.prod((*out_hw, c_out))), draw(st.integers(2, 6))
+    ir.add_layer(LayerSpec("out", "dense", (n_out,), neuron=_neuron(rng, reset),
+                           bias=rng.normal(0, 0.05, n_out)))
+    ir.connect("merge", "out", ConnectionSpec("dense", (n_in,), kernel=_kernel(rng, (n_in, n_out), n_in)))
+    return ir
+
+
 def _split(rng, how: str, shape: tuple, k: int) -> list:
     """k non-empty sorted neuron sets of a layer of `shape` (flat HWC indices)."""
     n = int(np.prod(shape))
@@ -117,7 +150,22 @@ def _inputs(draw, net):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_lava_spike_trains_equal_the_reference_on_random_partitions(reset, data):
-    ir = data.draw(networks(reset))
+    _check_lava_equals_reference(data.draw(networks(reset)), data)
+
+
+@pytest.mark.parametrize("how, kind", [(how, kind) for how in MERGES
+                                       for kind in ("conv2d", "depthwise_conv2d")])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@settings(max_examples=4, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_lava_equals_the_reference_where_branches_meet(how, kind, reset, data):
+    _check_lava_equals_reference(data.draw(merged_networks(reset, how, kind)), data)
+
+
+def _check_lava_equals_reference(ir, data):
+    """Quantize ir, lay it out on a random partition, run it on Lava and on the
+    reference simulator: every layer's spike trains equal (and none silent)."""
     net, _ = quantize_network(ir)
     part = data.draw(partitions(ir))
     x = _inputs(data.draw, net)

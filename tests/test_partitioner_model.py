@@ -11,8 +11,9 @@ from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import model, partition_network
 from partitioner.edges import shared_list_keys
 from partitioner.errors import PartitionError
-from partitioner.validate import PartitionValidationError, recount, validate_partition
-from tests.helpers import NetBuilder, dense_chain
+from partitioner.validate import (EstimateMismatchError, PartitionValidationError, recount,
+                                  validate_partition)
+from tests.helpers import MERGES, NetBuilder, dense_chain
 
 LIM = CoreLimits()
 TINY = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=64, input_axons=256, output_axons=256,
@@ -215,6 +216,39 @@ def test_estimates_equal_recount_on_concatenated_branches():
     assert len(part.cores_of("mix")) > 1
 
 
+@pytest.mark.parametrize("how, kind", [("concat", "depthwise_conv2d"), ("concat", "conv2d"),
+                                       ("add", "depthwise_conv2d")])
+def test_estimates_equal_recount_where_branches_meet(how, kind):
+    # a 4-channel stem and a 1x1 conv of it meet (Concatenate or Add) in a 3x3
+    # layer that the search must split over cores
+    rng = np.random.default_rng(3)
+    b = NetBuilder((6, 6, 4), rng)
+    side = b.conv(4 if how == "add" else 2, 1)
+    b.merge(kind, ["inp", side], how, k=3, filters=4)
+    b.dense(5)
+    part = partition_network(b.ir, TINY, placement_time_limit=0.2)
+    _assert_estimates_equal_recount(b.ir, part)
+    assert len(part.cores_of(b.ir.order()[2])) > 1
+
+
+def test_compile_fails_when_the_estimate_differs_from_the_recount(monkeypatch):
+    ir = dense_chain([40, 30, 5], np.random.default_rng(0))
+    import partitioner.pipeline as pipeline
+
+    def recount_one_word_more(ir, part):
+        counts = validate_partition(ir, part)
+        counts[1].synapse_words += 1
+        return counts
+    monkeypatch.setattr(pipeline, "validate_partition", recount_one_word_more)
+    with pytest.raises(EstimateMismatchError, match=r"core 1 \(layer dense0, chip 0\): the search "
+                                                   r"estimated (\d+) synapse words, the validator "
+                                                   r"recounted (\d+)"):
+        partition_network(ir, TINY)
+    part = partition_network(ir, TINY, validate=False)      # without validation: the estimate
+    monkeypatch.undo()
+    assert partition_network(ir, TINY).cores[1].synapse_words == part.cores[1].synapse_words
+
+
 @st.composite
 def networks(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
@@ -231,7 +265,7 @@ def networks(draw):
         ops = ["dense"]
         h = b.shape()
         if len(h) == 3:
-            ops += ["conv", "depthwise", "branch"] + (["pool"] if min(h[:2]) >= 2 else [])
+            ops += ["conv", "depthwise", "branch", "merge"] + (["pool"] if min(h[:2]) >= 2 else [])
         op = draw(st.sampled_from(ops))
         if op == "dense":
             b.dense(draw(st.integers(1, 40)))
@@ -241,6 +275,14 @@ def networks(draw):
             b.depthwise(draw(st.integers(1, 3)), draw(st.integers(1, 2)),
                         draw(st.sampled_from(["valid", "same"])) if min(h[:2]) >= 3 else "same",
                         multiplier=draw(st.integers(1, 2)))
+        elif op == "merge":
+            # Concatenate or Add of the current layer and a 1x1 conv of it, into a conv2d
+            # or depthwise_conv2d layer (channel offsets, two sources per target)
+            stem, how = b.current, draw(st.sampled_from(MERGES))
+            side = b.conv(h[2] if how == "add" else draw(st.integers(1, 4)), 1)
+            b.merge(draw(st.sampled_from(["conv2d", "depthwise_conv2d"])), [stem, side], how,
+                    k=draw(st.integers(1, min(3, *h[:2]))), filters=draw(st.integers(1, 6)),
+                    multiplier=draw(st.integers(1, 2)), padding=draw(st.sampled_from(["valid", "same"])))
         elif op == "conv" or branched:
             k = draw(st.integers(1, min(3, *h[:2])))
             b.conv(draw(st.integers(1, 8)), k, draw(st.integers(1, 2)),
