@@ -3,19 +3,15 @@
 A backend runs an integer network (hwmodel.network) laid out by a partition
 (hwmodel.partition) on a batch of inputs: the reference simulator
 (hwmodel.simulator), Lava's CPU simulator (mapper.lava_run) and a Loihi board
-(mapper.loihi).  Each subclasses Backend and returns a RunOutput; Progress is
-the progress display they share.
+(mapper.loihi).  Each module defines BACKEND, a Backend whose run function
+returns a RunOutput; Progress is the progress display they share.
 """
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass, field
-
-import numpy as np
-
-from hwmodel.network import IntNetwork
-from hwmodel.partition import Partition
+from typing import Callable
 
 
 @dataclass
@@ -34,17 +30,17 @@ class RunOutput:
     voltages: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
 class Backend:
-    """One way to run a compiled network; subclasses set `name` and implement run."""
+    """One way to run a compiled network: its name (CompiledModel.run's backend=)
+    and run(net, partition, x, num_steps, record) -> RunOutput, which runs the
+    batch x of an IntNetwork laid out by a Partition for num_steps steps.  x:
+    (batch, *input_shape) frames in [0, 1] (bias input mode) or (batch,
+    num_steps, *input_shape) 0/1 spikes (spike input mode); record: names of
+    layers whose spike trains to return."""
 
-    name = ""
-
-    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-            record: tuple = ()) -> RunOutput:
-        """Run the batch x for num_steps steps.  x: (batch, *input_shape) frames
-        in [0, 1] (bias input mode) or (batch, num_steps, *input_shape) 0/1 spikes
-        (spike input mode); record: names of layers whose spike trains to return."""
-        raise NotImplementedError
+    name: str
+    run: Callable[..., RunOutput]
 
 
 class Progress:

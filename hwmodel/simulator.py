@@ -128,14 +128,10 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     return out
 
 
-class ReferenceBackend(Backend):
-    """backend='reference': simulate() (the partition does not change the dynamics)."""
-
-    name = "reference"
-
-    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-            record: tuple = ()) -> RunOutput:
-        return simulate(net, x, num_steps, record=record)
+def run_reference(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
+                  record=()) -> RunOutput:
+    """backend='reference': simulate (the partition does not change the dynamics)."""
+    return simulate(net, x, num_steps, record=record)
 
 
-BACKEND = ReferenceBackend()
+BACKEND = Backend("reference", run_reference)

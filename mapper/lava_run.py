@@ -141,14 +141,4 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
     return out
 
 
-class LavaBackend(Backend):
-    """backend='lava': run_lava on Lava's fixed-point CPU simulator."""
-
-    name = "lava"
-
-    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-            record: tuple = ()) -> RunOutput:
-        return run_lava(net, partition, x, num_steps, record)
-
-
-BACKEND = LavaBackend()
+BACKEND = Backend("lava", run_lava)

@@ -85,14 +85,4 @@ def run_loihi(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: i
     return run_lava(net, partition, x, num_steps, record, run_cfg=Loihi2HwCfg())
 
 
-class LoihiBackend(Backend):
-    """backend='loihi': run_loihi on a Loihi 2 board (needs lava-loihi)."""
-
-    name = "loihi"
-
-    def run(self, net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-            record: tuple = ()) -> RunOutput:
-        return run_loihi(net, partition, x, num_steps, record)
-
-
-BACKEND = LoihiBackend()
+BACKEND = Backend("loihi", run_loihi)

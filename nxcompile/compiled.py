@@ -152,7 +152,7 @@ class CompiledModel:
         check_record(self.network, record)
         x = self._check_input(x, num_steps)
         runner = importlib.import_module(BACKENDS[backend]).BACKEND
-        out = runner.run(self.network, self.partition, x, num_steps, record)
+        out = runner.run(self.network, self.partition, x, num_steps, record=record)
         net = self.network
         out_layer = net.layers[net.output_layer]
         counts = out.counts[net.output_layer].reshape(len(x), *out_layer.shape)

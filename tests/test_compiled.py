@@ -36,3 +36,13 @@ def test_one_sample_without_batch_axis_one_step_one_output_neuron(compiled):
 def test_bad_arguments_are_named(compiled, kwargs, match):
     with pytest.raises(ValueError, match=match):
         compiled.run(**kwargs)
+
+
+def test_every_backend_is_one_backend_object_under_its_name():
+    import importlib
+
+    from hwmodel.backend import Backend
+    from nxcompile.compiled import BACKENDS
+    for name, module in BACKENDS.items():
+        backend = importlib.import_module(module).BACKEND
+        assert isinstance(backend, Backend) and backend.name == name
