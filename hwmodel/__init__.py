@@ -1,1 +1,4 @@
-"""Loihi hardware model: limits, numeric formats, integer network, reference simulator."""
+"""Loihi hardware model, the lowest package (it imports no other): limits and the
+resource table, numeric formats, the error base class, the integer network, the
+partition (neurons on cores on chips), the backend interface and result type,
+the reference simulator and the energy model."""

@@ -46,7 +46,8 @@ class Resource:
     """A per-core resource with a hard limit.  key: the CoreLimits field that
     holds its limit, and the name of its count wherever cores are counted
     (hwmodel.partition.Core, partitioner.validate.CoreCount); name: how
-    messages say it; label: its report column; unit: what one unit is."""
+    messages say it; label: its report column; unit: what its limit counts
+    (the report's header line: '<limit> <unit>')."""
 
     key: str
     name: str
@@ -60,12 +61,12 @@ class Resource:
 # The per-core resources, in report order: read by the search's estimate, the
 # lower bounds, the validator and the report.
 RESOURCES = (
-    Resource("compartments", "compartments", "compartments", "compartment"),
-    Resource("input_axons", "input axons", "in axons", "input axon"),
-    Resource("output_axons", "output axons", "out axons", "output-axon entry"),
-    Resource("synapse_words", "synapse words", "syn words", "64-bit word of synapse memory"),
+    Resource("compartments", "compartments", "compartments", "compartments"),
+    Resource("input_axons", "input axons", "in axons", "input axons"),
+    Resource("output_axons", "output axons", "out axons", "output-axon entries"),
+    Resource("synapse_words", "synapse words", "syn words", "64-bit synapse words"),
     Resource("words_per_axon", "synapse words of one axon", "words/axon",
-             "64-bit word of one axon's synapse list"),
+             "words in one axon's synapse list"),
 )
 RESOURCE = {r.key: r for r in RESOURCES}
 

@@ -32,6 +32,9 @@ def check_layer(layer: IntLayer) -> None:
                  formats.BIAS_MANT_MAX)
     if layer.reset not in RESET_MODES:
         raise NetworkError(f"{where} reset={layer.reset!r} not one of {RESET_MODES}")
+    if np.asarray(layer.bias_mant).dtype.kind not in "iu":
+        raise NetworkError(f"{where} bias_mant has dtype {np.asarray(layer.bias_mant).dtype}; "
+                           f"it holds integers")
     if np.shape(layer.bias_mant) != (layer.n,):
         raise NetworkError(f"{where} bias_mant has shape {np.shape(layer.bias_mant)}, the layer "
                            f"has {layer.n} neurons")
@@ -58,6 +61,8 @@ def check_connection(conn: IntConnection) -> None:
             f"never emits a negative exponent)")
     _check_range(f"{where} weight_exp", conn.weight_exp, 0, formats.WEIGHT_EXP_MAX)
     _check_range(f"{where} num_weight_bits", conn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
+    if conn.weights.dtype.kind not in "iu":
+        raise NetworkError(f"{where} weights have dtype {conn.weights.dtype}; they hold integers")
     step = formats.weight_step(conn.num_weight_bits, conn.sign_mode)
     _check_range(f"{where} weight ({conn.sign_mode})", conn.weights.data,
                  *formats.weight_range(conn.sign_mode))
@@ -75,8 +80,20 @@ def check_record(net: IntNetwork, record) -> None:
 
 
 def check_partition(net: IntNetwork, partition: Partition) -> None:
-    """Raise ValueError unless core indices are unique and the cores of every
-    layer hold each of its neurons once."""
+    """Raise ValueError unless the board has chips, every core sits on one of
+    them, core indices are unique and the cores of every layer hold each of its
+    neurons once."""
+    board = partition.board
+    if board.num_chips < 1 or board.chip.cores_per_chip < 1:
+        raise NetworkError(f"partition: board {board.name} has {board.num_chips} chips of "
+                           f"{board.chip.cores_per_chip} cores; it needs at least one of each")
+    for core in partition.cores:
+        if not 0 <= core.chip < board.num_chips:
+            raise NetworkError(f"partition: core {core.index} sits on chip {core.chip}, board "
+                               f"{board.name} has chips 0..{board.num_chips - 1}")
+        if np.asarray(core.neurons).dtype.kind not in "iu":
+            raise NetworkError(f"partition: core {core.index} neurons have dtype "
+                               f"{np.asarray(core.neurons).dtype}; they are integer indices")
     indices, counts = np.unique([c.index for c in partition.cores], return_counts=True)
     if np.any(counts > 1):
         raise NetworkError(f"partition: core index {indices[counts > 1][0]} is used by "

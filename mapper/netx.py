@@ -136,7 +136,10 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
         spec, layer, conn = ir.connection(prev, name), net.layers[name], conns[prev, name]
         _check_neurons(layer, conn)
         target = tuple(ir.layer(name).shape)
-        if not spec.op.window:        # dense
+        if spec.op.netx_type not in ("dense", "conv"):
+            raise NetxExportError(f"layer {name}: connection kind {spec.kind!r} has no netx "
+                                  f"description")
+        if spec.op.netx_type == "dense":
             weight = conn.weights.toarray()
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)

@@ -3,6 +3,7 @@ save() and load()."""
 from __future__ import annotations
 
 import importlib
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,8 +124,13 @@ class CompiledModel:
                         LOIHI if costs is None else costs)
 
     def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
+        """x as a batch; NetworkError unless it holds at least one sample of the
+        input's shape with real values, frames in [0, 1] or spikes of 0 and 1."""
         inp = self.network.layers[self.network.input_layer]
         x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise NetworkError(f"layer {inp.name}: input of dtype {x.dtype}; inputs are real "
+                               f"numbers")
         want = (num_steps, *inp.shape) if inp.input_mode == "spikes" else tuple(inp.shape)
         if x.ndim == len(want):
             x = x[None]
@@ -132,6 +138,15 @@ class CompiledModel:
             raise NetworkError(f"layer {inp.name}: input shape {tuple(x.shape[1:])} does not "
                                f"match {want} (input mode {inp.input_mode!r}, num_steps "
                                f"{num_steps})")
+        if not len(x):
+            raise NetworkError(f"layer {inp.name}: the batch holds no sample")
+        if inp.input_mode == "spikes" and not np.isin(x, (0, 1)).all():
+            raise NetworkError(f"layer {inp.name}: spike input holds {x[~np.isin(x, (0, 1))][0]}; "
+                               f"spikes are 0 or 1")
+        if inp.input_mode == "bias" and not (np.isfinite(x).all() and 0 <= x.min() <= x.max() <= 1):
+            bad = x[~(np.isfinite(x) & (x >= 0) & (x <= 1))][0]
+            raise NetworkError(f"layer {inp.name}: input value {bad:.4g} outside [0, 1]; frames "
+                               f"are constant currents in [0, 1] (1.0 fires every step)")
         return x
 
     def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
@@ -144,8 +159,11 @@ class CompiledModel:
         sample without the batch axis is accepted.  record: a layer name or
         layer names whose spike trains to return.
         """
+        if not isinstance(num_steps, numbers.Integral) or isinstance(num_steps, bool):
+            raise NetworkError(f"num_steps must be an integer, got {num_steps!r}")
         if num_steps < 1:
             raise NetworkError(f"num_steps must be >= 1, got {num_steps}")
+        num_steps = int(num_steps)
         if backend not in BACKENDS:
             raise NetworkError(f"unknown backend {backend!r}; one of {tuple(BACKENDS)}")
         record = (record,) if isinstance(record, str) else tuple(record)

@@ -247,13 +247,14 @@ def _folded_layer(layer):
 
 
 def _nx_layer(stage: _Stage, neuron_args: dict, activation: str, use_bias: bool):
-    """The Nx layer (nxcompile.layers) of a stage: the Keras layer's own config
-    with the Loihi arguments, the SNN activation and bias."""
-    layer = stage.layer
-    config = {**layer.get_config(), "name": layer.name, **neuron_args}
+    """The Nx layer (nxcompile.layers) of a stage: the arguments of the trained
+    layer that fix its connection (ConnectionKind.keras_args), the Loihi
+    arguments, the SNN activation and bias; all else at its default."""
+    op = KINDS[stage.kind]
+    args = {**op.keras_config(stage.layer), "name": stage.layer.name, **neuron_args}
     if stage.weighted:
-        config.update(activation=activation, use_bias=use_bias)
-    return NX_NEURON_LAYERS[KINDS[stage.kind].keras_class].from_config(config)
+        args.update(activation=activation, use_bias=use_bias)
+    return NX_NEURON_LAYERS[op.keras_class](**args)
 
 
 def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",

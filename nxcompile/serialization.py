@@ -25,6 +25,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import numbers
+import types
+import typing
 import zipfile
 from pathlib import Path
 
@@ -103,6 +106,40 @@ class _Encoder:
         raise TypeError(f"cannot save a value of type {type(value).__qualname__}")
 
 
+def _fits(value, hint) -> bool:
+    """value has the type a dataclass field declares: numbers are numbers (not
+    bool, an int field holds an integer), arrays hold numbers, tuples and dicts
+    are what they say (their items are checked where they are used)."""
+    if hint is typing.Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    hint = typing.get_origin(hint) or hint
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is np.ndarray:
+        return isinstance(value, np.ndarray)
+    return isinstance(value, hint)
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _hint_name(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(h) for h in typing.get_args(hint))
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
 class _Decoder:
     """JSON values -> Python values, arrays from the npz; every problem a ModelFileError."""
 
@@ -111,11 +148,19 @@ class _Decoder:
 
     def _array(self, key) -> np.ndarray:
         try:
-            return self.arrays[key]
+            array = self.arrays[key]
         except (KeyError, TypeError):
             raise ModelFileError(f"array {key!r} is missing from {ARRAYS_MEMBER}") from None
-        except ValueError as exc:      # e.g. an object array, which needs pickle
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            # e.g. an object array (needs pickle) or an empty or truncated member
             raise ModelFileError(f"array {key!r} cannot be read: {exc}") from None
+        if not isinstance(array, np.ndarray):       # np.load hands back a member it cannot parse
+            raise ModelFileError(f"array {key!r} cannot be read: not an array in "
+                                 f"{ARRAYS_MEMBER} ({len(array)} bytes)")
+        if array.dtype.kind not in "biuf":
+            raise ModelFileError(f"array {key!r} has dtype {array.dtype}; only booleans, "
+                                 f"integers and real floats are stored")
+        return array
 
     def decode(self, value):
         if isinstance(value, list):
@@ -131,10 +176,12 @@ class _Decoder:
         if set(value) == {"__csr__", "shape"}:
             key = value["__csr__"]
             try:
-                return sp.csr_matrix((self._array(key), self._array(f"{key}.indices"),
-                                      self._array(f"{key}.indptr")), shape=tuple(value["shape"]))
+                matrix = sp.csr_matrix((self._array(key), self._array(f"{key}.indices"),
+                                        self._array(f"{key}.indptr")), shape=tuple(value["shape"]))
+                matrix.check_format(full_check=True)      # indices within the shape, sorted rows
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"sparse matrix {key!r} is inconsistent: {exc}") from None
+            return matrix
         if set(value) == {"__dataclass__", "fields"}:
             return self._dataclass(value["__dataclass__"], value["fields"])
         if len(value) == 1 and "__ir__" in value:
@@ -149,8 +196,14 @@ class _Decoder:
         if not isinstance(fields, dict) or set(fields) - known:
             unknown = sorted(set(fields) - known) if isinstance(fields, dict) else fields
             raise ModelFileError(f"{name}: unknown fields {unknown}")
+        values = {k: self.decode(v) for k, v in fields.items()}
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            if not _fits(value, hints[key]):
+                raise ModelFileError(f"{name}.{key}: {_describe(value)} where the field holds "
+                                     f"{_hint_name(hints[key])}")
         try:
-            return cls(**{k: self.decode(v) for k, v in fields.items()})
+            return cls(**values)
         except TypeError as exc:
             raise ModelFileError(f"{name}: {exc}") from None
 

@@ -1,14 +1,15 @@
 """partition_network: lower bounds -> beam search -> chip placement -> cores ->
-independent validation, each stage timed.  With validation, every core's
-resource counts are the validator's recount, and a search estimate that
-differs from it is an error (EstimateMismatchError)."""
+independent validation, each stage timed.  Validation recounts every core, fails
+when a search estimate differs from the recount (EstimateMismatchError, so the
+counts the cores keep and the report prints are the recount's) and then checks
+every limit."""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
-from hwmodel.limits import RESOURCES, Board, get_board
+from hwmodel.limits import Board, get_board
 from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
 from partitioner.bounds import lower_bounds
@@ -17,7 +18,7 @@ from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
 from partitioner.placement import PlacementProblem, place_cores
 from partitioner.search import DEFAULT_COST_WEIGHTS, BeamSearch, State
-from partitioner.validate import EstimateMismatchError, validate_partition
+from partitioner.validate import check_estimates, check_limits, recount
 
 
 def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_width: int = 4,
@@ -30,8 +31,8 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     a2*axons/limit + a3*off-chip routes/limit (partitioner.search).  placement_time_limit:
     seconds for the chip placement (CP-SAT or greedy).  validate: recount the
     result with the independent validator (partitioner.validate), fail on any
-    violation or on any core whose estimate differs from the recount, and keep
-    the recount in the cores (what the report prints).
+    core whose estimate differs from the recount and on any violated limit.
+    validate=False skips all of that (the cores then hold unchecked estimates).
     """
     board = get_board(board)
     timings = {}
@@ -62,24 +63,12 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     t3 = time.perf_counter()
     timings["placement"] = t3 - t2
     if validate:
-        _keep_recount(part, validate_partition(ir, part))
+        counts = recount(ir, part)
+        check_estimates(part, counts)
+        check_limits(part, counts)
         timings["validation"] = time.perf_counter() - t3
     part.timings = timings
     return part
-
-
-def _keep_recount(part: Partition, counts: list) -> None:
-    """Check the search's estimate of every core against the validator's recount
-    and store the recount in the cores; raise EstimateMismatchError naming the
-    first core and resource that differ."""
-    for core, count in zip(part.cores, counts):
-        for resource in RESOURCES:
-            estimate, recounted = getattr(core, resource.key), getattr(count, resource.key)
-            if estimate != recounted:
-                raise EstimateMismatchError(
-                    f"core {core.index} (layer {core.layer}, chip {core.chip}): the search "
-                    f"estimated {estimate} {resource.name}, the validator recounted {recounted}")
-            setattr(core, resource.key, recounted)
 
 
 def _build(graph: PartitionGraph, state: State, bounds: dict):

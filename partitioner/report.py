@@ -65,8 +65,10 @@ def partition_report(partition: Partition, layer_names: list, shapes: dict,
             r[col] = values.get(r["layer"], "")
     b, p = partition.board, partition
     ratio = p.num_cores / p.lower_bound_cores if p.lower_bound_cores else float("nan")
+    limits = ", ".join(f"{r.limit(b.chip.core)} {r.unit}" for r in RESOURCES)
     lines = [f"Partition on {b.name} ({b.chip.name}: {b.chip.cores_per_chip} cores/chip, "
              f"{b.num_chips} chips); per core min/mean/max (max as % of the core limit)",
+             f"core limits: {limits}",
              format_table(rows),
              f"total: {p.num_cores} cores on {p.num_chips} chip(s), lower bound {p.lower_bound_cores} "
              f"(cores/bound {ratio:.2f}), {sum(len(c.neurons) for c in p.cores)} neurons, "

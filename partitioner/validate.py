@@ -179,9 +179,28 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
 
 def validate_partition(ir: NetworkIR, partition: Partition) -> list:
     """Recount the partition and raise PartitionValidationError on any violated
-    limit (compartments, axons, synapse words, words of one list, cores per chip,
-    chips of the board).  Returns the recounted CoreCounts."""
+    limit (check_limits).  Returns the recounted CoreCounts."""
     counts = recount(ir, partition)
+    check_limits(partition, counts)
+    return counts
+
+
+def check_estimates(partition: Partition, counts: list) -> None:
+    """Raise EstimateMismatchError naming the first core and resource whose
+    count in the partition (the search's estimate) differs from the recount."""
+    for core, count in zip(partition.cores, counts):
+        for resource in RESOURCES:
+            estimate, recounted = getattr(core, resource.key), getattr(count, resource.key)
+            if estimate != recounted:
+                raise EstimateMismatchError(
+                    f"core {core.index} (layer {core.layer}, chip {core.chip}): the search "
+                    f"estimated {estimate} {resource.name}, the validator recounted {recounted}")
+
+
+def check_limits(partition: Partition, counts: list) -> None:
+    """Raise PartitionValidationError on any violated limit of the recounted
+    CoreCounts (every resource of hwmodel.limits.RESOURCES) or of the board
+    (cores per chip, chips)."""
     lim = partition.board.chip.core
     for core, count in zip(partition.cores, counts):
         for resource in RESOURCES:
@@ -201,4 +220,3 @@ def validate_partition(ir: NetworkIR, partition: Partition) -> list:
         raise PartitionValidationError(
             f"chip {int(chips.argmax())} holds {int(chips.max())} cores, limit "
             f"{board.chip.cores_per_chip}")
-    return counts

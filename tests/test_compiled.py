@@ -3,6 +3,7 @@ one neuron) and clear errors for bad arguments.  Numpy IRs, no Keras."""
 import numpy as np
 import pytest
 
+from hwmodel.errors import NetworkError
 from nxcompile.compiler import compile_ir
 from tests.helpers import dense_chain
 
@@ -30,12 +31,29 @@ def test_one_sample_without_batch_axis_one_step_one_output_neuron(compiled):
     (dict(x=np.zeros((2, 5)), num_steps=0), r"num_steps must be >= 1, got 0"),
     (dict(x=np.zeros((2, 5)), num_steps=5, record="dense9"), r"record: unknown layers \['dense9'\]"),
     (dict(x=np.zeros((2, 5)), num_steps=5, backend="gpu"), r"unknown backend 'gpu'"),
-    (dict(x=np.full((1, 5), 2.0), num_steps=5), r"layer inp: input 2 needs bias mantissa 8066, "
-                                                r"outside the 13-bit -4096..4095"),
+    (dict(x=np.full((1, 5), 2.0), num_steps=5), r"layer inp: input value 2 outside \[0, 1\]; frames "
+                                                r"are constant currents"),
+    (dict(x=np.full((1, 5), -0.01), num_steps=5), r"layer inp: input value -0.01 outside \[0, 1\]"),
+    (dict(x=np.full((1, 5), np.nan), num_steps=5), r"layer inp: input value nan outside \[0, 1\]"),
+    (dict(x=np.zeros((1, 5), complex), num_steps=5), r"layer inp: input of dtype complex128; inputs "
+                                                     r"are real numbers"),
+    (dict(x=np.zeros((0, 5)), num_steps=5), r"layer inp: the batch holds no sample"),
+    (dict(x=np.zeros((2, 5)), num_steps=2.5), r"num_steps must be an integer, got 2.5"),
+    (dict(x=np.zeros((2, 5)), num_steps="10"), r"num_steps must be an integer, got '10'"),
 ])
 def test_bad_arguments_are_named(compiled, kwargs, match):
     with pytest.raises(ValueError, match=match):
         compiled.run(**kwargs)
+
+
+def test_spike_input_must_be_zeros_and_ones():
+    ir = dense_chain([5, 4, 2], np.random.default_rng(0), input_mode="spikes")
+    compiled = compile_ir(ir)
+    x = np.zeros((1, 3, 5))
+    assert compiled.run(x, num_steps=3).spike_counts.shape == (1, 2)
+    x[0, 1, 2] = 2
+    with pytest.raises(NetworkError, match=r"layer inp: spike input holds 2.0; spikes are 0 or 1"):
+        compiled.run(x, num_steps=3)
 
 
 def test_every_backend_is_one_backend_object_under_its_name():

@@ -236,10 +236,10 @@ def test_compile_fails_when_the_estimate_differs_from_the_recount(monkeypatch):
     import partitioner.pipeline as pipeline
 
     def recount_one_word_more(ir, part):
-        counts = validate_partition(ir, part)
+        counts = recount(ir, part)
         counts[1].synapse_words += 1
         return counts
-    monkeypatch.setattr(pipeline, "validate_partition", recount_one_word_more)
+    monkeypatch.setattr(pipeline, "recount", recount_one_word_more)
     with pytest.raises(EstimateMismatchError, match=r"core 1 \(layer dense0, chip 0\): the search "
                                                    r"estimated (\d+) synapse words, the validator "
                                                    r"recounted (\d+)"):

@@ -153,6 +153,70 @@ CORRUPTIONS = {
 }
 
 
+def _core(doc, i):
+    return doc["model"]["partition"]["fields"]["cores"][i]["fields"]
+
+
+def _out_layer(doc):
+    return doc["model"]["network"]["fields"]["layers"]["__dict__"]["out"]["fields"]
+
+
+def _empty_member(path, key="a0"):
+    """The npz with member `key` cut to zero bytes."""
+    with zipfile.ZipFile(path) as zf:
+        text, arrays = zf.read(JSON_MEMBER), zf.read(ARRAYS_MEMBER)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(arrays)) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.namelist():
+            dst.writestr(item, b"" if item == f"{key}.npy" else src.read(item))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(JSON_MEMBER, text)
+        zf.writestr(ARRAYS_MEMBER, out.getvalue())
+
+
+def _bad_index(arrays, doc_path):
+    key = _first_weights_key(json.loads(zipfile.ZipFile(doc_path).read(JSON_MEMBER)))
+    arrays[f"{key}.indices"] = arrays[f"{key}.indices"].copy()
+    arrays[f"{key}.indices"][0] = 10 ** 6
+
+
+# Files whose values have the wrong type or range: each refused by name (they used to
+# load and run with wrong results, or fail with a TypeError or EOFError).
+BAD_VALUES = {
+    "string for a number": (lambda p: _rewrite(p, lambda d: _out_layer(d).update(vth="400")),
+                            r"IntLayer.vth: str '400' where the field holds int"),
+    "null for a number": (lambda p: _rewrite(p, lambda d: _core(d, 1).update(chip=None)),
+                          r"Core.chip: NoneType None where the field holds int"),
+    "float for an integer": (lambda p: _rewrite(p, lambda d: _out_layer(d).update(vth=400.5)),
+                             r"IntLayer.vth: float 400.5 where the field holds int"),
+    "bool for an integer": (lambda p: _rewrite(p, lambda d: _core(d, 1).update(index=True)),
+                            r"Core.index: bool True where the field holds int"),
+    "float neuron indices": (lambda p: _rewrite(p, edit_arrays=lambda a: a.update(
+        a3=a["a3"].astype(float) + 0.5)), r"core 0 neurons have dtype float64; they are integer"),
+    "complex array": (lambda p: _rewrite(p, edit_arrays=lambda a: a.update(
+        a3=a["a3"].astype(complex))), r"array 'a3' has dtype complex128; only booleans, integers"),
+    "empty array member": (_empty_member, r"array 'a0' cannot be read: not an array in arrays.npz "
+                                          r"\(0 bytes\)"),
+    "sparse index out of range": (lambda p: _rewrite(p, edit_arrays=lambda a: _bad_index(a, p)),
+                                  r"sparse matrix 'a\d+' is inconsistent: indices must be < 72"),
+    "core on a missing chip": (lambda p: _rewrite(p, lambda d: _core(d, 1).update(chip=2)),
+                               r"partition: core 1 sits on chip 2, board kapoho_bay has chips 0..1"),
+    "zero chips": (lambda p: _rewrite(p, lambda d: d["model"]["partition"]["fields"]["board"][
+        "fields"].update(num_chips=0)), r"partition: board kapoho_bay has 0 chips"),
+    "string in a shape": (lambda p: _rewrite(p, lambda d: d["model"]["ir"]["__ir__"]["layers"][0][
+        "fields"].update(shape={"__tuple__": ["6", 6, 2]})),
+                          r"layer inp: shape \('6', 6, 2\) must be a tuple of integers >= 0"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_VALUES))
+def test_wrong_types_and_ranges_in_a_file_are_refused_by_name(saved, name):
+    corrupt, message = BAD_VALUES[name]
+    corrupt(saved)
+    with pytest.raises(ModelFileError, match=message):
+        nxcompile.load(saved)
+
+
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
 def test_corrupt_or_foreign_file_gets_a_clear_error(saved, name):
     corrupt, message = CORRUPTIONS[name]

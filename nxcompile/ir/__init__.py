@@ -1,6 +1,6 @@
 """The intermediate representation: what every front end produces and every
-stage reads.  numpy and networkx only: it imports no front end (Keras),
-partitioner or mapper.
+stage reads.  numpy, scipy and networkx, and hwmodel's error base: it imports
+no front end (Keras), partitioner or mapper.
 
 network     NetworkIR (a networkx DAG), LayerSpec, NeuronSpec, ConnectionSpec
 kind        ConnectionKind, the interface every connection kind implements

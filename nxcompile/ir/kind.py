@@ -1,9 +1,9 @@
 """ConnectionKind: everything the stages ask about one kind of connection.
 
 One object per kind (nxcompile.ir.kinds), so what a kind means is written once:
-how a Keras layer maps to it (front end), its float synapse matrix (quantizer,
-validator, reference and Lava backends), what the partitioner counts
-analytically and its kernel and netx layout (WindowKind).  A kind never
+how a Keras layer maps to it (front end), its float synapse matrix (quantizer
+and validator; the backends run the quantized matrix), what the partitioner
+counts analytically and its kernel and netx layout (WindowKind).  A kind never
 imports Keras: it reads a Keras layer's attributes only.  A connection's data
 is its ConnectionSpec (nxcompile.ir.network); every method takes the spec.
 """
@@ -15,6 +15,9 @@ class ConnectionKind:
 
     name           the IR name (ConnectionSpec.kind, LayerSpec.kind of its target)
     keras_class    the keras.layers class it maps from ('Conv2D')
+    keras_args     the arguments of that class that fix the connection (what a
+                   converted layer copies from the trained one)
+    netx_type      the netx block type it exports as ('dense', 'conv'; '' none)
     weighted       it has a kernel, bias and activation of its own (pooling: no)
     source_ndim    rank of the source as it sees it: 1 (n,) or 3 (H, W, C)
     source_hint    what to do when the source has another rank (error text)
@@ -24,6 +27,8 @@ class ConnectionKind:
 
     name = ""
     keras_class = ""
+    keras_args = ()
+    netx_type = ""
     weighted = True
     source_ndim = 3
     source_hint = "a spatial layer needs (height, width, channels)"
@@ -42,6 +47,11 @@ class ConnectionKind:
         """The ConnectionSpec fields (besides source_shape, placement and the
         kind) of Keras layer `layer` fed by a source of `source_shape`."""
         raise NotImplementedError
+
+    def keras_config(self, layer) -> dict:
+        """The keras_args of Keras layer `layer`, from its config."""
+        config = layer.get_config()
+        return {key: config[key] for key in self.keras_args}
 
     def matrix(self, spec, target_shape: tuple):
         """Float synapse matrix (n_target, n_source), csr, flat HWC order."""

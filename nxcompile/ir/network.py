@@ -91,6 +91,14 @@ class ConnectionSpec:
         return get_kind(self.kind)
 
 
+def _check_shape(what: str, shape) -> None:
+    """NetworkError unless shape is a non-empty tuple of integers >= 0 (a layer
+    without neurons is the partitioner's to refuse, by name)."""
+    if not (isinstance(shape, tuple) and shape and all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        raise NetworkError(f"{what} {shape!r} must be a tuple of integers >= 0")
+
+
 class NetworkIR:
     """A DAG of LayerSpecs (nodes) and ConnectionSpecs (edges)."""
 
@@ -151,6 +159,15 @@ class NetworkIR:
                                "supported")
         for name in self.order():
             layer, preds = self.layer(name), self.predecessors(name)
+            _check_shape(f"layer {name}: shape", layer.shape)
+            for src in preds:
+                spec = self.connection(src, name)
+                _check_shape(f"connection {src}->{name}: source_shape", spec.source_shape)
+                n_src = int(np.prod(spec.source_shape))
+                if n_src != self.layer(src).n:
+                    raise NetworkError(f"connection {src}->{name}: source_shape "
+                                       f"{spec.source_shape} has {n_src} neurons, layer {src} "
+                                       f"has {self.layer(src).n}")
             if layer.kind == INPUT and preds:
                 raise NetworkError(f"layer {name}: an input layer cannot have inputs")
             if layer.kind != INPUT and not preds:

@@ -48,6 +48,7 @@ class WindowKind(ConnectionKind):
     """A 2-D window operation over an (H, W, C) source (module doc)."""
 
     window = True
+    netx_type = "conv"
 
     # -- Keras -----------------------------------------------------------------
     def check_keras(self, layer, who: str) -> None:
@@ -56,12 +57,8 @@ class WindowKind(ConnectionKind):
             raise NetworkError(f"{who}: dilation_rate={rate}; only (1, 1) is supported")
 
     def from_keras(self, layer, source_shape: tuple) -> dict:
-        fields = dict(strides=tuple(layer.strides), padding=layer.padding)
-        if self.weighted:
-            fields["kernel"] = np.array(layer.kernel)
-        else:
-            fields["pool_size"] = tuple(layer.pool_size)
-        return fields
+        return dict(kernel=np.array(layer.kernel), strides=tuple(layer.strides),
+                    padding=layer.padding)
 
     # -- the four answers (module doc) -----------------------------------------
     def kernel_hw(self, spec) -> tuple:

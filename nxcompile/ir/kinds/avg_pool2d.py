@@ -17,7 +17,12 @@ from nxcompile.ir.window import WindowKind, padding_before, window_1d
 class AveragePooling2D(WindowKind):
     name = "avg_pool2d"
     keras_class = "AveragePooling2D"
+    keras_args = ("pool_size", "strides", "padding")
     weighted = False
+
+    def from_keras(self, layer, source_shape: tuple) -> dict:
+        return dict(pool_size=tuple(layer.pool_size), strides=tuple(layer.strides),
+                    padding=layer.padding)
 
     def kernel_hw(self, spec) -> tuple:
         return tuple(spec.pool_size)

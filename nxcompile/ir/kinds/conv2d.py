@@ -14,6 +14,7 @@ from nxcompile.ir.window import WindowKind
 class Conv2D(WindowKind):
     name = "conv2d"
     keras_class = "Conv2D"
+    keras_args = ("filters", "kernel_size", "strides", "padding")
 
     def check_keras(self, layer, who: str) -> None:
         super().check_keras(layer, who)

@@ -16,6 +16,8 @@ class Dense(ConnectionKind):
     keras_class = "Dense"
     source_ndim = 1
     source_hint = "Dense needs a 1-D input (put a Flatten before it)"
+    keras_args = ("units",)
+    netx_type = "dense"
 
     def from_keras(self, layer, source_shape: tuple) -> dict:
         return {"kernel": np.array(layer.kernel)}
