@@ -14,6 +14,14 @@ from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def examples(n: int) -> int:
+    """A property test's number of examples: n, times HYPOTHESIS_EXAMPLES_FACTOR
+    (default 10) under the 'long' hypothesis profile (tests/conftest.py)."""
+    if os.environ.get("HYPOTHESIS_PROFILE") != "long":
+        return n
+    return n * int(os.environ.get("HYPOTHESIS_EXAMPLES_FACTOR", "10"))
+
+
 def run_python(code: str, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter with the repository importable, in a process
     group of its own (so an interrupt it sends reaches only it and its Lava

@@ -22,7 +22,7 @@ from mapper.lava_network import build_lava_network
 from mapper.lava_run import run_lava, running
 from mapper.procs.process import SoftResetLIF, SpikeSink, unpack_train
 from nxcompile.ir import ConnectionSpec, connection_matrix
-from tests.helpers import assert_same_run, run_python
+from tests.helpers import assert_same_run, examples, run_python
 
 NUM_STEPS = 40
 
@@ -268,7 +268,7 @@ def test_two_compartment_neuron_resets_by_subtraction_within_the_step():
     assert v_hand[4] == (1900 - 640) * steps
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=examples(8), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 2 ** 32 - 1), weight_exp=st.integers(0, 7),
        du=st.sampled_from([0, 4095]) | st.integers(0, 4095),

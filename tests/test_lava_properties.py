@@ -17,7 +17,7 @@ from hwmodel.simulator import simulate
 from mapper.lava_run import run_lava
 from mapper.quantize import quantize_network
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, output_size
-from tests.helpers import MERGES, assert_same_run, connect_merged
+from tests.helpers import MERGES, assert_same_run, connect_merged, examples
 
 NUM_STEPS = 24
 SPLITS = ("contiguous", "shuffled", "channel", "spatial")
@@ -146,7 +146,7 @@ def _inputs(draw, net):
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
-@settings(max_examples=15, deadline=None, derandomize=True,
+@settings(max_examples=examples(15), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_lava_spike_trains_equal_the_reference_on_random_partitions(reset, data):
@@ -156,7 +156,7 @@ def test_lava_spike_trains_equal_the_reference_on_random_partitions(reset, data)
 @pytest.mark.parametrize("how, kind", [(how, kind) for how in MERGES
                                        for kind in ("conv2d", "depthwise_conv2d")])
 @pytest.mark.parametrize("reset", ["hard", "soft"])
-@settings(max_examples=4, deadline=None, derandomize=True,
+@settings(max_examples=examples(4), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_lava_equals_the_reference_where_branches_meet(how, kind, reset, data):

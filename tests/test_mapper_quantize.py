@@ -9,7 +9,7 @@ from hwmodel import formats
 from mapper.checks import check_network
 from mapper.quantize import QuantizationError, quantize_network
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
-from tests.helpers import dense_chain
+from tests.helpers import dense_chain, examples
 
 
 def _conv_ir(rng, kernel_scale, bias_scale, num_weight_bits, sign):
@@ -25,7 +25,7 @@ def _conv_ir(rng, kernel_scale, bias_scale, num_weight_bits, sign):
     return ir
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(seed=st.integers(0, 2 ** 31), kernel_scale=st.floats(1e-3, 30),
        bias_scale=st.floats(0, 0.5), bits=st.integers(2, 8), sign=st.sampled_from([0, 1, -1]))
 def test_round_trip_within_half_a_step(seed, kernel_scale, bias_scale, bits, sign):

@@ -13,7 +13,7 @@ from partitioner.edges import shared_list_keys
 from partitioner.errors import PartitionError
 from partitioner.validate import (EstimateMismatchError, PartitionValidationError, recount,
                                   validate_partition)
-from tests.helpers import MERGES, NetBuilder, dense_chain
+from tests.helpers import MERGES, NetBuilder, dense_chain, examples
 
 LIM = CoreLimits()
 TINY = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=64, input_axons=256, output_axons=256,
@@ -30,6 +30,22 @@ def test_sparse_list_words_by_hand():
     assert _words([0, 5, 9], "sparse") == 1
     # 61 synapses: 2 entries, 20 + 61 * 14 = 874 bits, + 6 = 880 -> 14 words
     assert _words(range(61), "sparse") == 14
+
+
+def test_runlength_skip_of_31_stays_in_the_entry_and_32_starts_a_new_one():
+    # gaps of 31: one entry, 10 + 6 start index + 5 x (8 weight + 5 skip) = 81 bits, + 6 -> 2 words
+    assert _words([0, 31, 62, 93, 124], "runlength", i_bits=7) == 2
+    # gaps of 32 (NxTF: a new entry at every gap >= 2**5): 5 entries of 10 + 7 + 8 + 2 = 27 bits
+    # = 135, + 6 -> 3 words
+    assert _words([0, 32, 64, 96, 128], "runlength", i_bits=8) == 3
+
+
+def test_dense_entry_start_index_bits_count():
+    # one run of 6 at a 10-bit core: 10 + 10 start index + 6 x 8 = 68 bits, + 6 -> 2 words
+    # (without the start index it would be 58 + 6 = 64 bits: 1 word)
+    assert _words(range(6), "dense", i_bits=10) == 2
+    assert _words(range(6), "dense", i_bits=6) == 2        # 64 + 6 = 70 bits
+    assert _words(range(5), "dense", i_bits=6) == 1        # 10 + 6 + 40 = 56, + 6 = 62 bits
 
 
 def test_dense_list_words_by_hand():
@@ -304,7 +320,8 @@ def networks(draw):
     return b.ir
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(networks(), st.integers(1, 3))
 def test_estimates_equal_recount_on_random_networks(ir, beam_width):
     try:

@@ -79,3 +79,19 @@ def test_input_beyond_the_bias_mantissa_is_refused_not_clipped():
         inp.input_bias(np.array([[1.0, 4.2]]))
     with pytest.raises(ValueError, match=r"layer inp: input nan"):
         inp.input_bias(np.array([[np.nan, 0.0]]))
+
+
+def test_du_4094_keeps_a_4096th_of_u_and_only_4095_clears_it():
+    # one input spike at step 1 through weight 254 << 7: u = 254 * 128 * 64 = 2080768 at step 2.
+    # du = 4094 decays u by (4096 - 4095) / 4096 a step: 2080768 >> 12 = 508 at step 3, 0 after
+    # (508 >> 12); du = 4095 clears it.  v sums u (no leak, threshold out of reach).
+    inp = IntLayer("inp", (1,), vth=1, bias_mant=np.zeros(1, np.int64), is_input=True,
+                   input_mode="spikes")
+    x = np.zeros((1, 4, 1), np.int8)
+    x[0, 0, 0] = 1
+    for du, v_end in ((4094, 2080768 + 508), (4095, 2080768), (4093, 2080768 + 1016)):
+        out = IntLayer("out", (1,), vth=formats.THRESHOLD_MANT_MAX, bias_mant=np.zeros(1, np.int64),
+                       du=du)
+        conn = IntConnection("inp", "out", sp.csr_matrix(np.full((1, 1), 254)), weight_exp=7)
+        run = simulate(IntNetwork({"inp": inp, "out": out}, [conn], "inp", "out"), x, 4)
+        assert run.voltages["out"][0, 0] == v_end, du

@@ -1,0 +1,86 @@
+"""Every hard limit, at the limit and one unit past it: the validator passes a
+partition that uses exactly the limit and refuses, naming the core, the resource,
+the value and the limit, one that uses one unit more; the search keeps every
+limit it is given."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hwmodel.limits import RESOURCES, Board, ChipSpec, CoreLimits
+from hwmodel.partition import Core, Partition
+from partitioner import partition_network
+from partitioner.errors import PartitionError
+from partitioner.validate import PartitionValidationError, recount, validate_partition
+from tests.helpers import NetBuilder
+
+BASE = CoreLimits()
+
+
+def _board(num_chips=2, cores_per_chip=128, **limits) -> Board:
+    chip = ChipSpec("test", dataclasses.replace(BASE, **limits), cores_per_chip=cores_per_chip)
+    return Board("test", chip, num_chips=num_chips)
+
+
+def _network():
+    """inp (6x6x3) -> 3x3 conv (8) -> dense 20: every resource is used on some core."""
+    b = NetBuilder((6, 6, 3), np.random.default_rng(0))
+    b.conv(8, 3, padding="same")
+    b.dense(20)
+    return b.ir
+
+
+def _partition(ir, board) -> Partition:
+    """Two cores per layer (halves of the flat neurons), the conv's on chip 1."""
+    cores = []
+    for name in ir.order():
+        n = ir.layer(name).n
+        for neurons in np.array_split(np.arange(n), 2):
+            cores.append(Core(index=len(cores), chip=1 if name == "conv2d1" else 0, layer=name,
+                              neurons=neurons.astype(np.int64)))
+    return Partition(board=board, cores=cores)
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.key)
+def test_validator_at_the_limit_and_one_past_it(resource):
+    ir = _network()
+    counts = recount(ir, _partition(ir, _board()))
+    worst = max(range(len(counts)), key=lambda i: getattr(counts[i], resource.key))
+    used = getattr(counts[worst], resource.key)
+    assert used > 1
+    validate_partition(ir, _partition(ir, _board(**{resource.key: used})))
+    part = _partition(ir, _board(**{resource.key: used - 1}))
+    core = part.cores[worst]
+    with pytest.raises(PartitionValidationError,
+                       match=rf"core {worst} \(layer {core.layer}, chip {core.chip}\): {used} "
+                             rf"{resource.name}, limit {used - 1}$"):
+        validate_partition(ir, part)
+
+
+def test_cores_per_chip_and_chips_at_the_limit_and_one_past_it():
+    ir = _network()
+    part = _partition(ir, _board(num_chips=2, cores_per_chip=4))     # 4 cores on chip 0, 2 on 1
+    validate_partition(ir, part)
+    part.board = _board(num_chips=2, cores_per_chip=3)
+    with pytest.raises(PartitionValidationError, match=r"chip 0 holds 4 cores, limit 3"):
+        validate_partition(ir, part)
+    part.board = _board(num_chips=1, cores_per_chip=8)
+    with pytest.raises(PartitionValidationError, match=r"core 2 \(layer conv2d1\): chip 1 outside "
+                                                       r"0..0, board test has 1 chips"):
+        validate_partition(ir, part)
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.key)
+def test_the_search_keeps_a_limit_one_below_what_it_used(resource):
+    """Compiled once with room to spare, then with the limit one below the
+    largest use: every core keeps the new limit (the validator recounts it), or
+    the search says which layer cannot and why."""
+    ir = _network()
+    free = partition_network(ir, _board(), placement_time_limit=0.2)
+    used = max(getattr(c, resource.key) for c in free.cores)
+    try:
+        tight = partition_network(ir, _board(**{resource.key: used - 1}), placement_time_limit=0.2)
+    except PartitionError as err:
+        assert f"{resource.name} needed on one core, limit {used - 1}" in str(err)
+        return
+    assert max(getattr(c, resource.key) for c in tight.cores) <= used - 1
