@@ -10,7 +10,7 @@ Sources
 [NXTF] B. Rueckauer et al., "NxTF: An API and Compiler for Deep Spiking Neural
        Networks on Intel Loihi", ACM JETC 18(3), 2022, and its partitioner code:
        synapse memory as 16384 words of 64 bit, <= 60 synapses per synapse-list
-       entry, <= 256 words per axon's synapse list.
+       entry, <= 256 words per axon's synapse list, <= 7 synapse formats per core.
 [INRC] Intel Neuromorphic Research Community system descriptions: Kapoho Bay
        (2 chips), Nahuku (up to 32 chips), Pohoiki Springs (768 chips).
 [L2]   Intel, "Taking Neuromorphic Computing to the Next Level with Loihi 2",
@@ -39,6 +39,8 @@ class CoreLimits:
     word_bits: int = 64               # [NXTF]
     synapses_per_entry: int = 60      # [NXTF] max synapses in one synapse-list entry
     words_per_axon: int = 256         # [NXTF] max synapse-list length of one axon
+    synapse_formats: int = 7          # [NXTF] optimization.py maxNumSynFmt (15 hardware
+                                      # slots, NxTF writes each format twice)
 
 
 @dataclass(frozen=True)

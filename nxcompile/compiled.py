@@ -115,13 +115,15 @@ class CompiledModel:
         return save_utilization(self.partition, path)
 
     def energy(self, result: RunResult, costs=None):
-        """Energy, time and energy-delay product per inference of a run
-        (hwmodel.energy.estimate; costs: a hwmodel.energy.LoihiCosts, default
-        Davies et al. 2018).  Needs the spike counts of every layer: a run on the
-        reference backend (bit-exact with Lava)."""
-        from hwmodel.energy import LOIHI, estimate
+        """Energy (neurocore dynamic and static, x86, board), time and
+        energy-delay product per inference of a run (hwmodel.energy.estimate;
+        costs: a hwmodel.energy.LoihiCosts, default CALIBRATED: SANA-FE's
+        calibrated per-operation costs, NxTF's measured static power).  Needs the
+        spike counts of every layer: a run on the reference backend (bit-exact
+        with Lava)."""
+        from hwmodel.energy import CALIBRATED, estimate
         return estimate(self.network, self.partition, result.layer_counts, result.num_steps,
-                        LOIHI if costs is None else costs)
+                        CALIBRATED if costs is None else costs)
 
     def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
         """x as a batch; NetworkError unless it holds at least one sample of the

@@ -75,20 +75,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import CoreLimits
 from nxcompile.ir import INPUT, LayerSpec
 
 ENCODINGS = ("sparse", "dense", "runlength")
-ENTRY_HEADER_BITS = 10       # 4-bit format id + 6-bit synapse count
-LIST_RESERVE_BITS = 6        # NxTF's word rounding of a synapse list
-MIN_INDEX_BITS = 6
-MAX_SKIP = 31                # run-length skips are at most 5 bits
-MIN_SKIP_BITS = 2
-DISCRETE_ENTRY = 1           # output-axon entries per discrete axon route
-POPULATION_ENTRY = 2         # output-axon entries per population axon route
-OFFCHIP_EXTRA = 1            # extra entry when the route leaves the chip
+# NxTF's word rounding (ceil(B / 64), +1 word when B % 64 is 0 or >= 59) is
+# ceil((B + 6) / 64): B + 6 crosses a word boundary exactly then.
+LIST_RESERVE_BITS = 64 - sf.EXTRA_WORD_FROM + 1
+MAX_SKIP = 2 ** sf.MAX_SKIP_BITS - 1       # largest skip within a run-length entry
 
-_SKIP_BITS = np.array([max(MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
+_SKIP_BITS = np.array([max(sf.MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
 
 
 def compartments_per_neuron(layer: LayerSpec) -> int:
@@ -105,7 +102,7 @@ def weight_bits(layer: LayerSpec) -> int:
 
 def index_bits(compartments: int) -> int:
     """Bits of a local compartment index on a core with that many compartments."""
-    return max(MIN_INDEX_BITS, int(max(compartments, 1) - 1).bit_length())
+    return max(sf.MIN_INDEX_BITS, int(max(compartments, 1) - 1).bit_length())
 
 
 def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, i_bits,
@@ -125,7 +122,7 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
     counts = np.diff(np.append(starts, n))
     per_entry = limits.synapses_per_entry
     if encoding == "sparse":
-        bits = -(-counts // per_entry) * ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
+        bits = -(-counts // per_entry) * sf.ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
     else:
         first = np.zeros(n, bool)
         first[starts] = True
@@ -139,11 +136,11 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
         list_of_entry = np.searchsorted(starts, entry_start, side="right") - 1
         entry_i_bits = i_bits[list_of_entry]
         if encoding == "dense":
-            entry_bits = ENTRY_HEADER_BITS + entry_i_bits + entry_len * w_bits
+            entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * w_bits
         elif encoding == "runlength":
             skip = np.where(entry, 0, gap)
             skip_bits = _SKIP_BITS[np.maximum.reduceat(skip, entry_start)]
-            entry_bits = ENTRY_HEADER_BITS + entry_i_bits + entry_len * (w_bits + skip_bits)
+            entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * (w_bits + skip_bits)
         else:
             raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
         bits = np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
@@ -153,6 +150,6 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
 def output_entries(discrete: np.ndarray, population: np.ndarray, offchip: np.ndarray) -> np.ndarray:
     """Output-axon entries of routes: discrete source counts and population flags
     per route, offchip flags per route (arrays of the same shape)."""
-    return (discrete * (DISCRETE_ENTRY + offchip * OFFCHIP_EXTRA)
-            + population * (POPULATION_ENTRY + offchip * OFFCHIP_EXTRA))
+    return (discrete * (sf.DISCRETE_ROUTE_ENTRIES + offchip * sf.OFFCHIP_EXTRA_ENTRIES)
+            + population * (sf.POPULATION_ROUTE_ENTRIES + offchip * sf.OFFCHIP_EXTRA_ENTRIES))
 

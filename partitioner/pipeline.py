@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
+from hwmodel.errors import NetworkError
 from hwmodel.limits import Board, get_board
 from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
@@ -35,6 +37,12 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     validate=False skips all of that (the cores then hold unchecked estimates).
     """
     board = get_board(board)
+    widths = sf.MAX_SKIP_BITS - sf.MIN_SKIP_BITS + 1
+    if board.chip.core.synapse_formats < widths:
+        raise NetworkError(
+            f"board {board.name}: {board.chip.core.synapse_formats} synapse formats per core; the "
+            f"search needs {widths}, one per run-length skip width ({sf.MIN_SKIP_BITS}.."
+            f"{sf.MAX_SKIP_BITS} bits), and does not count formats (partitioner.validate)")
     timings = {}
     t0 = time.perf_counter()
     graph = PartitionGraph(ir, board)

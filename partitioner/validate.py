@@ -1,17 +1,27 @@
 """Independent validator of a partition.
 
 Recounts every core's compartments, input axons, output-axon entries, synapse
-words and longest synapse list from the final per-core neuron assignment
-(Core.neurons, Core.chip and the recorded decisions Core.encoding and
-Core.population) and the connection matrices (nxcompile.ir.connection_matrix:
-each kind's ConnectionKind.matrix), by the rules of partitioner.model.  It never
-reads the search's estimates (the resource fields of Core), and fails loudly, naming the
-core, its layer, the resource, the value and the limit.
+words, longest synapse list and synapse formats from the final per-core neuron
+assignment (Core.neurons, Core.chip and the recorded decisions Core.encoding
+and Core.population) and the connection matrices (nxcompile.ir.connection_
+matrix), by the rules partitioner.model documents.  It never reads the search's
+estimates (the resource fields of Core) and calls none of the search's code: it
+encodes every synapse list entry by entry as the chip stores it (the field
+widths of hwmodel.synapse_format) and counts lists, multiplicities, members,
+populations and connection sharing (compared exactly, list by list) itself.
+It fails loudly, naming the core, its layer, the resource, the value and the
+limit.
 
-Shared with the search are only the model's definitions (compartments per
-neuron, index bits, words of one synapse list, output entries of a route);
-the lists, multiplicities, members, populations and connection sharing
-(compared exactly, list by list) are counted here from the synapse matrices.
+Synapse formats: a core's entries share a format when they share encoding,
+weight bits, sign mode, index bits and skip bits (NxTF's SynFmt fields without
+delays and interleaving offsets, which nxcompile does not use).  One layer per
+core, one encoding per core and one sign mode per layer (mapper.quantize) leave
+only the run-length skip width (2..5 bits) to vary, so a core uses at most 4
+formats, within NxTF's 7; the validator counts them anyway
+(CoreLimits.synapse_formats).  NxTF's destination-group limit (16) belongs to
+its interleaved compartment layout, a workaround of a cxBase defect
+(optimization.py: "maxNumDestinationGroups = 16  # Due to cxBase bug"); nxcompile
+lays compartments out without interleaving, so it does not apply.
 """
 from __future__ import annotations
 
@@ -19,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCES
 from hwmodel.partition import Partition
-from nxcompile.ir import NetworkIR, connection_matrix
-from partitioner import model
+from nxcompile.ir import INPUT, NetworkIR, connection_matrix
 from partitioner.errors import PartitionError
 
 
@@ -45,6 +55,7 @@ class CoreCount:
     output_axons: int = 0
     synapse_words: int = 0
     words_per_axon: int = 0
+    synapse_formats: int = 0
 
 
 def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
@@ -105,9 +116,10 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     cores = partition.cores
     chip = np.array([c.chip for c in cores], np.int64)
     n_cores = len(cores)
-    comps = np.array([len(c.neurons) * model.compartments_per_neuron(ir.layer(c.layer)) for c in cores],
+    comps = np.array([len(c.neurons) * _compartments_per_neuron(ir.layer(c.layer)) for c in cores],
                      np.int64)
     in_axons, out_entries, words_used, max_list = (np.zeros(n_cores, np.int64) for _ in range(4))
+    formats = [set() for _ in cores]        # per core: the skip widths of its entries
     for core in cores:
         for src in core.population:
             if (src, core.layer) not in ir.graph.edges:
@@ -120,7 +132,8 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         m = connection_matrix(ir.connection(src, dst), ir.layer(dst).shape).tocoo()
         synapses[src, dst] = (m.col.astype(np.int64), core_of[dst][m.row], local_of[dst][m.row], m.data)
     core_encoding = np.array([c.encoding for c in cores])
-    core_index_bits = np.array([model.index_bits(int(c)) for c in comps])
+    core_index_bits = np.array([max(sf.MIN_INDEX_BITS, int(max(c, 1) - 1).bit_length())
+                                for c in comps])
     # Multiplicity: distinct target cores of every source neuron over all its successors.
     mult = {name: np.zeros(ir.layer(name).n, np.int64) for name in ir.order()}
     for (src, _), (i, t, _, _) in synapses.items():
@@ -137,16 +150,13 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         list_src, list_core = i[starts], t[starts]
         member = mult[src][list_src] == 1
         keys = _identical_lists(list_core, local, w, starts, ends - starts)
-        # Words of every list, under its core's encoding and index bits.
-        words = np.zeros(len(starts), np.int64)
-        encoding = core_encoding[list_core]
-        i_bits = core_index_bits[list_core]
+        # Words of every list, encoded entry by entry under its core's encoding.
         lengths = ends - starts
-        for enc in np.unique(encoding).tolist():
-            sel = np.flatnonzero(encoding == enc)
-            sub_starts = np.r_[0, np.cumsum(lengths[sel])[:-1]]
-            words[sel] = model.list_words(local[np.repeat(encoding == enc, lengths)], sub_starts, enc,
-                                          model.weight_bits(ir.layer(dst)), i_bits[sel], lim)
+        words, skips = _encode(local, starts, lengths, core_encoding[list_core],
+                               int(ir.layer(dst).neuron.num_weight_bits),
+                               core_index_bits[list_core], lim.synapses_per_entry, lim.word_bits)
+        for core_index, skip in set(zip(list_core.tolist(), skips.tolist())):
+            formats[core_index].add(skip)      # one encoding, weight width and sign mode per core
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
         n_mem = np.bincount(list_core[member], minlength=n_cores)
@@ -170,11 +180,70 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         # (source core, population) with a member on that source core.
         s_core = core_of[src][list_src]
         off = (chip[s_core] != chip[list_core]).astype(np.int64)
-        np.add.at(out_entries, s_core[~pooled], model.output_entries(1, 0, off[~pooled]))
+        np.add.at(out_entries, s_core[~pooled],
+                  sf.DISCRETE_ROUTE_ENTRIES + off[~pooled] * sf.OFFCHIP_EXTRA_ENTRIES)
         routes = np.unique(s_core[pooled] * n_cores + list_core[pooled])
         s_pop, t_pop = routes // n_cores, routes % n_cores
-        np.add.at(out_entries, s_pop, model.output_entries(0, 1, (chip[s_pop] != chip[t_pop]).astype(np.int64)))
-    return [CoreCount(*map(int, v)) for v in zip(comps, in_axons, out_entries, words_used, max_list)]
+        np.add.at(out_entries, s_pop, sf.POPULATION_ROUTE_ENTRIES
+                  + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
+    return [CoreCount(*map(int, v), synapse_formats=len(f))
+            for *v, f in zip(comps, in_axons, out_entries, words_used, max_list, formats)]
+
+
+def _compartments_per_neuron(layer) -> int:
+    """Compartments of one neuron: none for a spike-input layer (its spikes enter
+    through axons), two for reset by subtraction (NxTF's two-compartment neuron),
+    else one."""
+    if layer.kind == INPUT and layer.input_mode == "spikes":
+        return 0
+    return 2 if layer.neuron.reset == "soft" else 1
+
+
+def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding: np.ndarray,
+            w_bits: int, i_bits: np.ndarray, per_entry: int, word_bits: int) -> tuple:
+    """Encode synapse lists as the chip stores them; returns (words per list,
+    skip bits of every run-length entry, 0 for the other encodings).
+
+    local: the lists' local compartment indices, each list ascending; starts,
+    lengths: where each list lies in local; encoding, i_bits: per list.  A list
+    is cut into entries: sparse every per_entry synapses; dense at every index
+    that does not follow its predecessor and every per_entry synapses;
+    run-length at every skip of 2**MAX_SKIP_BITS or more and every per_entry
+    synapses.  An entry is a format id and a synapse count (ENTRY_HEADER_BITS),
+    for dense and run-length its first index (i_bits), then per synapse its
+    weight, for sparse its index, for run-length its skip in the entry's skip
+    width (the bits of its largest skip, at least MIN_SKIP_BITS).  A list of B
+    bits takes ceil(B / word) words, one more when B % word is 0 or at least
+    EXTRA_WORD_FROM."""
+    n = len(local)
+    list_of = np.repeat(np.arange(len(starts)), lengths)
+    first_in_list = np.zeros(n, bool)
+    first_in_list[starts] = True
+    step = np.diff(local, prepend=0)
+    step[first_in_list] = 0
+    sparse, dense, runlength = (np.repeat(encoding == e, lengths)
+                                for e in ("sparse", "dense", "runlength"))
+    cut = first_in_list | (dense & (step != 1)) | (runlength & (step >= 2 ** sf.MAX_SKIP_BITS))
+    piece = np.cumsum(cut) - 1                               # runs between cuts
+    in_piece = np.arange(n) - np.flatnonzero(cut)[piece]
+    entry_first = in_piece % per_entry == 0                  # every per_entry synapses
+    entry = np.cumsum(entry_first) - 1
+    entry_list = list_of[entry_first]
+    largest = np.zeros(len(entry_list), np.int64)
+    np.maximum.at(largest, entry, np.where(entry_first, 0, step))
+    skip = np.where(runlength[entry_first], np.maximum(sf.MIN_SKIP_BITS, _bit_length(largest)), 0)
+    per_synapse = w_bits + np.where(sparse, i_bits[list_of], 0) + skip[entry]
+    prefix = sf.ENTRY_HEADER_BITS + np.where(sparse[entry_first], 0, i_bits[entry_list])
+    bits = (np.bincount(list_of, weights=per_synapse, minlength=len(starts))
+            + np.bincount(entry_list, weights=prefix, minlength=len(starts))).astype(np.int64)
+    rest = bits % word_bits
+    words = -(-bits // word_bits) + ((rest == 0) | (rest >= sf.EXTRA_WORD_FROM))
+    return words.astype(np.int64), skip
+
+
+def _bit_length(values: np.ndarray) -> np.ndarray:
+    """int.bit_length of every non-negative integer below 2**53 (frexp's exponent)."""
+    return np.frexp(values.astype(np.float64))[1].astype(np.int64)
 
 
 def validate_partition(ir: NetworkIR, partition: Partition) -> list:
@@ -209,6 +278,11 @@ def check_limits(partition: Partition, counts: list) -> None:
                 raise PartitionValidationError(
                     f"core {core.index} (layer {core.layer}, chip {core.chip}): {value} "
                     f"{resource.name}, limit {limit}")
+    for core, count in zip(partition.cores, counts):
+        if count.synapse_formats > lim.synapse_formats:
+            raise PartitionValidationError(
+                f"core {core.index} (layer {core.layer}, chip {core.chip}): "
+                f"{count.synapse_formats} synapse formats, limit {lim.synapse_formats}")
     board = partition.board
     for core in partition.cores:
         if not 0 <= core.chip < board.num_chips:

@@ -1,9 +1,11 @@
 """Energy and time model against hand-counted activity on a tiny network."""
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hwmodel.energy import LOIHI, LoihiCosts, estimate
+from hwmodel.energy import CALIBRATED, PRE_SILICON, estimate
 from hwmodel.limits import get_board
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Core, Partition
@@ -41,36 +43,45 @@ def test_counts_follow_spikes_times_fanout_and_compartments_times_steps():
     assert est.spikes == pytest.approx(mean_in.sum())
     target_cores = np.array([2, 1, 0, 2])
     assert est.spike_messages == pytest.approx(mean_in @ target_cores)
-    # cores 0, 1, 2 share tile 0: every message is a within-tile spike
-    e = est.energy_by_component
-    assert e["synaptic"] == pytest.approx(13 * LOIHI.synaptic_op)
-    assert e["neuron"] == pytest.approx(160 * LOIHI.neuron_update)
-    assert e["routing"] == pytest.approx(7 * LOIHI.spike_in_tile)
-    # busiest core: core 1, 3 neurons x 2 compartments x 10 steps and synaptic
-    # ops 2 x 2 (inp 0) + 1 x 3 (inp 3) = 7 (core 2 has 6, core 0 none)
-    busy = 7 * LOIHI.synaptic_op_time + 60 * LOIHI.neuron_update_time
-    assert est.time == pytest.approx(busy + 10 * LOIHI.barrier_one_chip)
-    assert e["static"] == pytest.approx(LOIHI.static_power_per_chip * est.time)
+    c, e = CALIBRATED, est.energy_by_component
+    assert list(e) == ["synaptic", "compartments", "spikes", "messages", "neurocore static", "x86",
+                       "board"]
+    assert e["synaptic"] == pytest.approx(13 * c.synaptic_op)
+    assert e["compartments"] == pytest.approx(160 * c.compartment_update)
+    assert e["spikes"] == pytest.approx(9 * c.spike)
+    assert e["messages"] == pytest.approx(7 * c.spike_message)
+    assert est.dynamic == pytest.approx(e["synaptic"] + e["compartments"] + e["spikes"]
+                                        + e["messages"])
+    # busiest core: core 0 fires 9 spikes, sends 7 messages, updates 4 x 10 compartments
+    # (core 1: 7 synaptic ops and 60 updates; core 2: 6 and 60); 3 cores: one tile's barrier
+    busy = 9 * c.spike_time + 7 * c.spike_message_time + 40 * c.compartment_update_time
+    assert 7 * c.synaptic_op_time + 60 * c.compartment_update_time < busy
+    assert est.time == pytest.approx(busy + 10 * 0.6e-6)
+    assert e["neurocore static"] == pytest.approx(3 * 1.2e-3 * est.time)
+    assert e["x86"] == pytest.approx(22.65e-3 * est.time)
+    assert e["board"] == pytest.approx(1.71 * est.time)
     assert est.energy == pytest.approx(sum(e.values()))
     assert est.edp == pytest.approx(est.energy * est.time)
-    assert est.summary().startswith(f"10 steps: {est.energy * 1e6:.3g} uJ (synaptic ")
+    assert est.summary().startswith(f"10 steps: {est.energy * 1e6:.3g} uJ in all, "
+                                    f"{est.dynamic * 1e6:.3g} uJ neurocore dynamic (synaptic ")
     assert "13 synaptic ops, 9 spikes, 160 neuron updates per inference" in est.summary()
 
 
-def test_hops_on_the_mesh_and_messages_between_chips():
+def test_pre_silicon_costs_route_by_mesh_hops_and_chips_pay_x86():
     net, part = _net_and_partition()
     # 1 core per tile, 2 tiles per row: core 1 is one hop east, core 2 one hop north
-    costs = LoihiCosts(cores_per_tile=1, mesh_width=2)
+    costs = dataclasses.replace(PRE_SILICON, cores_per_tile=1, mesh_width=2)
     counts = {"inp": np.array([[1, 0, 0, 0]]), "out": np.zeros((1, 6), int)}
     est = estimate(net, part, counts, 5, costs)
-    assert est.energy_by_component["routing"] == pytest.approx(
+    assert est.energy_by_component["messages"] == pytest.approx(
         2 * costs.spike_in_tile + costs.hop_east_west + costs.hop_north_south)
+    assert est.energy_by_component["compartments"] == pytest.approx(80 * 81e-12)
     net, part = _net_and_partition(chips=(0, 0, 1))
     est = estimate(net, part, {"inp": np.array([[0, 0, 0, 4]]), "out": np.zeros((1, 6), int)}, 5)
     assert est.offchip_messages == 4 and est.spike_messages == 8
-    assert est.energy_by_component["routing"] == pytest.approx(4 * LOIHI.spike_in_tile)
-    assert est.time > 5 * LOIHI.barrier_multi_chip
-    assert est.energy_by_component["static"] == pytest.approx(2 * 0.1 * est.time)
+    assert est.energy_by_component["messages"] == pytest.approx(8 * CALIBRATED.spike_message)
+    assert est.time > 5 * CALIBRATED.barrier_multi_chip
+    assert est.energy_by_component["x86"] == pytest.approx(2 * 22.65e-3 * est.time)
 
 
 def test_more_spikes_cost_more_and_missing_counts_are_named():
@@ -82,3 +93,5 @@ def test_more_spikes_cost_more_and_missing_counts_are_named():
     assert high.energy > low.energy and high.edp > low.edp
     with pytest.raises(ValueError, match=r"missing \['inp'\].*reference"):
         estimate(net, part, {"out": np.zeros((1, 6))}, 10)
+    with pytest.raises(ValueError, match=r"needs a run of at least one sample"):
+        estimate(net, part, {"inp": np.zeros((0, 4)), "out": np.zeros((0, 6))}, 10)

@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwmodel.limits import RESOURCES, Board, ChipSpec, CoreLimits
+from hwmodel.errors import NetworkError
+from hwmodel.limits import RESOURCES, Board, ChipSpec, CoreLimits, get_board
 from hwmodel.partition import Core, Partition
+from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import partition_network
 from partitioner.errors import PartitionError
 from partitioner.validate import PartitionValidationError, recount, validate_partition
@@ -57,6 +59,28 @@ def test_validator_at_the_limit_and_one_past_it(resource):
         validate_partition(ir, part)
 
 
+def test_synapse_formats_at_the_limit_and_one_past_it():
+    # run-length lists with skips of 1 (2-bit skip field) and 20 (5 bits): two formats
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (2,)))
+    ir.add_layer(LayerSpec("out", "dense", (64,)))
+    kernel = np.zeros((2, 64))
+    kernel[0, [0, 1]] = kernel[1, [0, 20]] = 1.0
+    ir.connect("inp", "out", ConnectionSpec("dense", (2,), kernel=kernel))
+
+    def part(formats):
+        return Partition(board=_board(synapse_formats=formats), cores=[
+            Core(0, 0, "inp", np.arange(2)), Core(1, 0, "out", np.arange(64), encoding="runlength")])
+    assert recount(ir, part(7))[1].synapse_formats == 2
+    validate_partition(ir, part(2))
+    with pytest.raises(PartitionValidationError, match=r"core 1 \(layer out, chip 0\): 2 synapse "
+                                                       r"formats, limit 1"):
+        validate_partition(ir, part(1))
+    with pytest.raises(NetworkError, match=r"board test: 3 synapse formats per core; the search "
+                                           r"needs 4, one per run-length skip width"):
+        partition_network(ir, _board(synapse_formats=3))
+
+
 def test_cores_per_chip_and_chips_at_the_limit_and_one_past_it():
     ir = _network()
     part = _partition(ir, _board(num_chips=2, cores_per_chip=4))     # 4 cores on chip 0, 2 on 1
@@ -84,3 +108,36 @@ def test_the_search_keeps_a_limit_one_below_what_it_used(resource):
         assert f"{resource.name} needed on one core, limit {used - 1}" in str(err)
         return
     assert max(getattr(c, resource.key) for c in tight.cores) <= used - 1
+
+
+@pytest.mark.parametrize("n, fits", [(1024, True), (1025, False)])
+def test_loihi1_core_holds_1024_compartments(n, fits):
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (2,)))
+    ir.add_layer(LayerSpec("out", "dense", (n,)))
+    kernel = np.zeros((2, n))
+    kernel[0, 0] = kernel[1, n - 1] = 1.0
+    ir.connect("inp", "out", ConnectionSpec("dense", (2,), kernel=kernel))
+    part = Partition(board=get_board("loihi1"), cores=[Core(0, 0, "inp", np.arange(2)),
+                                                       Core(1, 0, "out", np.arange(n))])
+    if fits:
+        assert recount(ir, part)[1].compartments == validate_partition(ir, part)[1].compartments
+    else:
+        with pytest.raises(PartitionValidationError, match=r"1025 compartments, limit 1024"):
+            validate_partition(ir, part)
+
+
+@pytest.mark.parametrize("n, fits", [(4096, True), (4097, False)])
+def test_loihi1_core_holds_4096_input_axons(n, fits):
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (n,), input_mode="spikes"))     # no compartments
+    ir.add_layer(LayerSpec("out", "dense", (1,)))
+    ir.connect("inp", "out", ConnectionSpec("dense", (n,), kernel=np.arange(1, n + 1)[:, None] / n))
+    part = Partition(board=get_board("loihi1"), cores=[
+        Core(0, 0, "inp", np.arange(n // 2)), Core(1, 0, "inp", np.arange(n // 2, n)),
+        Core(2, 0, "out", np.arange(1))])
+    if fits:
+        assert validate_partition(ir, part)[2].input_axons == 4096
+    else:
+        with pytest.raises(PartitionValidationError, match=r"core 2 .*: 4097 input axons, limit 4096"):
+            validate_partition(ir, part)

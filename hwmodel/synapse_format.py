@@ -1,0 +1,34 @@
+"""How a Loihi 1 core stores synapse lists and axon routes: field widths, with
+their sources.  The search's resource model (partitioner.model) and the
+validator (partitioner.validate) each count by these facts with code of their
+own.
+
+[NXTF] NxTF's partitioner (intel-nrc-ecosystem/models, nxsdk_modules_ncl/dnn/
+src): data_structures.SynEntry._updateCost, synapse_compression, SynapseGroup.
+_updateCost, OutputAxonGroup, optimization.ExclusionCriteria.
+"""
+from __future__ import annotations
+
+# A synapse list is stored as entries: each a prefix of a format id and a
+# synapse count, then its synapses.  [NXTF SynEntry: numPrefixBits = 4 + 6]
+FORMAT_ID_BITS = 4
+COUNT_BITS = 6
+ENTRY_HEADER_BITS = FORMAT_ID_BITS + COUNT_BITS
+# Compartment index fields: the bits of the core's largest compartment index,
+# at least 6 (NxTF asserts at most 10: Loihi 1's 1024 compartments).  Sparse
+# entries hold one per synapse; dense and run-length entries one in the prefix
+# (the entry's first compartment).  [NXTF _getNumIdxBits]
+MIN_INDEX_BITS = 6
+# Run-length synapses hold the skip to the next compartment in 2..5 bits; a gap
+# of 2**5 = 32 or more starts a new entry.  [NXTF _getNumSkipBits, encodeRunLength]
+MIN_SKIP_BITS = 2
+MAX_SKIP_BITS = 5
+# A list of B bits takes ceil(B / 64) words, one more when B % 64 is 0 or at
+# least 59.  [NXTF SynapseGroup._updateCost]
+EXTRA_WORD_FROM = 59
+# Output-axon (routing) entries: 1 per discrete axon route, 2 per population
+# axon route, each 1 more when the route leaves its chip.  [NXTF OutputAxonGroup:
+# discreteCost = 1, sharedCost = 2]
+DISCRETE_ROUTE_ENTRIES = 1
+POPULATION_ROUTE_ENTRIES = 2
+OFFCHIP_EXTRA_ENTRIES = 1
