@@ -143,18 +143,21 @@ def test_loihi1_core_holds_4096_input_axons(n, fits):
             validate_partition(ir, part)
 
 
-@pytest.mark.parametrize("gap, encoding, words", [(31, "runlength", 2), (32, "runlength", 3),
-                                                  (31, "sparse", 2), (1, "dense", 1)])
-def test_validator_encodes_a_list_by_hand(gap, encoding, words):
-    # one source, 5 synapses `gap` apart on a 129-compartment core (8 index bits):
+@pytest.mark.parametrize("n, gap, encoding, words", [
+    (5, 31, "runlength", 2), (5, 32, "runlength", 3), (5, 31, "sparse", 2), (5, 1, "dense", 1),
+    (61, 1, "dense", 9)])
+def test_validator_encodes_a_list_by_hand(n, gap, encoding, words):
+    # one source, n synapses `gap` apart on a 129-compartment core (8 index bits):
     # run-length gaps of 31: 10 + 8 + 5 x (8 + 5) = 83 bits -> 2 words; gaps of 32: five
     # entries of 10 + 8 + 8 + 2 = 140 bits -> 3 words; sparse: 10 + 5 x (8 + 8) = 90 bits ->
-    # 2 words; dense, consecutive: 10 + 8 + 5 x 8 = 58 bits -> 1 word (59 would take 2)
+    # 2 words; dense, consecutive: 10 + 8 + 5 x 8 = 58 bits -> 1 word (59 would take 2);
+    # 61 consecutive: two entries of at most 60, 2 x 18 + 488 = 524 bits -> 9 words (one
+    # entry would be 506 bits: 8)
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (1,)))
     ir.add_layer(LayerSpec("out", "dense", (129,)))
     kernel = np.zeros((1, 129))
-    kernel[0, np.arange(5) * gap] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    kernel[0, np.arange(n) * gap] = np.arange(1.0, n + 1)
     ir.connect("inp", "out", ConnectionSpec("dense", (1,), kernel=kernel))
     part = Partition(board=_board(), cores=[Core(0, 0, "inp", np.arange(1)),
                                             Core(1, 0, "out", np.arange(129), encoding=encoding)])

@@ -46,6 +46,9 @@ def test_dense_entry_start_index_bits_count():
     assert _words(range(6), "dense", i_bits=10) == 2
     assert _words(range(6), "dense", i_bits=6) == 2        # 64 + 6 = 70 bits
     assert _words(range(5), "dense", i_bits=6) == 1        # 10 + 6 + 40 = 56, + 6 = 62 bits
+    # 61 consecutive: two entries (at most 60 synapses each): 2 x 16 + 61 x 8 = 520, + 6 -> 9
+    # words (one entry of 61 would be 504 + 6 = 510 bits: 8 words)
+    assert _words(range(61), "dense") == 9
 
 
 def test_dense_list_words_by_hand():
