@@ -11,11 +11,23 @@ them forever: `running` then tears the runtime down itself and raises
 LavaRunError with the tracebacks of the failed ProcessModels.  It does the same
 on an interrupt (Ctrl-C ends Lava's processes as well) or any exception while
 the results are read.
+
+Runs from several threads take turns (one lock), so none hangs in stop().
+While a run is active in the main thread, SIGTERM and SIGHUP tear it down like
+an interrupt (freeing Lava's processes and shared memory) and are then handled
+as the caller had them handled (by default the process ends).  Every process
+forked during a run asks the kernel to kill it when its parent dies
+(PR_SET_PDEATHSIG), so Lava's processes never outlive a parent killed outright.
 """
 from __future__ import annotations
 
 import mapper.lava_compat  # noqa: F401  (before any lava import)
 
+import ctypes
+import os
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -34,6 +46,70 @@ from mapper.procs.process import unpack_train
 
 class LavaRunError(NxCompileError, RuntimeError):
     """A Lava run failed; the message holds the ProcessModels' tracebacks."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during a Lava run in the main thread."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_RUN_LOCK = threading.RLock()          # one Lava run at a time per process
+_TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1                  # linux/prctl.h
+_fork = {"active": 0, "parent": 0}      # runs in progress; pid of the process forking
+
+
+def _before_fork() -> None:
+    _fork["parent"] = os.getpid()
+
+
+def _die_with_parent() -> None:
+    """In a process forked during a Lava run: SIGKILL when the parent dies, and
+    exit at once if it already has."""
+    if not _fork["active"]:
+        return
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != _fork["parent"]:
+        os._exit(1)
+
+
+if sys.platform.startswith("linux"):
+    os.register_at_fork(before=_before_fork, after_in_child=_die_with_parent)
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextmanager
+def _signals_end_the_run():
+    """The lock, the parent-death flag and, in the main thread, SIGTERM and
+    SIGHUP (where not ignored) as _Terminated for the duration of a run; a
+    _Terminated that ends the run is delivered again to the caller's handler
+    (by default the process ends), or becomes LavaRunError if that handler
+    returns."""
+    with _RUN_LOCK:
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {s: signal.getsignal(s) for s in _TERMINATING}
+            previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
+            for s in previous:
+                signal.signal(s, _raise_terminated)
+        _fork["active"] += 1
+        try:
+            yield
+        except _Terminated as stop:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            signal.raise_signal(stop.signum)
+            raise LavaRunError(f"Lava run ended by {signal.Signals(stop.signum).name}") from None
+        finally:
+            _fork["active"] -= 1
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def _tear_down(runtime) -> list:
@@ -72,26 +148,29 @@ def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None 
     Nothing is left running and nothing hangs: a block that ends normally
     stop()s the run; a failed run, an exception in the block or an interrupt
     (Ctrl-C reaches Lava's processes too, and stop() would wait for them
-    forever) tears the runtime down instead."""
-    in_block = False
-    try:
-        process.run(condition=RunSteps(num_steps=num_steps),
-                    run_cfg=run_cfg or simulator_config())
-        in_block = True
-        yield
-    except BaseException as exc:
-        if process.runtime is None:    # failed while compiling: nothing started
+    forever) tears the runtime down instead, and so do SIGTERM and SIGHUP in
+    the main thread before they take their course.  Runs from other threads
+    wait for this one."""
+    with _signals_end_the_run():
+        in_block = False
+        try:
+            process.run(condition=RunSteps(num_steps=num_steps),
+                        run_cfg=run_cfg or simulator_config())
+            in_block = True
+            yield
+        except BaseException as exc:
+            if process.runtime is None:    # failed while compiling: nothing started
+                raise
+            tracebacks = _tear_down(process.runtime)
+            if in_block or not isinstance(exc, Exception):
+                raise
+            cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
+            raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
+        try:
+            process.stop()
+        except BaseException:        # interrupted while stopping
+            _tear_down(process.runtime)
             raise
-        tracebacks = _tear_down(process.runtime)
-        if in_block or not isinstance(exc, Exception):
-            raise
-        cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
-        raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
-    try:
-        process.stop()
-    except BaseException:        # interrupted while stopping
-        _tear_down(process.runtime)
-        raise
 
 
 def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, out: RunOutput,

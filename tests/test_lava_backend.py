@@ -2,6 +2,9 @@
 block, and spike trains of every layer equal to the reference simulator's, bit
 for bit, on hand-built partitioned networks."""
 import multiprocessing
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -361,3 +364,70 @@ with running(sink, 5):
 def test_an_interrupt_ends_the_run_and_nothing_hangs():
     assert _run_script(INTERRUPTED_RUN, timeout=60) == [
         "interrupted reading []", "interrupted running []", "after [5, 5]"]
+
+
+THREADED_RUNS = FAILING_RUN[:FAILING_RUN.index("try:")] + """
+import threading
+
+results = []
+def runs():
+    for _ in range(20):
+        sink = graph(None)
+        with running(sink, 5):
+            results.append(sink.counts.get().astype(int).tolist())
+threads = [threading.Thread(target=runs) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len(results), all(r == [5, 5] for r in results), multiprocessing.active_children())
+"""
+
+
+def test_runs_from_two_threads_take_turns_and_none_hangs():
+    assert _run_script(THREADED_RUNS, timeout=240) == ["40 True []"]
+
+
+KILLED_RUN = FAILING_RUN[:FAILING_RUN.index("try:")] + """
+import os, signal, sys, threading
+
+def report_and_signal():
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+threading.Timer(1.5, report_and_signal).start()
+with running(graph(None), 10 ** 7):
+    print("run ended")
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _shm() -> set:
+    return {p.name for p in Path("/dev/shm").glob("psm_*")}
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGKILL"])
+def test_a_terminated_or_killed_parent_leaves_no_lava_process(sig):
+    """SIGTERM and SIGHUP tear the run down (no child, no new shared memory)
+    and then end the process; after SIGKILL the children die with it."""
+    before = _shm()
+    code = KILLED_RUN.replace("sys.argv[1]", repr(sig))
+    done = run_python(code, timeout=120)
+    assert done.returncode == -getattr(signal, sig), done.stderr[-2000:]
+    children = [int(p) for p in done.stdout.split()]
+    assert children and "run ended" not in done.stdout
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in children if _alive(p)]
+    leaked = _shm() - before
+    for name in leaked:                     # SIGKILL cannot free them: clean up
+        (Path("/dev/shm") / name).unlink(missing_ok=True)
+    if sig != "SIGKILL":
+        assert not leaked
