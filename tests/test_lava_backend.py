@@ -389,12 +389,16 @@ def test_runs_from_two_threads_take_turns_and_none_hangs():
 
 
 KILLED_RUN = FAILING_RUN[:FAILING_RUN.index("try:")] + """
-import os, signal, sys, threading
+import os, signal, sys, threading, time
 
-def report_and_signal():
+def report_and_signal():      # once the run's processes (LIF, sink) are up
+    deadline = time.monotonic() + 60
+    while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
     os.kill(os.getpid(), getattr(signal, sys.argv[1]))
-threading.Timer(1.5, report_and_signal).start()
+threading.Thread(target=report_and_signal, daemon=True).start()
 with running(graph(None), 10 ** 7):
     print("run ended")
 """
