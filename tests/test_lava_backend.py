@@ -396,7 +396,10 @@ def report_and_signal():      # once the run's processes (LIF, sink) are up
     while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
+    with open("/proc/self/maps") as maps:      # the run's shared memory, as this process maps it
+        shm = {line.split("/dev/shm/")[1].split()[0] for line in maps if "/dev/shm/psm_" in line}
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    print(" ".join(sorted(shm)), flush=True)
     os.kill(os.getpid(), getattr(signal, sys.argv[1]))
 threading.Thread(target=report_and_signal, daemon=True).start()
 with running(graph(None), 10 ** 7):
@@ -412,25 +415,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _shm() -> set:
-    return {p.name for p in Path("/dev/shm").glob("psm_*")}
-
-
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_terminated_or_killed_parent_leaves_no_lava_process(sig):
-    """SIGTERM and SIGHUP tear the run down (no child, no new shared memory)
-    and then end the process; after SIGKILL the children die with it."""
-    before = _shm()
+    """SIGTERM and SIGHUP tear the run down (no child, none of its shared
+    memory segments left) and then end the process; after SIGKILL the children
+    die with it."""
     code = KILLED_RUN.replace("sys.argv[1]", repr(sig))
     done = run_python(code, timeout=120)
     assert done.returncode == -getattr(signal, sig), done.stderr[-2000:]
-    children = [int(p) for p in done.stdout.split()]
-    assert children and "run ended" not in done.stdout
+    pids, segments = (line.split() for line in done.stdout.splitlines()[:2])
+    children = [int(p) for p in pids]
+    assert children and segments and "run ended" not in done.stdout
     deadline = time.monotonic() + 5
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in children if _alive(p)]
-    leaked = _shm() - before
+    leaked = [name for name in segments if (Path("/dev/shm") / name).exists()]
     for name in leaked:                     # SIGKILL cannot free them: clean up
         (Path("/dev/shm") / name).unlink(missing_ok=True)
     if sig != "SIGKILL":
