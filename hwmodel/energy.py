@@ -36,7 +36,8 @@ Sources
       Loihi description: synaptic op 35.5 pJ / 3.8 ns (dense); spike message
       111 pJ / 5.1 ns out (16 ns in); spike 69.3 pJ / 30 ns; compartment update
       51.2 pJ / 6.0 ns (+21.6 pJ / 3.7 ns when its state changes, not charged
-      here); barrier 0.6 / 1.0 / 1.4 / 1.8 us for 1 / 2 / 4 / 29+ tiles; 4 cores
+      here); barrier 0.6 / 1.0 / 1.4 / 1.8 us for 1 / 2 / 4 / 29+ tiles (between
+      table entries the next larger one is charged, an upper bound); 4 cores
       per tile, 8 x 4 tiles per chip.
 [NXTF] B. Rueckauer, "NxTF" (thesis, tables 3.2-3.5; ACM JETC 18(3), 2022),
       measured on Loihi: MNIST CNN on 14 cores, neurocore static 16.96 mW
@@ -47,7 +48,8 @@ Sources
       Learning", IEEE Micro 38(1), 2018, Table 2 (pre-silicon, 0.75 V): synaptic
       spike op 23.6 pJ (min) / 3.5 ns (max); neuron update 81 pJ / 8.4 ns
       (active; inactive 52 pJ / 5.3 ns); within-tile spike 1.7 pJ; tile hop
-      3.0 pJ east-west / 4.0 pJ north-south; barrier 113-465 ns (1-32 tiles).
+      3.0 pJ east-west / 4.0 pJ north-south; barrier 113-465 ns (1-32 tiles; 465
+      ns is charged for 2 tiles or more, an upper bound).
 [F20] E. P. Frady et al., "Neuromorphic Nearest-Neighbor Search Using Intel's
       Pohoiki Springs", NICE 2020: barrier 14.3-16.2 us across hundreds of chips.
 
@@ -244,7 +246,7 @@ def estimate(net: IntNetwork, partition, counts: dict, num_steps: int,
     chips = partition.num_chips
     return EnergyEstimate(
         num_steps=num_steps, synaptic_ops=synops, neuron_updates=updates,
-        spikes=float(sum(m.sum() for m in mean.values())), spike_messages=messages,
+        spikes=fired, spike_messages=messages,
         offchip_messages=offchip,
         energy_by_component={"synaptic": synops * costs.synaptic_op,
                              "compartments": updates * costs.compartment_update,

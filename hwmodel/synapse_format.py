@@ -23,9 +23,10 @@ MIN_INDEX_BITS = 6
 # of 2**5 = 32 or more starts a new entry.  [NXTF _getNumSkipBits, encodeRunLength]
 MIN_SKIP_BITS = 2
 MAX_SKIP_BITS = 5
-# A list of B bits takes ceil(B / 64) words, one more when B % 64 is 0 or at
-# least 59.  [NXTF SynapseGroup._updateCost]
-EXTRA_WORD_FROM = 59
+# A list needs 6 bits of room after its last synapse: with 64-bit words, B bits
+# take ceil(B / 64) words, one more when B % 64 is 0 or at least 59.
+# [NXTF SynapseGroup._updateCost]
+LIST_RESERVE_BITS = 6
 # Output-axon (routing) entries: 1 per discrete axon route, 2 per population
 # axon route, each 1 more when the route leaves its chip.  [NXTF OutputAxonGroup:
 # discreteCost = 1, sharedCost = 2]

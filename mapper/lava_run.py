@@ -56,9 +56,10 @@ class _Terminated(BaseException):
         self.signum = signum
 
 
-_RUN_LOCK = threading.RLock()          # one Lava run at a time per process
+_run_lock = threading.RLock()          # one Lava run at a time per process
 _TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1                  # linux/prctl.h
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 _fork = {"active": 0, "parent": 0}      # runs in progress; pid of the process forking
 
 
@@ -66,50 +67,66 @@ def _before_fork() -> None:
     _fork["parent"] = os.getpid()
 
 
-def _die_with_parent() -> None:
-    """In a process forked during a Lava run: SIGKILL when the parent dies, and
-    exit at once if it already has."""
-    if not _fork["active"]:
-        return
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != _fork["parent"]:
-        os._exit(1)
+def _after_fork_in_child() -> None:
+    """In a forked process: a lock of its own (another thread may hold the
+    parent's), and if a Lava run was active, SIGKILL when the parent dies (or
+    exit at once if it already has).  Every process forked during a run gets it."""
+    global _run_lock
+    _run_lock = threading.RLock()
+    if _fork["active"]:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != _fork["parent"]:
+            os._exit(1)
 
 
-if sys.platform.startswith("linux"):
-    os.register_at_fork(before=_before_fork, after_in_child=_die_with_parent)
+if _prctl is not None:
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _raise_terminated(signum, frame):
+    """The first SIGTERM or SIGHUP ends the run; later ones wait (ignored) so
+    they cannot interrupt the teardown."""
+    for s in _TERMINATING:
+        if signal.getsignal(s) is _raise_terminated:
+            signal.signal(s, signal.SIG_IGN)
     raise _Terminated(signum)
+
+
+def _restore(previous: dict) -> None:
+    """Put back the caller's handlers, with the signals blocked meanwhile."""
+    if previous:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINATING)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERMINATING)
 
 
 @contextmanager
 def _signals_end_the_run():
     """The lock, the parent-death flag and, in the main thread, SIGTERM and
-    SIGHUP (where not ignored) as _Terminated for the duration of a run; a
-    _Terminated that ends the run is delivered again to the caller's handler
-    (by default the process ends), or becomes LavaRunError if that handler
-    returns."""
-    with _RUN_LOCK:
+    SIGHUP (those with a handler Python can restore: not ignored, not set from
+    C) as _Terminated for the duration of a run; a _Terminated that ends the
+    run is delivered again to the caller's handler (by default the process
+    ends), or becomes LavaRunError if that handler returns."""
+    with _run_lock:
         previous = {}
-        if threading.current_thread() is threading.main_thread():
-            previous = {s: signal.getsignal(s) for s in _TERMINATING}
-            previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
-            for s in previous:
-                signal.signal(s, _raise_terminated)
         _fork["active"] += 1
         try:
+            if threading.current_thread() is threading.main_thread():
+                for s in _TERMINATING:
+                    handler = signal.getsignal(s)
+                    if handler not in (signal.SIG_IGN, None):
+                        previous[s] = handler
+                        signal.signal(s, _raise_terminated)
             yield
         except _Terminated as stop:
-            for s, h in previous.items():
-                signal.signal(s, h)
+            _restore(previous)
+            previous = {}
             signal.raise_signal(stop.signum)
             raise LavaRunError(f"Lava run ended by {signal.Signals(stop.signum).name}") from None
         finally:
             _fork["active"] -= 1
-            for s, h in previous.items():
-                signal.signal(s, h)
+            _restore(previous)
 
 
 def _tear_down(runtime) -> list:

@@ -64,9 +64,11 @@ Multiplicity and axons
     has members.
     NxTF groups a population by source column and forces discrete axons for
     soft reset; here a population is per (connection, target core) and any
-    reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons,
-    the synapse-format table (<= 15 formats per core) and destination groups
-    (interleaving).
+    reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons.
+    The synapse-format table (at most 7 formats per core) is counted by the
+    validator alone (a core here uses at most 4); NxTF's destination groups
+    belong to its interleaved layout, which nxcompile does not use
+    (partitioner.validate).
 
 [NXTF] B. Rueckauer et al., "NxTF", ACM JETC 18(3), 2022, and its partitioner
 source (nxsdk_modules_ncl/dnn/src: data_structures.py, dnn_layers.py).
@@ -80,9 +82,6 @@ from hwmodel.limits import CoreLimits
 from nxcompile.ir import INPUT, LayerSpec
 
 ENCODINGS = ("sparse", "dense", "runlength")
-# NxTF's word rounding (ceil(B / 64), +1 word when B % 64 is 0 or >= 59) is
-# ceil((B + 6) / 64): B + 6 crosses a word boundary exactly then.
-LIST_RESERVE_BITS = 64 - sf.EXTRA_WORD_FROM + 1
 MAX_SKIP = 2 ** sf.MAX_SKIP_BITS - 1       # largest skip within a run-length entry
 
 _SKIP_BITS = np.array([max(sf.MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
@@ -144,7 +143,7 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
         else:
             raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
         bits = np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
-    return -(-(bits + LIST_RESERVE_BITS) // limits.word_bits)
+    return -(-(bits + sf.LIST_RESERVE_BITS) // limits.word_bits)
 
 
 def output_entries(discrete: np.ndarray, population: np.ndarray, offchip: np.ndarray) -> np.ndarray:

@@ -152,10 +152,11 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         keys = _identical_lists(list_core, local, w, starts, ends - starts)
         # Words of every list, encoded entry by entry under its core's encoding.
         lengths = ends - starts
-        words, skips = _encode(local, starts, lengths, core_encoding[list_core],
-                               int(ir.layer(dst).neuron.num_weight_bits),
-                               core_index_bits[list_core], lim.synapses_per_entry, lim.word_bits)
-        for core_index, skip in set(zip(list_core.tolist(), skips.tolist())):
+        words, skips, entry_list = _encode(local, starts, lengths, core_encoding[list_core],
+                                           int(ir.layer(dst).neuron.num_weight_bits),
+                                           core_index_bits[list_core], lim.synapses_per_entry,
+                                           lim.word_bits)
+        for core_index, skip in set(zip(list_core[entry_list].tolist(), skips.tolist())):
             formats[core_index].add(skip)      # one encoding, weight width and sign mode per core
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
@@ -202,10 +203,11 @@ def _compartments_per_neuron(layer) -> int:
 def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding: np.ndarray,
             w_bits: int, i_bits: np.ndarray, per_entry: int, word_bits: int) -> tuple:
     """Encode synapse lists as the chip stores them; returns (words per list,
-    skip bits of every run-length entry, 0 for the other encodings).
+    skip bits of every entry, 0 outside run-length, the list of every entry).
 
     local: the lists' local compartment indices, each list ascending; starts,
-    lengths: where each list lies in local; encoding, i_bits: per list.  A list
+    lengths: where each list lies in local; encoding, i_bits: per list.  Also
+    returns the list of every entry (skip bits and lists of entries align).  A list
     is cut into entries: sparse every per_entry synapses; dense at every index
     that does not follow its predecessor and every per_entry synapses;
     run-length at every skip of 2**MAX_SKIP_BITS or more and every per_entry
@@ -213,8 +215,8 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     for dense and run-length its first index (i_bits), then per synapse its
     weight, for sparse its index, for run-length its skip in the entry's skip
     width (the bits of its largest skip, at least MIN_SKIP_BITS).  A list of B
-    bits takes ceil(B / word) words, one more when B % word is 0 or at least
-    EXTRA_WORD_FROM."""
+    bits takes ceil(B / word) words, one more when B % word is 0 or leaves
+    less than LIST_RESERVE_BITS free (B % 64 >= 59)."""
     n = len(local)
     list_of = np.repeat(np.arange(len(starts)), lengths)
     first_in_list = np.zeros(n, bool)
@@ -237,8 +239,8 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     bits = (np.bincount(list_of, weights=per_synapse, minlength=len(starts))
             + np.bincount(entry_list, weights=prefix, minlength=len(starts))).astype(np.int64)
     rest = bits % word_bits
-    words = -(-bits // word_bits) + ((rest == 0) | (rest >= sf.EXTRA_WORD_FROM))
-    return words.astype(np.int64), skip
+    words = -(-bits // word_bits) + ((rest == 0) | (rest > word_bits - sf.LIST_RESERVE_BITS))
+    return words.astype(np.int64), skip, entry_list
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:

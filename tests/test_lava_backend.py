@@ -435,3 +435,37 @@ def test_a_terminated_or_killed_parent_leaves_no_lava_process(sig):
         (Path("/dev/shm") / name).unlink(missing_ok=True)
     if sig != "SIGKILL":
         assert not leaked
+
+
+HANDLED_RUN = FAILING_RUN[:FAILING_RUN.index("try:")] + """
+import os, signal, threading, time
+from mapper.lava_run import LavaRunError
+
+seen = []
+def mine(signum, frame):
+    seen.append(signum)
+signal.signal(signal.SIGTERM, mine)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+sink = graph(None)
+with running(sink, 5):
+    pass
+print("restored", signal.getsignal(signal.SIGTERM) is mine,
+      signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+
+def terminate():
+    while len(multiprocessing.active_children()) < 2:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=terminate, daemon=True).start()
+try:
+    with running(graph(None), 10 ** 7):
+        print("run ended")
+except LavaRunError as exc:
+    print(str(exc), seen == [signal.SIGTERM], multiprocessing.active_children())
+"""
+
+
+def test_the_callers_signal_handlers_come_back_and_a_returning_one_ends_the_run_by_name():
+    assert _run_script(HANDLED_RUN, timeout=120) == [
+        "restored True True", "Lava run ended by SIGTERM True []"]

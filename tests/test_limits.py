@@ -11,9 +11,9 @@ from hwmodel.errors import NetworkError
 from hwmodel.limits import RESOURCES, Board, ChipSpec, CoreLimits, get_board
 from hwmodel.partition import Core, Partition
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
-from partitioner import partition_network
+from partitioner import model, partition_network
 from partitioner.errors import PartitionError
-from partitioner.validate import PartitionValidationError, recount, validate_partition
+from partitioner.validate import PartitionValidationError, _encode, recount, validate_partition
 from tests.helpers import NetBuilder
 
 BASE = CoreLimits()
@@ -163,3 +163,39 @@ def test_validator_encodes_a_list_by_hand(n, gap, encoding, words):
                                             Core(1, 0, "out", np.arange(129), encoding=encoding)])
     count = recount(ir, part)[1]
     assert (count.synapse_words, count.words_per_axon) == (words, words)
+
+
+def test_formats_of_a_list_with_several_entries():
+    # one run-length list [0, 1 | 41, 61, 81]: a gap of 40 starts a second entry; the
+    # entries' skip widths are 2 and 5 bits: two formats on one core
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (1,)))
+    ir.add_layer(LayerSpec("out", "dense", (90,)))
+    kernel = np.zeros((1, 90))
+    kernel[0, [0, 1, 41, 61, 81]] = 1.0
+    ir.connect("inp", "out", ConnectionSpec("dense", (1,), kernel=kernel))
+    part = Partition(board=_board(synapse_formats=1), cores=[
+        Core(0, 0, "inp", np.arange(1)), Core(1, 0, "out", np.arange(90), encoding="runlength")])
+    assert recount(ir, part)[1].synapse_formats == 2
+    with pytest.raises(PartitionValidationError, match=r"2 synapse formats, limit 1"):
+        validate_partition(ir, part)
+
+
+@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength"])
+@pytest.mark.parametrize("word_bits", [64, 32])
+def test_the_validators_encoding_equals_the_search_model(encoding, word_bits):
+    """The two independent codes give the same words for random lists: lengths
+    around the 60-synapse entry, gaps around 32, every remainder of a word."""
+    rng = np.random.default_rng(word_bits)
+    limits = dataclasses.replace(BASE, word_bits=word_bits)
+    for _ in range(200):
+        lengths = rng.integers(1, 130, rng.integers(1, 6))
+        lists = [np.cumsum(rng.choice([1, 2, 31, 32, 33, 50], n)) for n in lengths]
+        local = np.concatenate(lists)
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        i_bits = rng.integers(6, 11, len(lengths))
+        w_bits = int(rng.integers(1, 9))
+        expected = model.list_words(local, starts, encoding, w_bits, i_bits, limits)
+        words, _, _ = _encode(local, starts, lengths, np.full(len(lengths), encoding), w_bits,
+                              i_bits, limits.synapses_per_entry, word_bits)
+        np.testing.assert_array_equal(words, expected)

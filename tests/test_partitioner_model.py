@@ -33,10 +33,10 @@ def test_sparse_list_words_by_hand():
 
 
 def test_runlength_skip_of_31_stays_in_the_entry_and_32_starts_a_new_one():
-    # gaps of 31: one entry, 10 + 6 start index + 5 x (8 weight + 5 skip) = 81 bits, + 6 -> 2 words
+    # gaps of 31: one entry, 10 + 7 start index + 5 x (8 weight + 5 skip) = 82 bits, + 6 -> 2 words
     assert _words([0, 31, 62, 93, 124], "runlength", i_bits=7) == 2
-    # gaps of 32 (NxTF: a new entry at every gap >= 2**5): 5 entries of 10 + 7 + 8 + 2 = 27 bits
-    # = 135, + 6 -> 3 words
+    # gaps of 32 (NxTF: a new entry at every gap >= 2**5): 5 entries of 10 + 8 + 8 + 2 = 28 bits
+    # = 140, + 6 -> 3 words
     assert _words([0, 32, 64, 96, 128], "runlength", i_bits=8) == 3
 
 

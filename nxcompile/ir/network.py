@@ -20,6 +20,14 @@ from nxcompile.ir.kinds import KINDS, get_kind
 INPUT = "input"     # the layer kind of input layers; every other layer kind is a connection kind
 
 
+def _int_tuple(values) -> tuple:
+    """A tuple of Python ints where values are integers (anything else is kept,
+    for NetworkIR.validate to name)."""
+    values = tuple(values)
+    return tuple(int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+                 for v in values)
+
+
 @dataclass
 class NeuronSpec:
     """Loihi neuron parameters of a layer (float semantics plus integer overrides).
@@ -56,6 +64,9 @@ class LayerSpec:
     bias: np.ndarray | None = None
     input_mode: str = "bias"
 
+    def __post_init__(self):
+        self.shape = _int_tuple(self.shape)
+
     @property
     def n(self) -> int:
         return int(np.prod(self.shape))
@@ -84,6 +95,13 @@ class ConnectionSpec:
     pre_padding: tuple = ((0, 0), (0, 0))
     channel_offset: int = 0
     in_channels: int | None = None   # channels of the full (concatenated) input
+
+    def __post_init__(self):
+        """Shapes and geometry as tuples of ints (a list or numpy ints in, the
+        same tuple out), as the model file stores them."""
+        self.source_shape = _int_tuple(self.source_shape)
+        self.strides, self.pool_size = _int_tuple(self.strides), _int_tuple(self.pool_size)
+        self.pre_padding = tuple(_int_tuple(p) for p in self.pre_padding)
 
     @property
     def op(self):
@@ -162,7 +180,12 @@ class NetworkIR:
             _check_shape(f"layer {name}: shape", layer.shape)
             for src in preds:
                 spec = self.connection(src, name)
-                _check_shape(f"connection {src}->{name}: source_shape", spec.source_shape)
+                where = f"connection {src}->{name}:"
+                _check_shape(f"{where} source_shape", spec.source_shape)
+                _check_shape(f"{where} strides", spec.strides)
+                _check_shape(f"{where} pool_size", spec.pool_size)
+                for pad in spec.pre_padding:
+                    _check_shape(f"{where} pre_padding", pad)
                 n_src = int(np.prod(spec.source_shape))
                 if n_src != self.layer(src).n:
                     raise NetworkError(f"connection {src}->{name}: source_shape "
