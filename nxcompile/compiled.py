@@ -142,13 +142,16 @@ class CompiledModel:
                                f"{num_steps})")
         if not len(x):
             raise NetworkError(f"layer {inp.name}: the batch holds no sample")
-        if inp.input_mode == "spikes" and not np.isin(x, (0, 1)).all():
-            raise NetworkError(f"layer {inp.name}: spike input holds {x[~np.isin(x, (0, 1))][0]}; "
-                               f"spikes are 0 or 1")
-        if inp.input_mode == "bias" and not (np.isfinite(x).all() and 0 <= x.min() <= x.max() <= 1):
-            bad = x[~(np.isfinite(x) & (x >= 0) & (x <= 1))][0]
-            raise NetworkError(f"layer {inp.name}: input value {bad:.4g} outside [0, 1]; frames "
-                               f"are constant currents in [0, 1] (1.0 fires every step)")
+        if inp.input_mode == "spikes":
+            bad = x[~np.isin(x, (0, 1))]
+            if bad.size:
+                raise NetworkError(f"layer {inp.name}: spike input holds {bad[0]}; spikes are 0 "
+                                   f"or 1")
+        else:
+            bad = x[~((x >= 0) & (x <= 1))]         # NaN included
+            if bad.size:
+                raise NetworkError(f"layer {inp.name}: input value {bad[0]:.4g} outside [0, 1]; "
+                                   f"frames are constant currents in [0, 1] (1.0 fires every step)")
         return x
 
     def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:

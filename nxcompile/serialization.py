@@ -110,8 +110,6 @@ def _fits(value, hint) -> bool:
     """value has the type a dataclass field declares: numbers are numbers (not
     bool, an int field holds an integer), arrays hold numbers, tuples and dicts
     are what they say (their items are checked where they are used)."""
-    if hint is typing.Any:
-        return True
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return any(_fits(value, h) for h in typing.get_args(hint))
     hint = typing.get_origin(hint) or hint
