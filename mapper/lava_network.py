@@ -1,9 +1,19 @@
-"""Lava processes for one sample of an IntNetwork, laid out as its Partition.
+"""Lava processes for a batch of an IntNetwork, laid out as its Partition.
 
 Every core becomes one neuron process holding exactly that core's neurons (in
 the order of Core.neurons, flat HWC indices of its layer): lava LIF (hard
 reset), the two-compartment SoftResetLIF, or, for a spike-mode input layer, a
-RingBuffer replaying the sample's spikes.  Every IntConnection becomes one
+RingBuffer replaying the samples' spikes.
+
+A batch runs in `rounds` one after another, `lanes` samples side by side in
+each round: with lanes > 1 every process holds its core's neurons once per
+lane (lane-major: index lane * len(core.neurons) + i) and every Sparse block is
+repeated along the diagonal, so the lanes never interact.  Between rounds
+start_round() resets what a sample leaves behind (u and v of every neuron, the
+synaptic input in flight in every Sparse, the sinks' counts) and writes the
+next round's input biases, as a host resets a Loihi between samples; spike
+inputs play all rounds from one RingBuffer.  Every sample's result is that of a
+network of its own (tests/test_lava_backend.py).  Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
 with the connection's weight_exp, bit width and sign mode.  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
@@ -17,6 +27,7 @@ import mapper.lava_compat  # noqa: F401  (before any lava import)
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from lava.magma.compiler.compiler_graphs import find_processes
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF
@@ -32,7 +43,7 @@ from mapper.procs.process import SoftResetLIF, SpikeSink
 
 @dataclass
 class LavaNetwork:
-    """The Lava processes of one sample, keyed like the partition.
+    """The Lava processes of a batch, keyed like the partition.
 
     neurons: core index -> LIF | SoftResetLIF | RingBuffer.
     synapses: (source core index, target core index) -> list of Sparse (one per
@@ -40,34 +51,66 @@ class LavaNetwork:
     sinks: core index -> SpikeSink (output and recorded layers).
     components: core indices of the sinks of each connected Lava graph; each
     graph is compiled and run on its own (run one of its sinks).
+    lanes, rounds: samples side by side and one after another (module doc);
+    sample s runs in round s // lanes, lane s % lanes.
+    round_bias: input core index -> (rounds, lanes * len(core.neurons)) bias
+    mantissas of the input layer in bias mode, one row per round.
     """
 
     neurons: dict = field(default_factory=dict)
     synapses: dict = field(default_factory=dict)
     sinks: dict = field(default_factory=dict)
     components: list = field(default_factory=list)
+    lanes: int = 1
+    rounds: int = 1
+    round_bias: dict = field(default_factory=dict)
+
+    def start_round(self, r: int, component: list) -> None:
+        """Prepare the paused graph of `component` (sink core indices) for round
+        r > 0: zero u and v of its neurons, the synaptic input its Sparse blocks
+        hold from the last step, and its sinks' counts; write round r's input
+        biases.  A spiking compartment's v_soma needs no reset: it is
+        overwritten from v every step."""
+        procs = find_processes(self.sinks[component[0]])
+        for proc in procs:
+            if isinstance(proc, LIF):
+                for var in (proc.u, proc.v):
+                    var.set(np.zeros(var.shape, np.int32))
+            elif isinstance(proc, Sparse):
+                proc.a_buff.set(np.zeros(proc.a_buff.shape, np.int32))
+            elif isinstance(proc, SpikeSink):
+                proc.counts.set(np.zeros(proc.counts.shape, np.int64))
+        for index, bias in self.round_bias.items():
+            if self.neurons[index] in procs:
+                self.neurons[index].bias_mant.set(bias[r])
 
 
 def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
+    """bias_mant: (lanes * len(core.neurons),) mantissas of the core's lanes."""
     kind = SoftResetLIF if layer.reset == "soft" else LIF
-    return kind(shape=(len(core.neurons),), vth=layer.vth, du=layer.du, dv=layer.dv,
-                bias_mant=bias_mant[core.neurons], bias_exp=layer.bias_exp,
+    return kind(shape=(len(bias_mant),), vth=layer.vth, du=layer.du, dv=layer.dv,
+                bias_mant=bias_mant, bias_exp=layer.bias_exp,
                 name=f"{layer.name}/core{core.index}")
 
 
-def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int) -> RingBuffer:
-    """RingBuffer of the core's input spikes, data (neurons, num_steps) 0/1."""
-    if len(x) < num_steps:
-        raise NetworkError(f"input layer {layer.name}: spike input has {len(x)} steps, "
+def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int,
+                  lanes: int) -> RingBuffer:
+    """RingBuffer of the core's input spikes: data (lanes * neurons, rounds *
+    num_steps) 0/1, column r * num_steps + t holding step t of round r."""
+    if x.shape[1] < num_steps:
+        raise NetworkError(f"input layer {layer.name}: spike input has {x.shape[1]} steps, "
                            f"the run needs {num_steps}")
-    spikes = np.asarray(x[:num_steps]).reshape(num_steps, layer.n) != 0
-    source = RingBuffer(data=spikes[:, core.neurons].T.astype(np.int32))
+    spikes = np.asarray(x[:, :num_steps]).reshape(-1, lanes, num_steps, layer.n) != 0
+    spikes = spikes[..., core.neurons]                    # (rounds, lanes, steps, neurons)
+    data = spikes.transpose(1, 3, 0, 2).reshape(lanes * len(core.neurons), -1)
+    source = RingBuffer(data=data.astype(np.int32))
     source.name = f"{layer.name}/core{core.index}"
     return source
 
 
 def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> None:
-    """Sparse blocks of one connection, wired into the neuron processes."""
+    """Sparse blocks of one connection (each repeated once per lane along the
+    diagonal), wired into the neuron processes."""
     weights = conn.weights.tocsr()
     sign_mode = SignMode[conn.sign_mode.upper()]
     for tgt in partition.cores_of(conn.target):
@@ -77,6 +120,8 @@ def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> No
             block.eliminate_zeros()
             if not block.nnz:
                 continue
+            if lnet.lanes > 1:
+                block = sp.block_diag([block] * lnet.lanes, format="csr")
             syn = Sparse(weights=block, weight_exp=conn.weight_exp,
                          num_weight_bits=conn.num_weight_bits, sign_mode=sign_mode,
                          name=f"{conn.source}->{conn.target}/core{src.index}->core{tgt.index}")
@@ -99,32 +144,44 @@ def _components(sinks: dict) -> list:
 
 
 def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-                       record=()) -> LavaNetwork:
-    """Lava processes for one sample x: (*input_shape) frame in bias input mode,
-    (steps >= num_steps, *input_shape) 0/1 spikes in spike input mode.  Sinks
-    of the layers in `record` keep their spike trains of num_steps steps."""
+                       record=(), lanes: int = 1) -> LavaNetwork:
+    """Lava processes for a batch x run `lanes` samples side by side (module
+    doc): x (batch, *input_shape) frames in bias input mode, (batch, steps >=
+    num_steps, *input_shape) 0/1 spikes in spike input mode; one sample without
+    the batch axis is a batch of one.  The processes start with round 0's
+    input.  Sinks of the layers in `record` keep the spike trains of all
+    rounds (rounds * num_steps steps)."""
     check_record(net, record)
     check_network(net)
     check_partition(net, partition)
-    lnet = LavaNetwork()
+    inp = net.layers[net.input_layer]
     x = np.asarray(x)
+    if x.ndim == len(inp.shape) + (inp.input_mode == "spikes"):
+        x = x[None]
+    rounds = -(-len(x) // lanes)
+    x = np.concatenate([x, np.zeros((rounds * lanes - len(x), *x.shape[1:]), x.dtype)])
+    lnet = LavaNetwork(lanes=lanes, rounds=rounds)
     for name, layer in net.layers.items():
         spike_input = layer.is_input and layer.input_mode == "spikes"
         if not spike_input:
-            bias = np.asarray(layer.input_bias(x[None])[0] if layer.is_input else layer.bias_mant,
+            bias = np.asarray(layer.input_bias(x) if layer.is_input else layer.bias_mant,
                               np.int64)
         for core in partition.cores_of(name):
             if spike_input:
-                proc = _spike_source(layer, core, x, num_steps)
+                proc = _spike_source(layer, core, x, num_steps, lanes)
+            elif layer.is_input:
+                per_round = bias[:, core.neurons].reshape(rounds, -1)
+                lnet.round_bias[core.index] = per_round
+                proc = _neuron_process(layer, core, per_round[0])
             else:
-                proc = _neuron_process(layer, core, bias)
+                proc = _neuron_process(layer, core, np.tile(bias[core.neurons], lanes))
             lnet.neurons[core.index] = proc
     for conn in net.connections:
         _connect(lnet, partition, conn)
     for name in dict.fromkeys([net.output_layer, *record]):
         for core in partition.cores_of(name):
-            sink = SpikeSink(shape=(len(core.neurons),),
-                             record_steps=num_steps if name in record else None,
+            sink = SpikeSink(shape=(lanes * len(core.neurons),),
+                             record_steps=rounds * num_steps if name in record else None,
                              name=f"{name}/core{core.index}/sink")
             lnet.neurons[core.index].s_out.connect(sink.s_in)
             lnet.sinks[core.index] = sink

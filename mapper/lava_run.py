@@ -1,10 +1,13 @@
-"""Run an IntNetwork on Lava, one network instance per sample.
+"""Run an IntNetwork on Lava: a whole batch in one Lava network.
 
-Each sample is built (mapper.lava_network), compiled and run from a fresh state
-on a Lava run configuration: by default Loihi2SimCfg(select_tag='fixed_pt'),
-Lava's bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg for a
-board); results come back through one Var.get per sink (and per output core
-for the final voltage).
+The batch is built once (mapper.lava_network), compiled and run on a Lava run
+configuration: by default Loihi2SimCfg(select_tag='fixed_pt'), Lava's
+bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg for a board).  On
+the simulator several samples run side by side (lanes); rounds of them run one
+after another in the same network, paused in between to read each round's
+results (one Var.get per sink and per output core for the final voltage) and to
+reset the state for the next.  Each sample's result is bit for bit that of a
+network of its own.
 Every run ends, and none hangs.  When a ProcessModel raises, Lava's run()
 raises a bare RuntimeError, its processes are gone and stop() would wait for
 them forever: `running` then tears the runtime down itself and raises
@@ -57,6 +60,7 @@ class _Terminated(BaseException):
 
 
 _run_lock = threading.RLock()          # one Lava run at a time per process
+LANE_SYNAPSES = 2 ** 25                # default_lanes(): synapses of all lanes' Sparse blocks
 _TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1                  # linux/prctl.h
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
@@ -156,60 +160,105 @@ def simulator_config() -> RunConfig:
 
 
 @contextmanager
-def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None = None):
-    """Compile and run the Lava graph connected to `process` for num_steps on
-    run_cfg (default simulator_config()); read its Vars inside the block;
-    stopped on exit.
+def lava_session(process: AbstractProcess, run_cfg: RunConfig | None = None):
+    """The Lava graph connected to `process` on run_cfg (default
+    simulator_config()), run piecewise: the block gets advance(num_steps), which
+    runs the graph that many more steps (compiling and starting it the first
+    time) and returns with it paused, so that Vars can be read and set between
+    calls; the run is stopped on exit.
 
-    Raises LavaRunError (with the ProcessModel tracebacks) if the run fails.
+    Raises LavaRunError (with the ProcessModel tracebacks) if a step fails.
     Nothing is left running and nothing hangs: a block that ends normally
     stop()s the run; a failed run, an exception in the block or an interrupt
     (Ctrl-C reaches Lava's processes too, and stop() would wait for them
     forever) tears the runtime down instead, and so do SIGTERM and SIGHUP in
     the main thread before they take their course.  Runs from other threads
     wait for this one."""
-    with _signals_end_the_run():
-        in_block = False
+    cfg = run_cfg or simulator_config()
+    torn_down = []
+
+    def advance(num_steps: int) -> None:
         try:
-            process.run(condition=RunSteps(num_steps=num_steps),
-                        run_cfg=run_cfg or simulator_config())
-            in_block = True
-            yield
-        except BaseException as exc:
+            process.run(condition=RunSteps(num_steps=num_steps), run_cfg=cfg)
+        except Exception as exc:
             if process.runtime is None:    # failed while compiling: nothing started
                 raise
             tracebacks = _tear_down(process.runtime)
-            if in_block or not isinstance(exc, Exception):
-                raise
+            torn_down.append(True)
             cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
-            raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
+            raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") \
+                from exc
+
+    with _signals_end_the_run():
+        try:
+            yield advance
+        except BaseException:
+            if process.runtime is not None and not torn_down:
+                _tear_down(process.runtime)
+            raise
+        if process.runtime is None:        # never advanced
+            return
         try:
             process.stop()
-        except BaseException:        # interrupted while stopping
+        except BaseException:              # interrupted while stopping
             _tear_down(process.runtime)
             raise
 
 
-def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, out: RunOutput,
-          sample: int) -> None:
-    """Fill sample `sample` of `out` from the sinks of `cores` (and the output
-    cores' voltages) of a running Lava graph."""
+@contextmanager
+def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None = None):
+    """lava_session() run for num_steps at once: read the graph's Vars inside
+    the block; stopped (or torn down) on exit as there."""
+    with lava_session(process, run_cfg) as advance:
+        advance(num_steps)
+        yield
+
+
+def _read_round(lnet: LavaNetwork, cores: list, output_layer: str, r: int, batch: int,
+                out: RunOutput) -> None:
+    """Counts (of sinks that record no train) and the output cores' voltages
+    of round r, for the samples of that round that are in the batch."""
+    first = r * lnet.lanes
+    lanes = min(lnet.lanes, batch - first)
     for core in cores:
-        sink = lnet.sinks[core.index]
-        if core.layer in out.trains:
-            train = unpack_train(sink.train.get(), num_steps)
-            out.trains[core.layer][sample][:, core.neurons] = train
-            out.counts[core.layer][sample, core.neurons] = train.sum(axis=0)
-        else:
-            out.counts[core.layer][sample, core.neurons] = sink.counts.get()
+        rows = slice(first, first + lanes)
+        if core.layer not in out.trains:
+            counts = np.asarray(lnet.sinks[core.index].counts.get()).reshape(lnet.lanes, -1)
+            out.counts[core.layer][rows, core.neurons] = counts[:lanes]
         if core.layer == output_layer:
-            out.voltages[core.layer][sample, core.neurons] = lnet.neurons[core.index].v.get()
+            v = np.asarray(lnet.neurons[core.index].v.get()).reshape(lnet.lanes, -1)
+            out.voltages[core.layer][rows, core.neurons] = v[:lanes]
+
+
+def _read_trains(lnet: LavaNetwork, cores: list, num_steps: int, batch: int,
+                 out: RunOutput) -> None:
+    """Spike trains (and counts) of the recorded cores, all rounds at once."""
+    for core in cores:
+        if core.layer not in out.trains:
+            continue
+        train = unpack_train(lnet.sinks[core.index].train.get(), lnet.rounds * num_steps)
+        train = train.reshape(lnet.rounds, num_steps, lnet.lanes, len(core.neurons))
+        train = train.transpose(0, 2, 1, 3).reshape(-1, num_steps, len(core.neurons))[:batch]
+        out.trains[core.layer][:, :, core.neurons] = train
+        out.counts[core.layer][:, core.neurons] = train.sum(axis=1)
+
+
+def default_lanes(net: IntNetwork, batch: int) -> int:
+    """Samples side by side on Lava's CPU simulator: as many as the batch has,
+    while the repeated Sparse blocks hold at most LANE_SYNAPSES synapses in
+    all (memory and step time grow with lanes; Lava's fixed per-step cost of
+    every process does not)."""
+    synapses = max(1, sum(c.weights.nnz for c in net.connections))
+    return max(1, min(batch, LANE_SYNAPSES // synapses))
 
 
 def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-             record=(), run_cfg: RunConfig | None = None) -> RunOutput:
-    """Run every sample of x as its own Lava network laid out as `partition`,
-    on run_cfg (default simulator_config()).
+             record=(), run_cfg: RunConfig | None = None, lanes: int | None = None) -> RunOutput:
+    """Run the batch x in one Lava network laid out as `partition`, on run_cfg
+    (default simulator_config()): `lanes` samples side by side (default
+    default_lanes()), rounds of them one after another with the state reset
+    in between (mapper.lava_network); every sample's result is that of a
+    network of its own.
 
     x: (batch, *input_shape) frames (bias input mode) or (batch, steps,
     *input_shape) 0/1 spikes (spike input mode).  Returns counts (batch, n) of
@@ -220,20 +269,27 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
     check_record(net, record)
     x = np.asarray(x)
     batch = len(x)
+    lanes = default_lanes(net, batch) if lanes is None else lanes
     layers = dict.fromkeys([net.output_layer, *record])
     out = RunOutput(
         counts={name: np.zeros((batch, net.layers[name].n), np.int64) for name in layers},
         trains={name: np.zeros((batch, num_steps, net.layers[name].n), bool) for name in record},
         voltages={net.output_layer: np.zeros((batch, net.layers[net.output_layer].n), np.int64)})
     core_by_index = {c.index: c for c in partition.cores}
-    bar = Progress(batch, f"Lava, {num_steps} steps", unit="samples")
-    for sample in range(batch):
-        lnet = build_lava_network(net, partition, x[sample], num_steps, record)
-        for indices in lnet.components:
-            with running(lnet.sinks[indices[0]], num_steps, run_cfg):
-                _read(lnet, [core_by_index[i] for i in indices], net.output_layer, num_steps,
-                      out, sample)
-        bar.update(sample + 1)
+    lnet = build_lava_network(net, partition, x, num_steps, record, lanes=lanes)
+    bar = Progress(batch * len(lnet.components), f"Lava, {num_steps} steps", unit="samples")
+    done = 0
+    for component in lnet.components:
+        cores = [core_by_index[i] for i in component]
+        with lava_session(lnet.sinks[component[0]], run_cfg) as advance:
+            for r in range(lnet.rounds):
+                if r:
+                    lnet.start_round(r, component)
+                advance(num_steps)
+                _read_round(lnet, cores, net.output_layer, r, batch, out)
+                done += min(lanes, batch - r * lanes)
+                bar.update(done)
+            _read_trains(lnet, cores, num_steps, batch, out)
     return out
 
 

@@ -79,10 +79,11 @@ def select_host() -> str:
 
 def run_loihi(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
               record=()) -> RunOutput:
-    """Run a batch on a Loihi 2 board, one sample at a time (as run_lava)."""
+    """Run a batch on a Loihi 2 board, one sample at a time with the state reset
+    in between (run_lava with one lane: each core holds its own neurons only)."""
     check_hardware_models(net)
     select_host()
-    return run_lava(net, partition, x, num_steps, record, run_cfg=Loihi2HwCfg())
+    return run_lava(net, partition, x, num_steps, record, run_cfg=Loihi2HwCfg(), lanes=1)
 
 
 BACKEND = Backend("loihi", run_loihi)

@@ -162,13 +162,41 @@ def test_lava_equals_reference_simulator_bit_for_bit(make):
     assert multiprocessing.active_children() == []     # every run stopped
 
 
+@pytest.mark.parametrize("make", [conv_net, spike_net])
+def test_a_batch_in_one_network_equals_one_network_per_sample(make):
+    """Three samples, two side by side: round 0 holds samples 0 and 1, round 1
+    sample 2 (sample 0 again) and a padding lane.  What a sample leaves behind (u, v, the
+    synaptic input in flight, the counts) is reset between rounds: every
+    sample's trains, counts and final voltages are those of its own network."""
+    net, part, x = make(np.random.default_rng(7))
+    x = np.concatenate([x, x[:1]])
+    layers = list(net.layers)
+    lnet = build_lava_network(net, part, x, NUM_STEPS, record=["out"], lanes=2)
+    assert (lnet.lanes, lnet.rounds) == (2, 2)
+    for (s, t), (syn,) in lnet.synapses.items():       # each lane its own block
+        w = syn.weights.init
+        half = (w.shape[0] // 2, w.shape[1] // 2)
+        assert w[:half[0], half[1]:].nnz == w[half[0]:, :half[1]].nnz == 0
+        assert (w[:half[0], :half[1]] != w[half[0]:, half[1]:]).nnz == 0
+    got = run_lava(net, part, x, NUM_STEPS, record=layers, lanes=2)
+    for i in range(len(x)):
+        alone = run_lava(net, part, x[i:i + 1], NUM_STEPS, record=layers, lanes=1)
+        for name in layers:
+            np.testing.assert_array_equal(got.trains[name][i], alone.trains[name][0], name)
+            np.testing.assert_array_equal(got.counts[name][i], alone.counts[name][0], name)
+        np.testing.assert_array_equal(got.voltages["out"][i], alone.voltages["out"][0])
+    assert not np.array_equal(got.trains["out"][0], got.trains["out"][1])
+    np.testing.assert_array_equal(got.trains["out"][0], got.trains["out"][2])   # same input
+    assert_same_run(got, simulate(net, x, NUM_STEPS, record=layers), layers)
+
+
 def test_counts_without_recording_and_two_components():
     net, part, x = block_net(np.random.default_rng(7))
     lnet = build_lava_network(net, part, x[0], NUM_STEPS)
     assert set(lnet.synapses) == {(0, 2), (1, 3), (2, 4), (3, 5)}     # zero blocks get no Sparse
     assert lnet.components == [[4], [5]]
     ref = simulate(net, x, NUM_STEPS)
-    got = run_lava(net, part, x, NUM_STEPS)
+    got = run_lava(net, part, x, NUM_STEPS, lanes=1)      # each sample a round of its own
     assert set(got.counts) == {"out"} and got.trains == {}
     np.testing.assert_array_equal(got.counts["out"], ref.counts["out"])
     np.testing.assert_array_equal(got.voltages["out"], ref.voltages["out"])

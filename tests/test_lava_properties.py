@@ -138,11 +138,13 @@ def partitions(draw, ir):
 
 
 def _inputs(draw, net):
+    """A batch of 1 to 3 samples."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    batch = draw(st.integers(1, 3))
     inp = net.layers[net.input_layer]
     if inp.input_mode == "spikes":
-        return (rng.random((1, NUM_STEPS, *inp.shape)) < 0.4).astype(np.int8)
-    return rng.uniform(0.2, 1.0, (1, *inp.shape))
+        return (rng.random((batch, NUM_STEPS, *inp.shape)) < 0.4).astype(np.int8)
+    return rng.uniform(0.2, 1.0, (batch, *inp.shape))
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
@@ -164,8 +166,9 @@ def test_lava_equals_the_reference_where_branches_meet(how, kind, reset, data):
 
 
 def _check_lava_equals_reference(ir, data):
-    """Quantize ir, lay it out on a random partition, run it on Lava and on the
-    reference simulator: every layer's spike trains equal (and none silent)."""
+    """Quantize ir, lay it out on a random partition, run a batch on Lava (its
+    samples in 1 to batch lanes, so in one or more rounds) and on the reference
+    simulator: every layer's spike trains equal (and none silent)."""
     net, _ = quantize_network(ir)
     part = data.draw(partitions(ir))
     x = _inputs(data.draw, net)
@@ -173,6 +176,7 @@ def _check_lava_equals_reference(ir, data):
     ref = simulate(net, x, NUM_STEPS, record=layers)
     active = [name for name in layers if ref.trains[name].any()]
     assume(len(active) == len(layers))       # every layer spikes: the comparison means something
-    got = run_lava(net, part, x, NUM_STEPS, record=layers)
+    got = run_lava(net, part, x, NUM_STEPS, record=layers,
+                   lanes=data.draw(st.integers(1, len(x)), label="lanes"))
     assert_same_run(got, ref, layers)
     assert multiprocessing.active_children() == []
