@@ -71,6 +71,26 @@ class IntLayer:
 
 
 @dataclass
+class IntWindow:
+    """The synapses of a connection as a 2-D window operation over its (H, W, C)
+    source, which hwmodel.simulator computes as a convolution.
+
+    kernel: (kh, kw, C, k) int, the very integers of the connection's weights.
+    depthwise False: source channel ci reaches the target's k channels through
+    kernel[:, :, ci, :]; True: it reaches target channels first + ci * k + m
+    through kernel[:, :, ci, m].  strides (sy, sx); origin (top, left): output
+    pixel (oy, ox) sees source pixels (oy * sy - top + ky, ox * sx - left + kx),
+    those outside the source being zeros.
+    """
+
+    kernel: np.ndarray
+    strides: tuple
+    origin: tuple
+    depthwise: bool = False
+    first: int = 0
+
+
+@dataclass
 class IntConnection:
     """Synapses from layer `source` to layer `target`.
 
@@ -88,6 +108,7 @@ class IntConnection:
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str = "mixed"
+    window: IntWindow | None = None   # the same synapses as a window operation, if they are one
 
 
 @dataclass

@@ -7,54 +7,70 @@ Per step t, for every layer in topological order:
   u <- decay(u, du + 1) + (a_in << 6), wrapped to 24 bit
   v <- decay(v, dv) + u + (bias_mant << bias_exp), clipped to 24 bit
   s <- v > (vth << 6);  hard reset: v <- 0;  soft reset: v <- v - (vth << 6)
-All samples of a batch run at once, as independent networks.
+All samples of a batch run at once, as independent networks; state is
+batch-major, (batch, neurons in flat HWC order).
+
+Synaptic products are float matrix products, exact because every partial sum is
+an integer below 2**24 in float32 (float64 where a row's weights could exceed
+that): a connection with a window (IntConnection.window) is computed as a
+convolution of its kernel over the source's spike maps (one BLAS product per
+kernel row and column, or an elementwise product per tap for per-channel
+kernels), a dense-enough matrix as a dense product, any other one as a sparse
+product.  Neuron state is int32 where the largest possible input keeps u and v
+inside int32, else int64.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel import formats
 from hwmodel.backend import Backend, Progress, RunOutput
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Partition
 
-
-def _shift(a: np.ndarray, exp: int) -> np.ndarray:
-    return np.left_shift(a, exp) if exp > 0 else np.right_shift(a, -exp)
+FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
+DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
+DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
 
 
 class _LayerState:
-    """u, v (n, batch) int64 and the bias (n, 1) or (n, batch) of one layer.
+    """u, v (batch, n) and the bias (1, n) or (batch, n) of one layer, of
+    `dtype` (int32 when the layer's largest input, `peak_input` in u units,
+    keeps every intermediate inside int32).  du = 4095 clears u every step
+    (decay by 4096 is 0) and dv = 0 leaves v as it is: both are skipped, with
+    identical results."""
 
-    State is neuron-major so that each neuron's batch is contiguous for the
-    synapse products.  du = 4095 clears u every step (decay by 4096 is 0) and
-    dv = 0 leaves v as it is: both are skipped, with identical results."""
-
-    def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray):
+    def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray, peak_input: float):
         self.layer = layer
-        self.u = np.zeros((layer.n, batch), np.int64)
-        self.v = np.zeros((layer.n, batch), np.int64)
+        headroom = 2 ** 31 - 4 * formats.STATE_MAX
+        self.dtype = np.int32 if peak_input < headroom else np.int64
+        self.u = np.zeros((batch, layer.n), self.dtype)
+        self.v = np.zeros((batch, layer.n), self.dtype)
         bias = np.asarray(bias_mant, np.int64)
-        self.bias = np.left_shift(bias.T if bias.ndim == 2 else bias[:, None], layer.bias_exp)
-        self.vth = np.int64(layer.vth) << formats.THRESHOLD_SHIFT
+        self.bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
+        self.bias = self.bias.astype(self.dtype)
+        self.has_bias = bool(self.bias.any())
+        self.vth = self.dtype(int(layer.vth) << formats.THRESHOLD_SHIFT)
+        self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
 
     def step(self, a_in: np.ndarray | None) -> np.ndarray:
-        """One time step with synaptic input a_in (n, batch), None for none."""
+        """One time step with synaptic input a_in (batch, n) in u units (already
+        << 6), None for none; returns the spikes (batch, n) bool."""
         lay = self.layer
-        clears_u = lay.du + 1 >= formats.DECAY_UNITY
-        if a_in is not None or not clears_u:
-            u = (np.zeros_like(self.u) if a_in is None
-                 else np.left_shift(a_in, formats.ACTIVATION_SHIFT))
-            if not clears_u:
-                u += formats.decay(self.u, lay.du + 1)
+        if a_in is not None or not self.clears_u:
+            u = np.zeros_like(self.u) if a_in is None else a_in.astype(self.dtype, copy=False)
+            if not self.clears_u:
+                u += formats.decay(self.u, lay.du + 1).astype(self.dtype)
             if u.size and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
                 u = formats.wrap_current(u)
             self.u = u
         if lay.dv:
-            self.v = formats.decay(self.v, lay.dv)
+            self.v = formats.decay(self.v, lay.dv).astype(self.dtype)
         v = self.v
         v += self.u
-        v += self.bias
+        if self.has_bias:
+            v += self.bias
         formats.clip_voltage(v, out=v)
         s = v > self.vth
         if lay.reset == "hard":
@@ -64,21 +80,81 @@ class _LayerState:
         return s
 
 
-class _Synapses:
-    """One connection's weights as a float csr matrix: float32 where every
-    partial sum of a row is an integer below 2**24 (so exact), else float64."""
+def _float_type(worst: float):
+    return np.float32 if worst < FLOAT32_EXACT else np.float64
 
-    def __init__(self, conn: IntConnection):
+
+class _Synapses:
+    """One connection's product: input(spikes (batch, n_source) float) ->
+    (batch, n_target) float, exact integers before the weight exponent."""
+
+    def __init__(self, conn: IntConnection, source: IntLayer, target: IntLayer):
         self.conn = conn
-        w = conn.weights.tocsr()
-        worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
-        self.dtype = np.float32 if worst < 2 ** 24 else np.float64
-        self.weights = w.astype(self.dtype)
+        win = self.window = conn.window
+        if win is not None:     # a row sums at most one output channel's whole kernel
+            per_channel = np.abs(win.kernel).sum(axis=(0, 1) if win.depthwise else (0, 1, 2))
+            worst = float(np.max(per_channel, initial=0))
+        else:
+            w = conn.weights.tocsr()
+            worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
+        self.peak = worst * 2.0 ** (conn.weight_exp + formats.ACTIVATION_SHIFT)
+        self.dtype = _float_type(worst)
+        if win is not None:
+            self.kernel = np.asarray(win.kernel, self.dtype)
+            self.source_shape, self.target_shape = tuple(source.shape), tuple(target.shape)
+        elif w.nnz >= DENSE_FRACTION * w.shape[0] * w.shape[1] \
+                and w.shape[0] * w.shape[1] <= DENSE_MAX_ELEMENTS:
+            self.dense = np.ascontiguousarray(w.T.toarray(), self.dtype)
+        else:
+            self.dense = None
+            self.matrix = w.astype(self.dtype)
+        # a negative exponent floors the sum (an arithmetic right shift) before the << 6
+        self.floor = self.dtype(2.0 ** conn.weight_exp) if conn.weight_exp < 0 else None
+        self.scale = self.dtype(2.0 ** (max(conn.weight_exp, 0) + formats.ACTIVATION_SHIFT))
+        self.int_dtype = np.int64       # the target's state type (simulate sets it)
+        self.padded = None              # the zero-padded spike maps of _convolve
 
     def input(self, spikes: np.ndarray) -> np.ndarray:
-        """Shifted synaptic input (n_target, batch) int64 for spikes (n_source, batch)."""
-        acc = self.weights @ spikes.astype(self.dtype)
-        return _shift(acc.astype(np.int64), self.conn.weight_exp)
+        """Synaptic input (batch, n_target) int in u units (<< weight_exp << 6):
+        the float product scaled by a power of two, which stays exact."""
+        if self.window is not None:
+            acc = self._convolve(spikes).reshape(len(spikes), -1)
+        elif self.dense is not None:
+            acc = spikes @ self.dense
+        else:
+            acc = (self.matrix @ spikes.T).T
+        if self.floor is not None:
+            acc *= self.floor
+            np.floor(acc, out=acc)
+        acc *= self.scale
+        return acc.astype(self.int_dtype)
+
+    def _convolve(self, spikes: np.ndarray) -> np.ndarray:
+        """The window operation over the zero-padded spike maps: a full kernel
+        as one product of every window's (kh, kw, C) patch with the kernel
+        (im2col), a per-channel one as an elementwise product per tap."""
+        win, (h, w, c) = self.window, self.source_shape
+        ho, wo, co = self.target_shape
+        kh, kw = self.kernel.shape[:2]
+        (sy, sx), (top, left) = win.strides, win.origin
+        batch = len(spikes)
+        if self.padded is None or len(self.padded) != batch:
+            rows, cols = (ho - 1) * sy + kh, (wo - 1) * sx + kw    # the extent the windows read
+            self.padded = np.zeros((batch, max(rows, top + h), max(cols, left + w), c), self.dtype)
+        x = self.padded
+        x[:, top:top + h, left:left + w] = spikes.reshape(batch, h, w, c)
+        sb, sh, sw, sc = x.strides
+        patches = np.lib.stride_tricks.as_strided(
+            x, (batch, ho, wo, kh, kw, c), (sb, sh * sy, sw * sx, sh, sw, sc), writeable=False)
+        if not win.depthwise:
+            return patches.reshape(-1, kh * kw * c) @ self.kernel.reshape(kh * kw * c, co)
+        k = self.kernel.shape[3]
+        out = np.zeros((batch, ho, wo, co), self.dtype)
+        part = out[..., win.first:win.first + c * k].reshape(batch, ho, wo, c, k)
+        for ky in range(kh):
+            for kx in range(kw):
+                part += patches[:, :, :, ky, kx, :, None] * self.kernel[ky, kx]
+        return out.reshape(batch, -1)
 
 
 def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
@@ -93,15 +169,21 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     x = np.asarray(x)
     batch = len(x)
     inp = net.layers[net.input_layer]
+    synapses = [_Synapses(c, net.layers[c.source], net.layers[c.target])
+                for c in net.connections if not (c.target == inp.name and inp.input_mode == "spikes")]
+    peak = {name: 0.0 for name in net.layers}
+    for syn in synapses:
+        peak[syn.conn.target] += syn.peak
     states = {}
     for name, layer in net.layers.items():
         if layer.is_input and layer.input_mode == "spikes":
             continue
         bias = layer.input_bias(x) if layer.is_input else layer.bias_mant
-        states[name] = _LayerState(layer, batch, bias)
-    synapses = [_Synapses(c) for c in net.connections if c.target in states]
-    spikes = {name: np.zeros((l.n, batch), bool) for name, l in net.layers.items()}
-    counts = {name: np.zeros((l.n, batch), np.int32) for name, l in net.layers.items()}
+        states[name] = _LayerState(layer, batch, bias, peak[name])
+    for syn in synapses:
+        syn.int_dtype = states[syn.conn.target].dtype
+    spikes = {name: np.zeros((batch, l.n), bool) for name, l in net.layers.items()}
+    counts = {name: np.zeros((batch, l.n), np.int32) for name, l in net.layers.items()}
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
@@ -109,22 +191,26 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     for t in range(num_steps):
         # Connections deliver what they accumulated from the previous step's spikes.
         a_in = dict.fromkeys(states)
+        as_float = {}
         for syn in synapses:
-            a = syn.input(spikes[syn.conn.source])
+            key = (syn.conn.source, syn.dtype)
+            if key not in as_float:
+                as_float[key] = spikes[syn.conn.source].astype(syn.dtype)
+            a = syn.input(as_float[key])
             target = syn.conn.target
             a_in[target] = a if a_in[target] is None else a_in[target] + a
         for name in net.layers:
             if name in states:
                 spikes[name] = states[name].step(a_in[name])
             else:
-                spikes[name] = np.ascontiguousarray(x_spikes[:, t].T)
+                spikes[name] = x_spikes[:, t]
             counts[name] += spikes[name]
             if name in out.trains:
-                out.trains[name][:, t] = spikes[name].T
+                out.trains[name][:, t] = spikes[name]
         if bar:
             bar.update(t + 1)
-    out.counts = {name: c.T.astype(np.int64) for name, c in counts.items()}
-    out.voltages[net.output_layer] = states[net.output_layer].v.T.copy()
+    out.counts = {name: c.astype(np.int64) for name, c in counts.items()}
+    out.voltages[net.output_layer] = states[net.output_layer].v.astype(np.int64)
     return out
 
 

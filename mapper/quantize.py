@@ -41,8 +41,9 @@ import scipy.sparse as sp
 
 from hwmodel import formats
 from hwmodel.errors import NetworkError, NxCompileError
-from hwmodel.network import INPUT_MODES, RESET_MODES, IntConnection, IntLayer, IntNetwork
-from nxcompile.ir import INPUT, LayerSpec, NetworkIR, connection_matrix
+from hwmodel.network import (INPUT_MODES, RESET_MODES, IntConnection, IntLayer, IntNetwork,
+                             IntWindow)
+from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, connection_matrix
 
 
 # Smallest threshold mantissa the automatic scale aims for: the threshold then
@@ -246,19 +247,25 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold     # exact threshold; weights and bias follow it
     w_exp = _weight_exponent(layer.name, peak * sigma, w_top)
+    def on_grid(values: np.ndarray) -> np.ndarray:
+        """Float weights -> the integers Loihi stores (rounded, clipped)."""
+        units = np.round(values * sigma / 2 ** w_exp / step)
+        return (np.clip(units, lo_units, hi_units) * step).astype(np.int64)
+
     conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
     for src, m in mats.items():
         w = m.copy()
         units = np.round(m.data * sigma / 2 ** w_exp / step)
         clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
-        w.data = np.clip(units, lo_units, hi_units) * step
+        w.data = on_grid(m.data)
         err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
         err_den += float(np.sum(m.data ** 2))
-        w.data = w.data.astype(np.int64)
         w.eliminate_zeros()
-        conns.append(IntConnection(source=src, target=layer.name, weights=sp.csr_matrix(w),
+        w = sp.csr_matrix(w)
+        spec = ir.connection(src, layer.name)
+        conns.append(IntConnection(source=src, target=layer.name, weights=w,
                                    weight_exp=w_exp, num_weight_bits=nrn.num_weight_bits,
-                                   sign_mode=mode))
+                                   sign_mode=mode, window=window_of(spec, layer.shape, w, on_grid)))
     bias_v = bias * sigma * 2 ** formats.ACTIVATION_SHIFT
     bias_exp = _bias_exponent(layer.name, bias_v, nrn.bias_exp)
     mant = _quantize_bias(bias_v, bias_exp)
@@ -271,6 +278,31 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         weights_clipped=clipped)
     _warn_accumulator(layer.name, conns)
     return q, conns, info
+
+
+def window_of(spec: ConnectionSpec, target_shape: tuple, weights,
+              on_grid=None) -> IntWindow | None:
+    """The integer synapses `weights` of a window connection as an IntWindow
+    over its source (the kernel's rows of the source's channels), or None for
+    other kinds and where one kernel tap carries different weights.
+
+    on_grid (float weights -> their integers) gives a weighted kind's kernel
+    directly, elementwise as the matrix entries it holds were made; without it
+    the kernel is read back from `weights` (WindowKind.kernel_of)."""
+    kind = spec.op
+    if not kind.window:
+        return None
+    if on_grid is not None and kind.weighted:
+        kernel = on_grid(np.asarray(spec.kernel, np.float64))
+    else:
+        kernel = kind.kernel_of(spec, tuple(target_shape), weights)
+    if kernel is None:
+        return None
+    channels = slice(spec.channel_offset, spec.channel_offset + spec.source_shape[2])
+    return IntWindow(kernel=np.asarray(kernel[:, :, channels], np.int64),
+                     strides=tuple(spec.strides), origin=tuple(kind.origin(spec, tuple(target_shape))),
+                     depthwise=kind.per_channel,
+                     first=spec.channel_offset * kernel.shape[3] if kind.per_channel else 0)
 
 
 def _warn_accumulator(name: str, conns: list) -> None:

@@ -224,6 +224,9 @@ def write(path, **parts) -> Path:
     """Write the parts of a compiled network (PARTS: ir, partition, network,
     quantization, timings) to `path` (see the module doc); returns the path."""
     enc = _Encoder()
+    net = parts["network"]      # windows are derived from the weights when read (_add_windows)
+    parts = {**parts, "network": dataclasses.replace(net, connections=[
+        dataclasses.replace(c, window=None) for c in net.connections])}
     doc = {"format": FORMAT, "version": VERSION,
            "model": {key: enc.encode(parts[key]) for key in PARTS}}
     text = json.dumps(doc, allow_nan=False, indent=1)
@@ -283,6 +286,16 @@ def read(path) -> dict:
     try:
         check_network(parts["network"])
         check_partition(parts["network"], parts["partition"])
+        _add_windows(parts["ir"], parts["network"])
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     return parts
+
+
+def _add_windows(ir: NetworkIR, net) -> None:
+    """Give each connection the window (the reference simulator's convolution)
+    that its checked weights and its IR connection give (mapper.quantize.window_of):
+    not stored, so a file cannot make the simulators disagree."""
+    for conn in net.connections:
+        conn.window = quantize.window_of(ir.connection(conn.source, conn.target),
+                                         net.layers[conn.target].shape, conn.weights)

@@ -5,6 +5,7 @@ by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
 the spike trains of every layer equal, bit for bit, to the reference
 simulator's (which does not depend on any partition), hard and soft reset."""
+import dataclasses
 import multiprocessing
 
 import numpy as np
@@ -180,3 +181,32 @@ def _check_lava_equals_reference(ir, data):
                    lanes=data.draw(st.integers(1, len(x)), label="lanes"))
     assert_same_run(got, ref, layers)
     assert multiprocessing.active_children() == []
+
+
+def _without_windows(net):
+    """The same network with every connection computed as a matrix product."""
+    return dataclasses.replace(net, connections=[dataclasses.replace(c, window=None)
+                                                 for c in net.connections])
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_convolutions_equal_the_matrix_products(reset, data):
+    """The reference simulator's window path (kernels convolved over spike maps)
+    equals its matrix path bit for bit, every layer, on random networks (chains
+    and branches that meet); each conv and depthwise conv gets a window."""
+    how, kind = data.draw(st.sampled_from(MERGES)), data.draw(
+        st.sampled_from(["conv2d", "depthwise_conv2d"]))
+    ir = data.draw(st.one_of(networks(reset), merged_networks(reset, how, kind)))
+    net, _ = quantize_network(ir)
+    for conn in net.connections:
+        if ir.connection(conn.source, conn.target).kind in ("conv2d", "depthwise_conv2d"):
+            assert conn.window is not None, (conn.source, conn.target)
+    x = _inputs(data.draw, net)
+    layers = list(net.layers)
+    ref = simulate(_without_windows(net), x, NUM_STEPS, record=layers)
+    assume(all(ref.trains[name].any() for name in layers))
+    got = simulate(net, x, NUM_STEPS, record=layers)
+    assert_same_run(got, ref, layers)

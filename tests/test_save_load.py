@@ -79,6 +79,8 @@ def test_everything_comes_back_equal_and_runs_identically(compiled, saved):
         _assert_same(compiled.ir.connection(s, t), loaded.ir.connection(s, t), f"{s}->{t}")
     assert loaded.report() == compiled.report()
     assert compiled.quantization["conv"].weights_clipped > 0      # the option reached the quantizer
+    # the convolutions' windows are not stored: derived from the weights on load
+    assert [c.window is not None for c in loaded.network.connections] == [True, True, False]
     x = np.random.default_rng(4).random((3, 6, 6, 2))
     before, after = compiled.run(x, 40), loaded.run(x, 40)
     assert before.spike_counts.sum() > 0

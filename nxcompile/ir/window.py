@@ -49,6 +49,7 @@ class WindowKind(ConnectionKind):
 
     window = True
     netx_type = "conv"
+    per_channel = True   # kernel_of's kernel is (kh, kw, c_in, multiplier); False: (.., c_out)
 
     # -- Keras -----------------------------------------------------------------
     def check_keras(self, layer, who: str) -> None:
@@ -68,14 +69,23 @@ class WindowKind(ConnectionKind):
     def window_axes(self, spec, target_shape: tuple) -> tuple:
         """((oy, ky, iy), (ox, kx, ix)): per spatial axis the (out index, kernel
         offset, in index) triples that hit real (unpadded) source pixels."""
+        h_in, w_in = spec.source_shape[0], spec.source_shape[1]
+        kh, kw = self.kernel_hw(spec)
+        sy, sx = spec.strides
+        pad_y, pad_x = self.origin(spec, target_shape)
+        return (window_1d(h_in, target_shape[0], kh, sy, pad_y),
+                window_1d(w_in, target_shape[1], kw, sx, pad_x))
+
+    def origin(self, spec, target_shape: tuple) -> tuple:
+        """(top, left): zero rows and columns before the first source pixel, so
+        that output pixel (oy, ox) sees source pixels (oy * sy - top + ky,
+        ox * sx - left + kx); pre-padding and 'same' padding together."""
         (pt, pb), (pl, pr) = spec.pre_padding
         h_in, w_in = spec.source_shape[0], spec.source_shape[1]
         kh, kw = self.kernel_hw(spec)
         sy, sx = spec.strides
-        pad_y = pt + padding_before(h_in + pt + pb, target_shape[0], kh, sy, spec.padding)
-        pad_x = pl + padding_before(w_in + pl + pr, target_shape[1], kw, sx, spec.padding)
-        return (window_1d(h_in, target_shape[0], kh, sy, pad_y),
-                window_1d(w_in, target_shape[1], kw, sx, pad_x))
+        return (pt + padding_before(h_in + pt + pb, target_shape[0], kh, sy, spec.padding),
+                pl + padding_before(w_in + pl + pr, target_shape[1], kw, sx, spec.padding))
 
     def selectors(self, spec, target_shape: tuple) -> tuple:
         """Per spatial axis, per triple of window_axes: what fixes the weight on

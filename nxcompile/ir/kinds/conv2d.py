@@ -15,6 +15,7 @@ class Conv2D(WindowKind):
     name = "conv2d"
     keras_class = "Conv2D"
     keras_args = ("filters", "kernel_size", "strides", "padding")
+    per_channel = False
 
     def check_keras(self, layer, who: str) -> None:
         super().check_keras(layer, who)
