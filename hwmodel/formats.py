@@ -76,7 +76,11 @@ def weight_range(mode: str) -> tuple[int, int]:
 
 
 def decay(x: np.ndarray, decay_const: int) -> np.ndarray:
-    """x * (4096 - decay_const) >> 12 in sign-magnitude, as Loihi decays u and v."""
+    """x * (4096 - decay_const) >> 12 in sign-magnitude, as Loihi decays u and v
+    (int64; float64 for float x, exact for the 24-bit states: the product stays
+    below 2**36)."""
+    if x.dtype.kind == "f":
+        return np.trunc(x.astype(np.float64) * ((DECAY_UNITY - decay_const) / DECAY_UNITY))
     prod = x.astype(np.int64) * (DECAY_UNITY - decay_const)
     return (np.sign(prod) * (np.abs(prod) >> DECAY_BITS)).astype(np.int64)
 

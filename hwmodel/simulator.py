@@ -16,8 +16,7 @@ that): a connection with a window (IntConnection.window) is computed as a
 convolution of its kernel over the source's spike maps (one BLAS product per
 kernel row and column, or an elementwise product per tap for per-channel
 kernels), a dense-enough matrix as a dense product, any other one as a sparse
-product.  Neuron state is int32 where the largest possible input keeps u and v
-inside int32, else int64.
+product.  Neuron state is held in floats too, exactly (_LayerState).
 """
 from __future__ import annotations
 
@@ -32,44 +31,50 @@ from hwmodel.partition import Partition
 FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
 DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
 DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
+CHUNK_BYTES = 2 ** 26        # state of the samples simulated at once (about half the L3 cache)
+STATE_BYTES_PER_NEURON = 26  # u, v, input, float and bool spikes, count: float32 / int32
 
 
 class _LayerState:
-    """u, v (batch, n) and the bias (1, n) or (batch, n) of one layer, of
-    `dtype` (int32 when the layer's largest input, `peak_input` in u units,
-    keeps every intermediate inside int32).  du = 4095 clears u every step
-    (decay by 4096 is 0) and dv = 0 leaves v as it is: both are skipped, with
-    identical results."""
+    """u, v (batch, n) and the bias (1, n) or (batch, n) of one layer.
+
+    The integers are held as floats, exactly: float32 for a layer whose u is
+    cleared every step (du = 4095), whose v does not leak (dv = 0) and whose
+    largest input `peak_input` (u units) is below 2**24 (u, v and their sums
+    then stay integers float32 holds, and a sum beyond 2**24 is clipped to the
+    24-bit range anyway); float64 (exact below 2**53) otherwise.  du = 4095
+    clears u every step (decay by 4096 is 0) and dv = 0 leaves v as it is: both
+    are skipped, with identical results."""
 
     def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray, peak_input: float):
         self.layer = layer
-        headroom = 2 ** 31 - 4 * formats.STATE_MAX
-        self.dtype = np.int32 if peak_input < headroom else np.int64
+        self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
+        simple = self.clears_u and not layer.dv and peak_input < FLOAT32_EXACT
+        self.dtype = np.float32 if simple else np.float64
         self.u = np.zeros((batch, layer.n), self.dtype)
         self.v = np.zeros((batch, layer.n), self.dtype)
         bias = np.asarray(bias_mant, np.int64)
-        self.bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
-        self.bias = self.bias.astype(self.dtype)
-        self.has_bias = bool(self.bias.any())
+        bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
+        self.bias = bias.astype(self.dtype) if bias.any() else None
         self.vth = self.dtype(int(layer.vth) << formats.THRESHOLD_SHIFT)
-        self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
 
     def step(self, a_in: np.ndarray | None) -> np.ndarray:
         """One time step with synaptic input a_in (batch, n) in u units (already
-        << 6), None for none; returns the spikes (batch, n) bool."""
+        << 6; this layer's dtype, consumed), None for none; returns the spikes
+        (batch, n) bool."""
         lay = self.layer
         if a_in is not None or not self.clears_u:
-            u = np.zeros_like(self.u) if a_in is None else a_in.astype(self.dtype, copy=False)
+            u = np.zeros_like(self.u) if a_in is None else a_in
             if not self.clears_u:
-                u += formats.decay(self.u, lay.du + 1).astype(self.dtype)
+                u += formats.decay(self.u, lay.du + 1)
             if u.size and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
                 u = formats.wrap_current(u)
             self.u = u
-        if lay.dv:
-            self.v = formats.decay(self.v, lay.dv).astype(self.dtype)
         v = self.v
+        if lay.dv:
+            v = self.v = formats.decay(v, lay.dv)
         v += self.u
-        if self.has_bias:
+        if self.bias is not None:
             v += self.bias
         formats.clip_voltage(v, out=v)
         s = v > self.vth
@@ -111,12 +116,11 @@ class _Synapses:
         # a negative exponent floors the sum (an arithmetic right shift) before the << 6
         self.floor = self.dtype(2.0 ** conn.weight_exp) if conn.weight_exp < 0 else None
         self.scale = self.dtype(2.0 ** (max(conn.weight_exp, 0) + formats.ACTIVATION_SHIFT))
-        self.int_dtype = np.int64       # the target's state type (simulate sets it)
         self.padded = None              # the zero-padded spike maps of _convolve
 
     def input(self, spikes: np.ndarray) -> np.ndarray:
-        """Synaptic input (batch, n_target) int in u units (<< weight_exp << 6):
-        the float product scaled by a power of two, which stays exact."""
+        """Synaptic input (batch, n_target) in u units (<< weight_exp << 6): the
+        float product scaled by a power of two, which stays exact."""
         if self.window is not None:
             acc = self._convolve(spikes).reshape(len(spikes), -1)
         elif self.dense is not None:
@@ -127,7 +131,7 @@ class _Synapses:
             acc *= self.floor
             np.floor(acc, out=acc)
         acc *= self.scale
-        return acc.astype(self.int_dtype)
+        return acc
 
     def _convolve(self, spikes: np.ndarray) -> np.ndarray:
         """The window operation over the zero-padded spike maps: a full kernel
@@ -151,9 +155,11 @@ class _Synapses:
         k = self.kernel.shape[3]
         out = np.zeros((batch, ho, wo, co), self.dtype)
         part = out[..., win.first:win.first + c * k].reshape(batch, ho, wo, c, k)
+        product = np.empty(part.shape, self.dtype)
         for ky in range(kh):
             for kx in range(kw):
-                part += patches[:, :, :, ky, kx, :, None] * self.kernel[ky, kx]
+                np.multiply(patches[:, :, :, ky, kx, :, None], self.kernel[ky, kx], out=product)
+                part += product
         return out.reshape(batch, -1)
 
 
@@ -164,30 +170,48 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     x: (batch, *input_shape) frames (bias input mode) or (batch, num_steps,
     *input_shape) 0/1 spikes (spike input mode).  record: names of layers whose
     spike trains to return.  progress: show a progress bar on stderr if the run
-    takes more than 2 s.
+    takes more than 2 s.  The batch runs in chunks whose state fits CHUNK_BYTES
+    (the samples are independent; a cache-sized chunk makes the elementwise
+    passes of a step faster than one large batch).
     """
     x = np.asarray(x)
-    batch = len(x)
     inp = net.layers[net.input_layer]
     synapses = [_Synapses(c, net.layers[c.source], net.layers[c.target])
                 for c in net.connections if not (c.target == inp.name and inp.input_mode == "spikes")]
     peak = {name: 0.0 for name in net.layers}
     for syn in synapses:
         peak[syn.conn.target] += syn.peak
+    per_sample = STATE_BYTES_PER_NEURON * sum(layer.n for layer in net.layers.values())
+    chunk = max(1, min(len(x), CHUNK_BYTES // per_sample))
+    bar = Progress(num_steps * len(x), f"simulating {len(x)} samples", unit="sample-steps") \
+        if progress else None
+    parts = [_simulate_chunk(net, synapses, peak, x[i:i + chunk], num_steps, record, bar,
+                             i * num_steps) for i in range(0, len(x), chunk)]
+    if len(parts) == 1:
+        return parts[0]
+    return RunOutput(counts={k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
+                     trains={k: np.concatenate([p.trains[k] for p in parts]) for k in parts[0].trains},
+                     voltages={k: np.concatenate([p.voltages[k] for p in parts])
+                               for k in parts[0].voltages})
+
+
+def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, x: np.ndarray, num_steps: int,
+                    record, bar: Progress | None, done: int) -> RunOutput:
+    """simulate() for one chunk of the batch; peak: each layer's largest input
+    (u units); done: sample-steps before this chunk (for the progress bar)."""
+    batch = len(x)
+    inp = net.layers[net.input_layer]
     states = {}
     for name, layer in net.layers.items():
         if layer.is_input and layer.input_mode == "spikes":
             continue
         bias = layer.input_bias(x) if layer.is_input else layer.bias_mant
         states[name] = _LayerState(layer, batch, bias, peak[name])
-    for syn in synapses:
-        syn.int_dtype = states[syn.conn.target].dtype
     spikes = {name: np.zeros((batch, l.n), bool) for name, l in net.layers.items()}
     counts = {name: np.zeros((batch, l.n), np.int32) for name, l in net.layers.items()}
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
-    bar = Progress(num_steps, f"simulating {batch} samples") if progress else None
     for t in range(num_steps):
         # Connections deliver what they accumulated from the previous step's spikes.
         a_in = dict.fromkeys(states)
@@ -198,7 +222,10 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
                 as_float[key] = spikes[syn.conn.source].astype(syn.dtype)
             a = syn.input(as_float[key])
             target = syn.conn.target
-            a_in[target] = a if a_in[target] is None else a_in[target] + a
+            if a_in[target] is None:
+                a_in[target] = a.astype(states[target].dtype, copy=False)
+            else:
+                a_in[target] += a
         for name in net.layers:
             if name in states:
                 spikes[name] = states[name].step(a_in[name])
@@ -208,7 +235,7 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
             if name in out.trains:
                 out.trains[name][:, t] = spikes[name]
         if bar:
-            bar.update(t + 1)
+            bar.update(done + (t + 1) * batch)
     out.counts = {name: c.astype(np.int64) for name, c in counts.items()}
     out.voltages[net.output_layer] = states[net.output_layer].v.astype(np.int64)
     return out
