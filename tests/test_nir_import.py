@@ -1,0 +1,346 @@
+"""nxcompile.from_nir: NIR graphs built with the nir package (and read back from
+its HDF5 files) imported, compiled and run on the reference simulator, against
+an independent float simulation of the NIR equations (forward Euler, one step
+per connection between neuron nodes, module doc of nxcompile.nir_import); every
+refusal names the node and its type.  No TensorFlow."""
+import nir
+import numpy as np
+import pytest
+
+from hwmodel.errors import NetworkError
+from mapper.quantize import QuantizationError
+from nxcompile.compiler import compile_ir
+from nxcompile.nir_import import from_nir
+
+DT = 1e-3
+NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
+
+
+# -- the independent float simulation ------------------------------------------------
+def _conv(x, w, stride, pad, groups):
+    """PyTorch Conv2d (cross-correlation) of one (C, H, W) sample, by loops."""
+    c_in, h, wd = x.shape
+    xp = np.zeros((c_in, h + 2 * pad[0], wd + 2 * pad[1]))
+    xp[:, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    c_out, cpg, kh, kw = w.shape
+    ho, wo = (xp.shape[1] - kh) // stride[0] + 1, (xp.shape[2] - kw) // stride[1] + 1
+    out = np.zeros((c_out, ho, wo))
+    per_group = c_out // groups
+    for o in range(c_out):
+        g = o // per_group
+        for i in range(ho):
+            for j in range(wo):
+                patch = xp[g * cpg:(g + 1) * cpg, i * stride[0]:i * stride[0] + kh,
+                           j * stride[1]:j * stride[1] + kw]
+                out[o, i, j] = np.sum(patch * w[o])
+    return out
+
+
+def _same(node):
+    return isinstance(node.padding, str) and node.padding == "same"
+
+
+def _op(node, x):
+    if isinstance(node, nir.Affine):
+        return node.weight @ x + node.bias
+    if isinstance(node, nir.Linear):
+        return node.weight @ x
+    if isinstance(node, nir.Flatten):
+        return x.ravel()
+    if isinstance(node, nir.Scale):
+        return x * node.scale
+    if isinstance(node, nir.Conv2d):
+        k = node.weight.shape[2:]
+        pad = ((k[0] - 1) // 2, (k[1] - 1) // 2) if _same(node) else tuple(node.padding)
+        return (_conv(x, node.weight, tuple(node.stride), pad, node.groups)
+                + node.bias[:, None, None])
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        c, (kh, kw) = x.shape[0], node.kernel_size
+        w = np.ones((c, 1, kh, kw)) / (kh * kw if isinstance(node, nir.AvgPool2d) else 1)
+        return _conv(x, w, tuple(node.stride), tuple(node.padding), c)
+    raise AssertionError(type(node))
+
+
+def float_run(graph, spikes, dt=DT, reset="hard"):
+    """Spike trains {neuron node: (steps, *NIR shape)} of one sample of input spikes
+    (steps, *NIR input shape): each neuron node sees its inputs' spikes of the
+    previous step, through the nodes between, in float64."""
+    preds = {n: [a for a, b in graph.edges if b == n] for n in graph.nodes}
+    order, done = [], set()
+    while len(order) < len(graph.nodes):
+        for n in graph.nodes:
+            if n not in done and all(p in done for p in preds[n]):
+                order.append(n)
+                done.add(n)
+    neurons = [n for n in order if isinstance(graph.nodes[n], NEURONS)]
+    (inp,) = [n for n in order if isinstance(graph.nodes[n], nir.Input)]
+    prev = {n: np.zeros(graph.nodes[n].v_threshold.shape) for n in neurons}
+    prev[inp] = np.zeros(spikes.shape[1:])
+    state = {n: {"v": 0.0, "i": 0.0} for n in neurons}
+    trains = {n: [] for n in neurons}
+    for t in range(len(spikes)):
+        val = {}
+        for n in order:
+            node = graph.nodes[n]
+            if n in prev:
+                val[n] = prev[n]
+                continue
+            if not isinstance(node, nir.Output):
+                val[n] = _op(node, sum(val[p] for p in preds[n]))
+        new = {inp: spikes[t].astype(np.float64)}
+        for n in neurons:
+            node, s = graph.nodes[n], state[n]
+            current = sum(val[p] for p in preds[n])
+            if isinstance(node, nir.IF):
+                v = s["v"] + dt * node.r * current
+            elif isinstance(node, nir.LIF):
+                b = dt / node.tau
+                v = (1 - b) * s["v"] + b * (node.v_leak + node.r * current)
+            else:
+                a, b = dt / node.tau_syn, dt / node.tau_mem
+                s["i"] = (1 - a) * s["i"] + a * node.w_in * current
+                v = (1 - b) * s["v"] + b * (node.v_leak + node.r * s["i"])
+            z = v > node.v_threshold
+            v = np.where(z, v - node.v_threshold if reset == "soft" else node.v_reset, v)
+            s["v"] = v
+            new[n] = z.astype(np.float64) * np.ones(node.v_threshold.shape)
+            trains[n].append(z * np.ones(node.v_threshold.shape, bool))
+        prev.update(new)
+    return {n: np.array(v) for n, v in trains.items()}
+
+
+def _to_hwc(x):
+    """(steps, C, H, W) -> (steps, H, W, C); 1-D unchanged."""
+    return x if x.ndim == 2 else x.transpose(0, 2, 3, 1)
+
+
+def compare(graph, spikes, dt=DT, reset="hard", expect_exact=True):
+    """Import, compile and run `graph` on the reference simulator; assert every
+    neuron node's spike train equals the float simulation's; return the compiled
+    model and the trains."""
+    ir = from_nir(graph, dt=dt, reset=reset)
+    compiled = compile_ir(ir)
+    if expect_exact:
+        for name, q in compiled.quantization.items():
+            assert q.weight_error == 0 and q.bias_error == 0, (name, q)
+    want = float_run(graph, spikes, dt, reset)
+    res = compiled.run(_to_hwc(spikes)[None], len(spikes), record=list(want))
+    for name, train in want.items():
+        got = res.trains[name][0]
+        got = got if got.ndim == 2 else got.transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(got, train, err_msg=name)
+    return compiled, want
+
+
+def _ints(rng, *shape, top=3):
+    """Integer weights in -top..top with one +-127 so that the weight scale maps them
+    exactly to Loihi's even 8-bit grid (sigma a power of 2 times 2)."""
+    w = rng.integers(-top, top + 1, shape).astype(np.float64)
+    w.flat[0] = 127
+    return w
+
+
+def _spikes(rng, steps, *shape, p=0.3):
+    return (rng.random((steps, *shape)) < p).astype(np.float64)
+
+
+def _lif(n_shape, tau_steps=8, theta=40.0, v_leak=0.0, r=None):
+    shape = tuple(np.atleast_1d(n_shape))
+    tau = np.full(shape, tau_steps * DT)
+    return nir.LIF(tau=tau, r=np.full(shape, tau_steps) if r is None else r,
+                   v_leak=np.full(shape, v_leak), v_threshold=np.full(shape, theta))
+
+
+def _if(shape, theta=60.0, r=1.0 / DT):
+    shape = tuple(np.atleast_1d(shape))
+    return nir.IF(r=np.full(shape, r), v_threshold=np.full(shape, theta))
+
+
+# -- tests ----------------------------------------------------------------------
+def test_chain_matches_the_float_simulation_and_survives_hdf5(tmp_path):
+    """Input -> Affine -> IF -> Linear -> LIF -> Affine -> CubaLIF: integer weights,
+    thresholds and dt/tau of 1/8 and 1/4 map exactly; the file read back gives the
+    same spike trains; decays and the report's decay section."""
+    rng = np.random.default_rng(1)
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([12])}),
+        "fc1": nir.Affine(weight=_ints(rng, 16, 12), bias=rng.integers(-2, 3, 16) * 1.0),
+        "if1": _if(16),
+        "fc2": nir.Linear(weight=_ints(rng, 10, 16)),
+        "lif2": _lif(10, tau_steps=8, theta=50.0),
+        "fc3": nir.Linear(weight=_ints(rng, 4, 10)),
+        "cuba": nir.CubaLIF(tau_syn=np.full(4, 4 * DT), tau_mem=np.full(4, 8 * DT),
+                            r=np.full(4, 8.0), v_leak=np.zeros(4), v_threshold=np.full(4, 30.0),
+                            w_in=np.full(4, 4.0)),
+        "out": nir.Output(output_type={"output": np.array([4])}),
+    }, edges=[("in", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "lif2"), ("lif2", "fc3"),
+              ("fc3", "cuba"), ("cuba", "out")])
+    path = tmp_path / "chain.nir"
+    nir.write(path, g)
+    spikes = _spikes(rng, 60, 12)
+    compiled, want = compare(nir.read(path), spikes)
+    assert sum(t.sum() for t in want.values()) > 50        # the network is active
+    assert all(t.any() for t in want.values())
+    nrn = {n: compiled.ir.layer(n).neuron for n in ("if1", "lif2", "cuba")}
+    assert (nrn["if1"].decay_u, nrn["if1"].decay_v) == (4095, 0)
+    assert (nrn["lif2"].decay_u, nrn["lif2"].decay_v, nrn["lif2"].tau_v) == (4095, 512, 8)
+    assert (nrn["cuba"].decay_u, nrn["cuba"].decay_v, nrn["cuba"].tau_u) == (1023, 512, 4)
+    report = compiled.report()
+    assert "decays (time constants" in report
+    assert "+0.000%" in report
+    assert compiled.num_cores == 4
+
+
+def test_rounded_decay_is_reported_with_its_error():
+    """tau = 3 steps: decay 4096/3 = 1365.33 rounds to 1365, a time constant of
+    3.00073 steps, +0.024%."""
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2, 3))), _lif(2, tau_steps=3))
+    compiled = compile_ir(from_nir(g, dt=DT))
+    nrn = compiled.ir.layer("lif").neuron
+    assert nrn.decay_v == 1365 and nrn.tau_v == pytest.approx(3)
+    section = compiled.report().split("decays (time constants")[1]
+    line = next(ln for ln in section.splitlines() if ln.startswith("lif "))
+    assert "1365" in line and "+0.024%" in line and "3.001" in line
+
+
+def test_conv_pool_flatten_affine_matches_the_float_simulation(tmp_path):
+    """Conv2d (padding 1, stride 1) -> IF -> SumPool2d -> IF -> Conv2d (stride 2,
+    depthwise) -> LIF -> Flatten -> Affine -> IF, (C, H, W) inputs transposed to
+    HWC; Flatten's (C, H, W) order reaches the dense kernel."""
+    rng = np.random.default_rng(2)
+    c1 = nir.Conv2d(input_shape=(8, 8), weight=_ints(rng, 4, 2, 3, 3), stride=1, padding=1,
+                    dilation=1, groups=1, bias=np.array([1.0, 0, -1, 2]))
+    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                         padding=np.array([0, 0]))
+    dw = nir.Conv2d(input_shape=(4, 4), weight=_ints(rng, 8, 1, 2, 2), stride=2, padding=0,
+                    dilation=1, groups=4, bias=np.zeros(8))
+    fc = nir.Affine(weight=_ints(rng, 5, 32), bias=np.zeros(5))
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([2, 8, 8])}),
+        "c1": c1, "if1": _if((4, 8, 8), theta=150.0), "pool": pool,
+        "if2": _if((4, 4, 4), theta=0.5), "dw": dw, "lif3": _lif((8, 2, 2), 4, theta=100.0),
+        "flat": nir.Flatten(input_type={"input": np.array([8, 2, 2])}, start_dim=0),
+        "fc": fc, "if4": _if(5, theta=100.0),
+        "out": nir.Output(output_type={"output": np.array([5])}),
+    }, edges=[("in", "c1"), ("c1", "if1"), ("if1", "pool"), ("pool", "if2"), ("if2", "dw"),
+              ("dw", "lif3"), ("lif3", "flat"), ("flat", "fc"), ("fc", "if4"), ("if4", "out")],
+        type_check=False)
+    path = tmp_path / "cnn.nir"
+    nir.write(path, g)
+    compiled, want = compare(nir.read(path, type_check=False), _spikes(rng, 40, 2, 8, 8))
+    assert all(t.any() for t in want.values()), {n: int(t.sum()) for n, t in want.items()}
+    kinds = {t: compiled.ir.connection(s, t).kind for s, t in compiled.ir.graph.edges}
+    assert kinds == {"if1": "conv2d", "if2": "depthwise_conv2d", "lif3": "depthwise_conv2d",
+                     "if4": "dense"}
+
+
+def test_residual_graph_sums_where_edges_meet():
+    """if0 feeds lif1 through fc1 and, through a Scale, sum directly; lif1 feeds sum
+    through fc2: two edges meet at sum and add.  Thresholds that vary per neuron
+    (powers of 2) are folded exactly into the weights; reset by subtraction.  (The
+    merge layer does not leak: a decay's truncation, under one voltage unit per
+    step, can flip a spike where the voltage is that close to the threshold.)"""
+    rng = np.random.default_rng(3)
+    n = 6
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([n])}),
+        "fc0": nir.Linear(weight=_ints(rng, n, n)), "if0": _if(n, theta=60.0),
+        "fc1": nir.Linear(weight=_ints(rng, n, n)), "lif1": _lif(n, tau_steps=4, theta=50.0),
+        "fc2": nir.Linear(weight=_ints(rng, n, n)),
+        "skip": nir.Scale(scale=np.array([2.0, 1, 1, 2, 1, 4])),
+        "sum": nir.IF(r=np.full(n, 1 / DT), v_threshold=np.array([40.0, 20, 40, 10, 40, 20])),
+        "out": nir.Output(output_type={"output": np.array([n])}),
+    }, edges=[("in", "fc0"), ("fc0", "if0"), ("if0", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"),
+              ("fc2", "sum"), ("if0", "skip"), ("skip", "sum"), ("sum", "out")])
+    compiled, want = compare(g, _spikes(rng, 80, n), reset="soft")
+    assert sorted(compiled.ir.predecessors("sum")) == ["if0", "lif1"]
+    assert all(t.any() for t in want.values()), {k: int(t.sum()) for k, t in want.items()}
+    nrn = compiled.ir.layer("sum").neuron
+    assert (nrn.threshold, nrn.reset) == (40.0, "soft")
+    skip = compiled.ir.connection("if0", "sum").kernel     # Scale x threshold fold, diagonal
+    np.testing.assert_array_equal(np.diag(skip), [2, 2, 1, 8, 1, 8])
+
+
+def test_leak_and_r_fold_into_bias_and_weights():
+    """v_leak becomes the voltage bias dt/tau * v_leak and r the weight gain dt/tau * r:
+    a LIF with r = 2 tau/dt and v_leak = 8 sees weights doubled and a bias of 1."""
+    w = np.array([[1.0, -2.0], [3.0, 0.5]])
+    lif = _lif(2, tau_steps=8, theta=5.0, v_leak=8.0, r=np.full(2, 16.0))
+    ir = from_nir(nir.NIRGraph.from_list(nir.Linear(weight=w), lif), dt=DT)
+    np.testing.assert_allclose(ir.connection("input", "lif").kernel, 2 * w.T)
+    np.testing.assert_allclose(ir.layer("lif").bias, [1.0, 1.0])
+
+
+def _graph(*nodes):
+    return nir.NIRGraph.from_list(*nodes, type_check=False)
+
+
+@pytest.mark.parametrize("node, kind, words", [
+    (nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)), "LI", "non-spiking"),
+    (nir.Delay(delay=np.ones(2)), "Delay", "delays"),
+    (nir.Threshold(threshold=np.ones(2)), "Threshold", "threshold"),
+    (nir.I(r=np.ones(2)), "I", "non-spiking"),
+])
+def test_nodes_without_loihi_equivalent_are_refused_by_name_and_type(node, kind, words):
+    g = _graph(nir.Linear(weight=np.ones((2, 2))), node, _if(2))
+    name = type(node).__name__.lower()
+    with pytest.raises(NetworkError, match=f"node '{name}' \\({kind}\\).*{words}"):
+        from_nir(g, dt=DT)
+
+
+def test_conv1d_is_refused():
+    g = _graph(nir.Conv1d(input_shape=4, weight=np.ones((1, 1, 2)), stride=1, padding=0,
+                          dilation=1, groups=1, bias=np.zeros(1)), _if((1, 3)))
+    g.nodes["input"] = nir.Input(input_type={"input": np.array([4])})
+    with pytest.raises(NetworkError, match=r"node 'conv1d' \(Conv1d\)"):
+        from_nir(g, dt=DT)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(v_reset=np.full(2, 0.5)), NetworkError, r"node 'lif' \(LIF\): v_reset=0.5.*only "
+                                                  "v_reset = 0"),
+    (dict(tau=np.array([8 * DT, 4 * DT])), NetworkError, r"node 'lif' \(LIF\): tau varies "
+                                                          r"within the node \(0.004..0.008\)"),
+    (dict(tau=np.full(2, DT)), QuantizationError, r"node 'lif' \(LIF\): tau=0.001 with "
+                                                   r"dt=0.001 needs voltage decay .* = 4096, "
+                                                   "limit 4095"),
+    (dict(v_threshold=np.array([1.0, -1.0])), NetworkError, r"node 'lif' \(LIF\): "
+                                                              "v_threshold=-1; must be > 0"),
+])
+def test_neuron_parameters_without_a_mapping_are_refused(change, error, match):
+    lif = _lif(2)
+    for k, v in change.items():
+        setattr(lif, k, v)
+    with pytest.raises(error, match=match):
+        from_nir(_graph(nir.Linear(weight=np.ones((2, 2))), lif), dt=DT)
+
+
+def test_current_decay_out_of_range_and_bias_into_a_decaying_current_are_refused():
+    def cuba(tau_syn):
+        return nir.CubaLIF(tau_syn=np.full(2, tau_syn), tau_mem=np.full(2, 8 * DT),
+                           r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
+    with pytest.raises(QuantizationError, match=r"node 'cubalif' \(CubaLIF\): tau_syn=10 .*"
+                                                "current decay"):
+        from_nir(_graph(nir.Linear(weight=np.ones((2, 2))), cuba(10.0)), dt=DT)
+    with pytest.raises(NetworkError, match=r"node 'cubalif' \(CubaLIF\): bias of node 'affine'"):
+        from_nir(_graph(nir.Affine(weight=np.ones((2, 2)), bias=np.ones(2)), cuba(4 * DT)),
+                 dt=DT)
+
+
+def test_graph_structure_errors_name_the_node():
+    two_ops = _graph(nir.Linear(weight=np.ones((2, 2))), nir.Linear(weight=np.ones((2, 2))),
+                     _if(2))
+    with pytest.raises(NetworkError, match=r"node 'linear_1' \(Linear\).*after node 'linear'"):
+        from_nir(two_ops, dt=DT)
+    dilated = _graph(nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 2, 2)), stride=1,
+                                padding=0, dilation=2, groups=1, bias=np.zeros(1)),
+                     _if((1, 2, 2)))
+    dilated.nodes["input"] = nir.Input(input_type={"input": np.array([1, 4, 4])})
+    with pytest.raises(NetworkError, match=r"node 'conv2d' \(Conv2d\): dilation=\(2, 2\)"):
+        from_nir(dilated, dt=DT)
+    no_neuron_out = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2, 2))))
+    with pytest.raises(NetworkError, match=r"node 'output' \(Output\) must be fed by one "
+                                           "spiking neuron node"):
+        from_nir(no_neuron_out, dt=DT)
+    with pytest.raises(NetworkError, match="dt=0 must be"):
+        from_nir(no_neuron_out, dt=0)
