@@ -3,12 +3,16 @@ its HDF5 files) imported, compiled and run on the reference simulator, against
 an independent float simulation of the NIR equations (forward Euler, one step
 per connection between neuron nodes, module doc of nxcompile.nir_import); every
 refusal names the node and its type.  No TensorFlow."""
+import re
+from pathlib import Path
+
 import nir
 import numpy as np
 import pytest
 
 from hwmodel.errors import NetworkError
 from mapper.quantize import QuantizationError
+from nxcompile.compiled import load
 from nxcompile.compiler import compile_ir
 from nxcompile.nir_import import from_nir
 
@@ -132,6 +136,11 @@ def compare(graph, spikes, dt=DT, reset="hard", expect_exact=True):
     return compiled, want
 
 
+def _decays(report):
+    """The report's decay section."""
+    return report.split("decays (")[1].split("compile time")[0]
+
+
 def _ints(rng, *shape, top=3):
     """Integer weights in -top..top with one +-127 so that the weight scale maps them
     exactly to Loihi's even 8-bit grid (sigma a power of 2 times 2)."""
@@ -157,12 +166,10 @@ def _if(shape, theta=60.0, r=1.0 / DT):
 
 
 # -- tests ----------------------------------------------------------------------
-def test_chain_matches_the_float_simulation_and_survives_hdf5(tmp_path):
-    """Input -> Affine -> IF -> Linear -> LIF -> Affine -> CubaLIF: integer weights,
-    thresholds and dt/tau of 1/8 and 1/4 map exactly; the file read back gives the
-    same spike trains; decays and the report's decay section."""
-    rng = np.random.default_rng(1)
-    g = nir.NIRGraph(nodes={
+def _chain(rng):
+    """Input -> Affine -> IF -> Linear -> LIF -> Linear -> CubaLIF, integer weights
+    and thresholds, dt/tau of 1/8 and 1/4."""
+    return nir.NIRGraph(nodes={
         "in": nir.Input(input_type={"input": np.array([12])}),
         "fc1": nir.Affine(weight=_ints(rng, 16, 12), bias=rng.integers(-2, 3, 16) * 1.0),
         "if1": _if(16),
@@ -175,6 +182,14 @@ def test_chain_matches_the_float_simulation_and_survives_hdf5(tmp_path):
         "out": nir.Output(output_type={"output": np.array([4])}),
     }, edges=[("in", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "lif2"), ("lif2", "fc3"),
               ("fc3", "cuba"), ("cuba", "out")])
+
+
+def test_chain_matches_the_float_simulation_and_survives_hdf5(tmp_path):
+    """The chain maps exactly (weights, thresholds and decays): its spike trains
+    equal the float simulation's, from the graph read back from its HDF5 file;
+    decays and the report's decay section, also after save and load."""
+    rng = np.random.default_rng(1)
+    g = _chain(rng)
     path = tmp_path / "chain.nir"
     nir.write(path, g)
     spikes = _spikes(rng, 60, 12)
@@ -188,7 +203,26 @@ def test_chain_matches_the_float_simulation_and_survives_hdf5(tmp_path):
     report = compiled.report()
     assert "decays (time constants" in report
     assert "+0.000%" in report
-    assert compiled.num_cores == 4
+    assert compiled.num_cores == 4       # 3 neuron layers and the spike input's core
+    loaded = load(compiled.save(tmp_path / "chain.nxc"))
+    assert loaded.ir.layer("cuba").neuron.tau_u == 4
+    assert _decays(loaded.report()) == _decays(report)
+
+
+def test_lava_equals_the_reference_bit_for_bit():
+    """The chain (IF, LIF, CubaLIF, a bias) on Lava's fixed-point simulator: every
+    layer's spike trains and the output voltages equal the reference simulator's."""
+    rng = np.random.default_rng(4)
+    compiled = compile_ir(from_nir(_chain(rng), dt=DT))
+    x = _spikes(rng, 25, 12)[None]
+    layers = ["if1", "lif2", "cuba"]
+    ref = compiled.run(x, 25, record=layers)
+    got = compiled.run(x, 25, backend="lava", record=layers)
+    assert all(ref.trains[n].any() for n in layers)
+    for name in layers:
+        np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
+    np.testing.assert_array_equal(got.spike_counts, ref.spike_counts)
+    np.testing.assert_array_equal(got.voltages, ref.voltages)
 
 
 def test_rounded_decay_is_reported_with_its_error():
@@ -198,8 +232,7 @@ def test_rounded_decay_is_reported_with_its_error():
     compiled = compile_ir(from_nir(g, dt=DT))
     nrn = compiled.ir.layer("lif").neuron
     assert nrn.decay_v == 1365 and nrn.tau_v == pytest.approx(3)
-    section = compiled.report().split("decays (time constants")[1]
-    line = next(ln for ln in section.splitlines() if ln.startswith("lif "))
+    line = next(ln for ln in _decays(compiled.report()).splitlines() if ln.startswith("lif "))
     assert "1365" in line and "+0.024%" in line and "3.001" in line
 
 
@@ -344,3 +377,15 @@ def test_graph_structure_errors_name_the_node():
         from_nir(no_neuron_out, dt=DT)
     with pytest.raises(NetworkError, match="dt=0 must be"):
         from_nir(no_neuron_out, dt=0)
+
+
+def test_readme_nir_block_runs(tmp_path, monkeypatch, capsys):
+    """The README's NIR example runs as written (in a scratch directory)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from_nir" in b)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["res"].spike_counts.shape == (2, 4)
+    assert scope["res"].layer_counts["lif"].any()
+    assert "decays (" in capsys.readouterr().out
