@@ -15,9 +15,12 @@ folded into that connection, as keras_ir folds Flatten and Add:
   Scale                 into the kernel (per channel for window connections)
 
 Edges that meet sum their inputs: each summand becomes its own connection into
-the neuron layer (one per source layer).  At most one weighted node (Affine,
-Linear, Conv2d, pooling) per path; a path without one is an identity (dense
-diagonal, or a 1x1 depthwise kernel).
+the neuron layer.  Summands from one source layer over several paths are added
+into one connection (the IR has one per pair of layers): dense kernels add,
+window kernels of one geometry add, and a 1x1 kernel (an identity skip) joins a
+size-keeping convolution at its centre tap; other pairs are refused.  At most
+one weighted node (Affine, Linear, Conv2d, pooling) per path; a path without one
+is an identity (dense diagonal, or a 1x1 depthwise kernel).
 
 Time: forward Euler with step dt, and one step of delay per connection between
 neuron layers (as on Loihi), per neuron
@@ -150,6 +153,7 @@ class _Importer:
         self.graph, self.dt, self.reset = graph, dt, reset
         self.ir = NetworkIR()
         self.out: dict[str, list] = {}      # NIR node -> the _Terms of its output
+        self.added = {name: i for i, name in enumerate(graph.nodes)}
 
     # -- the graph -------------------------------------------------------------
     def run(self) -> NetworkIR:
@@ -169,7 +173,7 @@ class _Importer:
         if len(inputs) != 1 or len(outputs) != 1:
             raise NetworkError(f"NIR graph must have one Input and one Output node, has inputs "
                                f"{inputs} and outputs {outputs}")
-        for name in nx.lexicographical_topological_sort(g, key=list(self.graph.nodes).index):
+        for name in nx.lexicographical_topological_sort(g, key=self.added.__getitem__):
             node = self.graph.nodes[name]
             terms = [t for p in g.predecessors(name) for t in self.out[p]]
             if not isinstance(node, nir.Input) and not terms:
@@ -327,13 +331,11 @@ class _Importer:
         bias = leak + sum((gain * t.bias for t in terms if t.bias is not None), np.zeros_like(leak))
         self.ir.add_layer(LayerSpec(name, layer_kind, ir_shape(shape), nrn,
                                     bias[ir_order(shape)] if np.any(bias) else None))
-        seen = set()
+        specs: dict[str, list] = {}
         for t in terms:
-            if t.source in seen:
-                raise NetworkError(f"{who} receives node '{t.source}' over more than one path; "
-                                   "the IR has one connection per pair of neuron layers")
-            seen.add(t.source)
-            self.ir.connect(t.source, name, self._connection(who, t, gain))
+            specs.setdefault(t.source, []).append(self._connection(who, t, gain))
+        for source, found in specs.items():
+            self.ir.connect(source, name, _merge(who, source, found))
         return [_Term(name, shape, shape)]
 
     def _neuron_spec(self, who: str, node, shape: tuple) -> tuple:
@@ -427,6 +429,56 @@ class _Importer:
                               padding=t.padding, pre_padding=t.pre_padding)
 
 
+def _as_conv2d(spec: ConnectionSpec) -> ConnectionSpec:
+    """A window connection as a conv2d (a depthwise kernel spread over all channels)."""
+    if spec.kind == "conv2d":
+        return spec
+    kh, kw, channels, mult = spec.kernel.shape
+    full = np.zeros((kh, kw, channels, channels * mult))
+    for c in range(channels):
+        full[:, :, c, c * mult:(c + 1) * mult] = spec.kernel[:, :, c, :]
+    return replace(spec, kind="conv2d", kernel=full)
+
+
+def _centered(spec: ConnectionSpec, like: ConnectionSpec) -> ConnectionSpec | None:
+    """A 1x1, stride-1, unpadded conv2d `spec` as a kernel of `like`'s shape and
+    geometry (its centre tap), where `like` keeps the size (stride 1, odd kernel,
+    'same' or (k-1)/2 padding on each side); None otherwise."""
+    kh, kw = like.kernel.shape[:2]
+    keeps = like.strides == (1, 1) and kh % 2 == kw % 2 == 1 and (
+        (like.padding == "same" and like.pre_padding == ((0, 0), (0, 0)))
+        or (like.padding == "valid" and like.pre_padding == ((kh // 2,) * 2, (kw // 2,) * 2)))
+    plain = (spec.kernel.shape[:2] == (1, 1) and spec.strides == (1, 1)
+             and spec.pre_padding == ((0, 0), (0, 0)))
+    if not (keeps and plain):
+        return None
+    kernel = np.zeros(like.kernel.shape)
+    kernel[kh // 2, kw // 2] = spec.kernel[0, 0]
+    return replace(like, kernel=kernel)
+
+
+def _merge(who: str, source: str, specs: list) -> ConnectionSpec:
+    """One connection from the summands that reach a layer from one source over
+    several paths (the IR has one connection per pair of layers): dense kernels
+    add; window kernels add where they share a geometry, a 1x1 kernel (e.g. an
+    identity skip) joining a size-keeping convolution at its centre tap."""
+    merged = specs[0]
+    for spec in specs[1:]:
+        if merged.kind == spec.kind == "dense":
+            merged = replace(merged, kernel=merged.kernel + spec.kernel)
+            continue
+        a, b = _as_conv2d(merged), _as_conv2d(spec)
+        if a.kernel.shape != b.kernel.shape:
+            a, b = (a, _centered(b, a)) if _centered(b, a) is not None else (b, _centered(a, b))
+        if b is None or (a.strides, a.padding, a.pre_padding) != (b.strides, b.padding,
+                                                                   b.pre_padding):
+            raise NetworkError(f"{who} receives node '{source}' over paths whose connections "
+                               "cannot be added into one (different windows or strides); the "
+                               "IR has one connection per pair of neuron layers")
+        merged = replace(a, kernel=a.kernel + b.kernel)
+    return merged
+
+
 def from_nir(graph_or_path, dt: float, reset: str = "hard") -> NetworkIR:
     """The validated NetworkIR of a NIR graph (a nir.NIRGraph, or the path of a NIR
     HDF5 file, read with nir.read); compile it with nxcompile.compile_ir.
@@ -445,7 +497,11 @@ def from_nir(graph_or_path, dt: float, reset: str = "hard") -> NetworkIR:
         raise NetworkError(f"reset={reset!r} not one of {RESETS}")
     graph = graph_or_path
     if isinstance(graph_or_path, (str, Path)):
-        graph = nir.read(graph_or_path)
+        try:        # no type check: nir 1.0.8 infers grouped Conv2d inputs wrongly; shapes
+            graph = nir.read(graph_or_path, type_check=False)   # are checked here instead
+        except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
+            raise NetworkError(f"{graph_or_path}: not a readable NIR file ({type(e).__name__}: "
+                               f"{e})") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NetworkError(f"from_nir takes a nir.NIRGraph or a file path, got "
                            f"{type(graph_or_path).__name__}")

@@ -118,11 +118,13 @@ def _to_hwc(x):
     return x if x.ndim == 2 else x.transpose(0, 2, 3, 1)
 
 
-def compare(graph, spikes, dt=DT, reset="hard", expect_exact=True):
-    """Import, compile and run `graph` on the reference simulator; assert every
+def compare(source, spikes, dt=DT, reset="hard", expect_exact=True, graph=None):
+    """Import (from a graph or a file; `graph` is what the float simulation runs,
+    default `source`), compile and run on the reference simulator; assert every
     neuron node's spike train equals the float simulation's; return the compiled
     model and the trains."""
-    ir = from_nir(graph, dt=dt, reset=reset)
+    graph = source if graph is None else graph
+    ir = from_nir(source, dt=dt, reset=reset)
     compiled = compile_ir(ir)
     if expect_exact:
         for name, q in compiled.quantization.items():
@@ -257,10 +259,11 @@ def test_conv_pool_flatten_affine_matches_the_float_simulation(tmp_path):
         "out": nir.Output(output_type={"output": np.array([5])}),
     }, edges=[("in", "c1"), ("c1", "if1"), ("if1", "pool"), ("pool", "if2"), ("if2", "dw"),
               ("dw", "lif3"), ("lif3", "flat"), ("flat", "fc"), ("fc", "if4"), ("if4", "out")],
-        type_check=False)
+        type_check=False)       # nir 1.0.8 infers a grouped Conv2d's input as C_in / groups
     path = tmp_path / "cnn.nir"
     nir.write(path, g)
-    compiled, want = compare(nir.read(path, type_check=False), _spikes(rng, 40, 2, 8, 8))
+    compiled, want = compare(path, _spikes(rng, 40, 2, 8, 8),
+                             graph=nir.read(path, type_check=False))
     assert all(t.any() for t in want.values()), {n: int(t.sum()) for n, t in want.items()}
     kinds = {t: compiled.ir.connection(s, t).kind for s, t in compiled.ir.graph.edges}
     assert kinds == {"if1": "conv2d", "if2": "depthwise_conv2d", "lif3": "depthwise_conv2d",
@@ -292,6 +295,60 @@ def test_residual_graph_sums_where_edges_meet():
     assert (nrn.threshold, nrn.reset) == (40.0, "soft")
     skip = compiled.ir.connection("if0", "sum").kernel     # Scale x threshold fold, diagonal
     np.testing.assert_array_equal(np.diag(skip), [2, 2, 1, 8, 1, 8])
+
+
+def test_spatial_skip_and_average_pooling_match_the_float_simulation():
+    """A (C, H, W) identity edge (the skip a -> b) meets a 'same' Conv2d from the same
+    layer at b: one connection, the identity added at the kernel's centre;
+    AvgPool2d (padding 1, padded zeros count) feeds c."""
+    rng = np.random.default_rng(5)
+    conv = (lambda c_in, c_out: nir.Conv2d(
+        input_shape=(6, 6), weight=_ints(rng, c_out, c_in, 3, 3), stride=1, padding="same",
+        dilation=1, groups=1, bias=np.zeros(c_out)))
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+        "ca": conv(1, 2), "a": _if((2, 6, 6), theta=100.0), "cb": conv(2, 2),
+        "b": _if((2, 6, 6), theta=100.0),
+        "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                              padding=np.array([1, 1])),
+        "c": _if((2, 4, 4), theta=0.5),
+        "out": nir.Output(output_type={"output": np.array([2, 4, 4])}),
+    }, edges=[("in", "ca"), ("ca", "a"), ("a", "cb"), ("cb", "b"), ("a", "b"), ("b", "pool"),
+              ("pool", "c"), ("c", "out")], type_check=False)
+    compiled, want = compare(g, _spikes(rng, 40, 1, 6, 6, p=0.5))
+    assert all(t.any() for t in want.values()), {k: int(t.sum()) for k, t in want.items()}
+    merged = compiled.ir.connection("a", "b")      # the skip at the centre of cb's kernel
+    assert merged.kind == "conv2d" and merged.kernel.shape == (3, 3, 2, 2)
+    np.testing.assert_array_equal(merged.kernel[1, 1] - g.nodes["cb"].weight[:, :, 1, 1].T,
+                                  np.eye(2))
+
+
+def test_paths_from_one_layer_join_into_one_connection_or_are_refused():
+    """Dense: if0 -> Linear -> b and if0 -> b add into one kernel (W.T + I).  Two
+    windows that cannot be added (2x2 stride 2 and 3x3 stride 2 padding 1) are
+    refused naming the layer and the source."""
+    w = np.arange(9.0).reshape(3, 3)
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([3])}),
+        "fc0": nir.Linear(weight=np.eye(3)), "if0": _if(3), "fc": nir.Linear(weight=w),
+        "b": _if(3), "out": nir.Output(output_type={"output": np.array([3])}),
+    }, edges=[("in", "fc0"), ("fc0", "if0"), ("if0", "fc"), ("fc", "b"), ("if0", "b"),
+              ("b", "out")])
+    np.testing.assert_array_equal(from_nir(g, dt=DT).connection("if0", "b").kernel,
+                                  w.T + np.eye(3))
+
+    def conv(k, pad):
+        return nir.Conv2d(input_shape=(6, 6), weight=np.ones((1, 1, k, k)), stride=2,
+                          padding=pad, dilation=1, groups=1, bias=np.zeros(1))
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+        "c2": conv(2, 0), "c3": conv(3, 1), "b": _if((1, 3, 3)),
+        "out": nir.Output(output_type={"output": np.array([1, 3, 3])}),
+    }, edges=[("in", "c2"), ("in", "c3"), ("c2", "b"), ("c3", "b"), ("b", "out")],
+        type_check=False)
+    with pytest.raises(NetworkError, match=r"node 'b' \(IF\) receives node 'in' over paths "
+                                           "whose connections cannot be added"):
+        from_nir(g, dt=DT)
 
 
 def test_leak_and_r_fold_into_bias_and_weights():
@@ -377,6 +434,15 @@ def test_graph_structure_errors_name_the_node():
         from_nir(no_neuron_out, dt=DT)
     with pytest.raises(NetworkError, match="dt=0 must be"):
         from_nir(no_neuron_out, dt=0)
+
+
+def test_a_file_that_is_not_nir_is_refused(tmp_path):
+    bad = tmp_path / "not.nir"
+    bad.write_text("hello")
+    with pytest.raises(NetworkError, match=f"{bad}: not a readable NIR file"):
+        from_nir(bad, dt=DT)
+    with pytest.raises(NetworkError, match="not a readable NIR file"):
+        from_nir(tmp_path / "missing.nir", dt=DT)
 
 
 def test_readme_nir_block_runs(tmp_path, monkeypatch, capsys):
