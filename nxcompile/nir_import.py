@@ -373,7 +373,7 @@ class _Importer:
         return nrn, gain * fold, leak * fold
 
     def _decay(self, who: str, field: str, tau: np.ndarray, voltage: bool) -> tuple:
-        """(dt/tau, the 12-bit decay, tau in time steps or None for no decay) of a
+        """(dt/tau, the 12-bit decay, tau in time steps; None for tau = inf) of a
         time constant that must be uniform over the node."""
         if np.any(tau != tau[0]):
             raise NetworkError(f"{who}: {field} varies within the node ({tau.min():.4g}.."
@@ -383,16 +383,15 @@ class _Importer:
             raise NetworkError(f"{who}: {field}={tau[0]:.4g}; time constants must be > 0")
         rate = 1.0 / steps
         unity = formats.DECAY_UNITY
+        decay = round(unity * rate)
         if voltage:     # v <- v * (4096 - dv) >> 12, dv in 0..4095
-            decay = round(unity * rate)
             if decay > unity - 1:
                 raise QuantizationError(
                     f"{who}: {field}={tau[0]:.4g} with dt={self.dt:.4g} needs voltage decay "
                     f"4096*dt/{field} = {unity * rate:.4g}, limit {unity - 1} "
                     f"({field} >= {self.dt * unity / (unity - 0.5):.6g})")
-            return rate, decay, (steps if decay else None)
+            return rate, decay, (None if math.isinf(steps) else steps)
         # u <- u * (4096 - (du + 1)) >> 12 (Lava's hidden +1), du in 0..4095
-        decay = round(unity * rate)
         if not 1 <= decay <= unity:
             raise QuantizationError(
                 f"{who}: {field}={tau[0]:.4g} with dt={self.dt:.4g} needs current decay "
