@@ -91,6 +91,7 @@ class _Term:
     padding: str = "valid"
     pre_padding: tuple = ((0, 0), (0, 0))
     src_scale: np.ndarray | None = None
+    scaled_by: str = ""            # the Scale node of src_scale, for messages
     out_scale: np.ndarray | None = None
     bias: np.ndarray | None = None
 
@@ -206,7 +207,7 @@ class _Importer:
             self._unweighted(who, terms, "Flatten")
             return [replace(t, shape=(int(np.prod(t.shape)),)) for t in terms]
         if isinstance(node, nir.Scale):
-            return [self._scale(who, t, node.scale) for t in terms]
+            return [self._scale(name, who, t, node.scale) for t in terms]
         if isinstance(node, (nir.Affine, nir.Linear)):
             return self._dense(name, node, terms)
         if isinstance(node, _WINDOWS):
@@ -225,11 +226,11 @@ class _Importer:
                                    "between; one weighted node per connection, Flatten before it")
 
     @staticmethod
-    def _scale(who: str, t: _Term, scale) -> _Term:
+    def _scale(name: str, who: str, t: _Term, scale) -> _Term:
         s = _flat(who, "scale", scale, t.shape)
         if t.op is None:
             src = s if t.src_scale is None else t.src_scale * s
-            return replace(t, src_scale=src)
+            return replace(t, src_scale=src, scaled_by=name)
         out = s if t.out_scale is None else t.out_scale * s
         return replace(t, out_scale=out, bias=None if t.bias is None else t.bias * s)
 
@@ -418,7 +419,8 @@ class _Importer:
         if len(t.src_shape) != 3:
             raise NetworkError(f"{who}: node '{t.node}' needs a (C, H, W) input, '{t.source}' "
                                f"has shape {t.src_shape}")
-        s_c = _per_channel(who, f"the scale before node '{t.node}'", src, t.src_shape)
+        s_c = _per_channel(who, f"the scale of node '{t.scaled_by}' before node '{t.node}'",
+                           src, t.src_shape)
         o_c = _per_channel(who, "the input gain (r, w_in, thresholds, scale)", out, t.shape)
         if t.op == "conv2d":
             kernel = t.kernel * s_c[None, None, :, None] * o_c[None, None, None, :]

@@ -361,6 +361,33 @@ def test_leak_and_r_fold_into_bias_and_weights():
     np.testing.assert_allclose(ir.layer("lif").bias, [1.0, 1.0])
 
 
+def test_scales_fold_into_kernels_and_biases():
+    """A Scale after an Affine scales its rows and its bias; a Scale before a Conv2d
+    scales the kernel's input channels, and one that varies within a channel is
+    refused naming the node."""
+    w, b = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, -1.0])
+    ir = from_nir(nir.NIRGraph.from_list(nir.Affine(weight=w, bias=b),
+                                         nir.Scale(scale=np.array([2.0, 3.0])), _if(2)), dt=DT)
+    np.testing.assert_array_equal(ir.connection("input", "if").kernel, (w * [[2], [3]]).T)
+    np.testing.assert_array_equal(ir.layer("if").bias, [2.0, -3.0])
+
+    def conv_graph(scale):
+        g = nir.NIRGraph.from_list(
+            nir.Scale(scale=scale),
+            nir.Conv2d(input_shape=(3, 3), weight=np.ones((1, 2, 3, 3)), stride=1, padding=0,
+                       dilation=1, groups=1, bias=np.zeros(1)), _if((1, 1, 1)), type_check=False)
+        g.nodes["input"] = nir.Input(input_type={"input": np.array([2, 3, 3])})
+        return g
+    scale = np.stack([np.full((3, 3), 2.0), np.full((3, 3), 5.0)])
+    kernel = from_nir(conv_graph(scale), dt=DT).connection("input", "if").kernel
+    np.testing.assert_array_equal(kernel[:, :, :, 0], np.broadcast_to([2.0, 5.0], (3, 3, 2)))
+    scale[1, 0, 0] = 4.0
+    with pytest.raises(NetworkError, match=r"node 'if' \(IF\): the scale of node 'scale' "
+                                           r"before node 'conv2d' varies within channel 1 "
+                                           r"\(4..5\)"):
+        from_nir(conv_graph(scale), dt=DT)
+
+
 def _graph(*nodes):
     return nir.NIRGraph.from_list(*nodes, type_check=False)
 
