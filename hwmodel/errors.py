@@ -4,8 +4,8 @@ Each stage defines its named errors next to its code, all under NxCompileError
 (and under the built-in they have always been, ValueError or RuntimeError), so
 ``except NxCompileError`` catches every one of them:
 
-NetworkError            a network nxcompile cannot take (IR, Keras model, Nx layer
-                        arguments, run inputs): names the layer or argument
+NetworkError            a network nxcompile cannot take (IR, Keras model, NIR graph,
+                        Nx layer arguments, run inputs): names the layer, node or argument
 PartitionError          partitioner.errors: no valid partition
   CoreLimitError          a layer that no split fits into a core's limits
   PartitionValidationError  partitioner.validate: a partition breaks a limit

@@ -94,3 +94,10 @@ def wrap_current(u: np.ndarray) -> np.ndarray:
 def clip_voltage(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Clip the 24-bit voltage v to +-(2**23 - 1) the way Lava does (into out if given)."""
     return np.clip(v, -STATE_MAX + 1, STATE_MAX - 1, out=out)
+
+
+def decay_time_constant(decay_const: int) -> float:
+    """Forward-Euler time constant, in time steps, of a decay by decay_const/4096
+    per step (x -> x * (4096 - decay_const) / 4096): 4096 / decay_const, inf for
+    0.  The current's effective decay is du + 1 (Lava's hidden +1)."""
+    return DECAY_UNITY / decay_const if decay_const else float("inf")

@@ -24,6 +24,7 @@ _EXPORTS = {
     "compile_ir": "nxcompile.compiler",
     "load": "nxcompile.compiled",
     "convert": "nxcompile.conversion",
+    "from_nir": "nxcompile.nir_import",
 }
 
 __all__ = sorted(_EXPORTS)

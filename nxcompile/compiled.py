@@ -15,7 +15,7 @@ from hwmodel.partition import Partition
 from mapper.checks import check_record
 from nxcompile import serialization
 from nxcompile.ir import NetworkIR
-from partitioner.report import partition_report, save_utilization
+from partitioner.report import format_table, partition_report, save_utilization
 
 # backend name -> the module whose BACKEND (a hwmodel.backend.Backend) runs it;
 # imported on first use (Lava's import takes a second and sets the fork start method).
@@ -95,7 +95,32 @@ class CompiledModel:
                  "w clipped": {n: q[n].weights_clipped for n in names}}
         timing = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
         return partition_report(self.partition, names, {n: self.ir.layer(n).shape for n in names},
-                                extra_columns=extra, footer=[f"compile time: {timing}"])
+                                extra_columns=extra,
+                                footer=[*self._decay_section(), f"compile time: {timing}"])
+
+    def _decay_section(self) -> list:
+        """Report lines for layers whose decays stand for float time constants
+        (NeuronSpec.tau_u, tau_v; the NIR importer sets them): per decay the time
+        constant wanted and the one the 12-bit decay gives, in time steps, and the
+        relative error.  No lines without such layers."""
+        rows = []
+        for name in self.ir.order():
+            nrn = self.ir.layer(name).neuron
+            if nrn.tau_u is None and nrn.tau_v is None:
+                continue
+            row = {"layer": name}
+            for var, tau, decay in (("v", nrn.tau_v, nrn.decay_v), ("u", nrn.tau_u,
+                                                                    nrn.decay_u + 1)):
+                got = formats.decay_time_constant(decay)
+                row[f"d{var}"] = decay - (var == "u")
+                row[f"tau_{var} wanted"] = "" if tau is None else f"{tau:.4g}"
+                row[f"tau_{var} Loihi"] = f"{got:.4g}"
+                row[f"tau_{var} err"] = "" if tau is None else f"{100 * (got - tau) / tau:+.3f}%"
+            rows.append(row)
+        if not rows:
+            return []
+        return ["decays (time constants in time steps: wanted, what the 12-bit decay gives, "
+                "error)", format_table(rows)]
 
     def save(self, path):
         """Write this model to one file (JSON + npz in a zip, no pickle; see

@@ -95,14 +95,15 @@ sys.meta_path.insert(0, Block())
 
 
 @pytest.mark.parametrize("package, blocked", [
-    ("hwmodel", ("keras", "tensorflow", "partitioner", "mapper", "lava")),
-    ("nxcompile.ir", ("keras", "tensorflow", "partitioner", "mapper", "lava")),
-    ("partitioner", ("keras", "tensorflow", "mapper", "lava")),
-    ("mapper", ("keras", "tensorflow", "partitioner")),
+    ("hwmodel", ("keras", "tensorflow", "partitioner", "mapper", "lava", "nir")),
+    ("nxcompile.ir", ("keras", "tensorflow", "partitioner", "mapper", "lava", "nir")),
+    ("partitioner", ("keras", "tensorflow", "mapper", "lava", "nir")),
+    ("mapper", ("keras", "tensorflow", "partitioner", "nir")),
 ])
 def test_each_package_imports_with_the_others_blocked(package, blocked):
     """Every module of the package imports in a fresh interpreter in which Keras,
-    TensorFlow, the front end and the packages it must not use cannot be imported."""
+    TensorFlow, nir (the NIR front end's package), the front end and the packages
+    it must not use cannot be imported."""
     names = sorted(m for m in _modules() if _package(m) == package)
     code = (_BLOCKED.format(blocked=set(blocked)) + "import importlib\n"
             + "".join(f"importlib.import_module({m!r})\n" for m in names) + "print('ok')\n")

@@ -37,7 +37,11 @@ class NeuronSpec:
     decay_u, decay_v: 12-bit decays (decay_u=4095 makes u the input of the
     current step only; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
     integer threshold mantissa that fixes the layer's integer scale.  bias_exp:
-    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.
+    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.  tau_u, tau_v: the
+    float time constants (in time steps) that decay_u and decay_v stand for, set
+    by a front end that starts from them (nxcompile.nir_import) so that the
+    report can show the rounding; None where the decay is given as an integer or
+    there is no decay.
     """
 
     threshold: float = 1.0
@@ -47,6 +51,8 @@ class NeuronSpec:
     vth_mant: int | None = None
     bias_exp: int | None = None
     num_weight_bits: int = 8
+    tau_u: float | None = None
+    tau_v: float | None = None
 
 
 @dataclass
