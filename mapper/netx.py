@@ -24,7 +24,8 @@ grouped convolutions, the latter only where every window has the same weights,
 e.g. 'valid' pooling), hard reset (netx has no reset by subtraction), weight
 exponent 0 (netx keeps 8-bit weights), biases (bias_mant << bias_exp, v units)
 that are multiples of 64 within 13 bits (compile with biasExp=6 for that), and
-padding that netx's symmetric padding reproduces.  The input layer itself is
+padding that netx's symmetric padding reproduces, and no Reshape before a
+spatial layer (netx has none).  The input layer itself is
 not described: its spikes (the frames' spikes in bias input mode) feed
 Network.inp.  Anything else raises NetxExportError naming the layer.
 """
@@ -127,6 +128,16 @@ def _padding(name: str, spec: ConnectionSpec, target_shape: tuple) -> list:
     return pads
 
 
+def _check_no_reshape(name: str, prev: str, spec: ConnectionSpec, source: tuple) -> None:
+    """netx has no reshape: a window connection reads its source's own (C, H, W)
+    layout (and a dense one its flattening), so a Reshape folded into the
+    connection (source_shape other than the source layer's shape) is refused."""
+    if spec.op.source_ndim == 3 and tuple(spec.source_shape) != source:
+        raise NetxExportError(
+            f"layer {name}: reads {prev} {source} reshaped to {tuple(spec.source_shape)}; "
+            f"netx has no reshape (only a flatten before a dense layer)")
+
+
 def _entries(ir: NetworkIR, net: IntNetwork) -> list:
     """The layer/<i> groups, as dicts (module doc)."""
     order = _chain(ir)
@@ -139,6 +150,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
         if spec.op.netx_type not in ("dense", "conv"):
             raise NetxExportError(f"layer {name}: connection kind {spec.kind!r} has no netx "
                                   f"description")
+        _check_no_reshape(name, prev, spec, tuple(ir.layer(prev).shape))
         if spec.op.netx_type == "dense":
             weight = conn.weights.toarray()
             source = tuple(ir.layer(prev).shape)

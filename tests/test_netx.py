@@ -191,3 +191,19 @@ def test_what_netx_cannot_describe_is_refused_by_name(tmp_path):
     ir.connect("skip", "out", ConnectionSpec("dense", (5,), kernel=np.ones((5, 5))))
     _refused(ir, r"layer skip: netx describes a chain of layers, but skip is fed by \['inp'\] "
                  r"and inp feeds \['out', 'skip'\]", tmp_path)
+
+
+def test_reshape_before_a_spatial_layer_is_refused(tmp_path):
+    """netx has no reshape: (4,5,3) -> Reshape((5,4,3)) -> 1x1 conv stride 3 was
+    written as a conv over the unreshaped (4,5,3) input and ran with wrong spikes."""
+    rng = np.random.default_rng(2)
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (4, 5, 3)))
+    ir.add_layer(LayerSpec("conv", "conv2d", (2, 2, 2), neuron=NeuronSpec(bias_exp=6)))
+    ir.connect("inp", "conv", ConnectionSpec("conv2d", (5, 4, 3), strides=(3, 3),
+                                             kernel=rng.normal(0.3, 0.3, (1, 1, 3, 2))))
+    _refused(ir, r"layer conv: reads inp \(4, 5, 3\) reshaped to \(5, 4, 3\); netx has no "
+                 r"reshape", tmp_path)
+    ir.connection("inp", "conv").source_shape = (4, 5, 3)     # the same conv without the reshape
+    net, _ = quantize_network(ir)
+    assert export_netx(ir, net, tmp_path / "ok.h5").exists()
