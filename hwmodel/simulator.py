@@ -7,6 +7,8 @@ Per step t, for every layer in topological order:
   u <- decay(u, du + 1) + (a_in << 6), wrapped to 24 bit
   v <- decay(v, dv) + u + (bias_mant << bias_exp), clipped to 24 bit
   s <- v > (vth << 6);  hard reset: v <- 0;  soft reset: v <- v - (vth << 6)
+with u and v zeroed first at the steps of a layer's periodic reset (Lava's
+LIFReset: step t + 1 with (t + 1) % reset_interval == reset_offset).
 All samples of a batch run at once, as independent networks.
 """
 from __future__ import annotations
@@ -37,6 +39,13 @@ class _LayerState:
         bias = np.asarray(bias_mant, np.int64)
         self.bias = np.left_shift(bias.T if bias.ndim == 2 else bias[:, None], layer.bias_exp)
         self.vth = np.int64(layer.vth) << formats.THRESHOLD_SHIFT
+
+    def reset_if_due(self, t: int) -> None:
+        """The periodic reset (IntLayer.reset_interval) before step t (from 0)."""
+        lay = self.layer
+        if lay.reset_interval and (t + 1) % lay.reset_interval == lay.reset_offset:
+            self.u[:] = 0
+            self.v[:] = 0
 
     def step(self, a_in: np.ndarray | None) -> np.ndarray:
         """One time step with synaptic input a_in (n, batch), None for none."""
@@ -115,6 +124,7 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
             a_in[target] = a if a_in[target] is None else a_in[target] + a
         for name in net.layers:
             if name in states:
+                states[name].reset_if_due(t)
                 spikes[name] = states[name].step(a_in[name])
             else:
                 spikes[name] = np.ascontiguousarray(x_spikes[:, t].T)

@@ -2,7 +2,8 @@
 
 Every core becomes one neuron process holding exactly that core's neurons (in
 the order of Core.neurons, flat HWC indices of its layer): lava LIF (hard
-reset), the two-compartment SoftResetLIF, or, for a spike-mode input layer, a
+reset; LIFReset with a periodic reset), the two-compartment SoftResetLIF, or,
+for a spike-mode input layer, a
 RingBuffer replaying the sample's spikes.  Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
 with the connection's weight_exp, bit width and sign mode.  Sparse is exact
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from lava.magma.compiler.compiler_graphs import find_processes
 from lava.proc.io.source import RingBuffer
-from lava.proc.lif.process import LIF
+from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import SignMode
 
@@ -49,10 +50,15 @@ class LavaNetwork:
 
 
 def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
-    kind = SoftResetLIF if layer.reset == "soft" else LIF
+    """LIF, SoftResetLIF, or LIFReset for a periodic reset (hard reset only:
+    mapper.checks)."""
+    kind, periodic = SoftResetLIF if layer.reset == "soft" else LIF, {}
+    if layer.reset_interval:
+        kind, periodic = LIFReset, dict(reset_interval=layer.reset_interval,
+                                        reset_offset=layer.reset_offset)
     return kind(shape=(len(core.neurons),), vth=layer.vth, du=layer.du, dv=layer.dv,
                 bias_mant=bias_mant[core.neurons], bias_exp=layer.bias_exp,
-                name=f"{layer.name}/core{core.index}")
+                name=f"{layer.name}/core{core.index}", **periodic)
 
 
 def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int) -> RingBuffer:

@@ -24,6 +24,8 @@ _EXPORTS = {
     "compile_ir": "nxcompile.compiler",
     "load": "nxcompile.compiled",
     "convert": "nxcompile.conversion",
+    "from_netx": "nxcompile.netx_import",
+    "netx_to_ir": "nxcompile.netx_import",
 }
 
 __all__ = sorted(_EXPORTS)

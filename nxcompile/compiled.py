@@ -147,7 +147,7 @@ class CompiledModel:
             if bad.size:
                 raise NetworkError(f"layer {inp.name}: spike input holds {bad[0]}; spikes are 0 "
                                    f"or 1")
-        else:
+        elif inp.input_mode == "bias":     # bias_mant: IntLayer.input_bias checks the mantissas
             bad = x[~((x >= 0) & (x <= 1))]         # NaN included
             if bad.size:
                 raise NetworkError(f"layer {inp.name}: input value {bad[0]:.4g} outside [0, 1]; "

@@ -37,7 +37,9 @@ class NeuronSpec:
     decay_u, decay_v: 12-bit decays (decay_u=4095 makes u the input of the
     current step only; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
     integer threshold mantissa that fixes the layer's integer scale.  bias_exp:
-    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.
+    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.  reset_interval,
+    reset_offset: a periodic reset of u and v at the time steps t (from 1) with
+    t % reset_interval == reset_offset, as Lava's LIFReset (0: never; hard reset only).
     """
 
     threshold: float = 1.0
@@ -47,6 +49,8 @@ class NeuronSpec:
     vth_mant: int | None = None
     bias_exp: int | None = None
     num_weight_bits: int = 8
+    reset_interval: int = 0
+    reset_offset: int = 0
 
 
 @dataclass
@@ -55,7 +59,8 @@ class LayerSpec:
     layer that owns the neurons, e.g. 'conv2d'; single connections into it may
     be of other kinds), output shape (HWC or (n,)), bias (float, per output channel or
     None) and neuron parameters.  For an input layer, input_mode is 'bias'
-    (frames as constant currents) or 'spikes'."""
+    (frames as constant currents), 'spikes' or 'bias_mant' (frames are the
+    integer bias mantissas of the input neurons; needs vth_mant and bias_exp)."""
 
     name: str
     kind: str
