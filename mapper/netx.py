@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 
@@ -177,17 +176,4 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
 def export_netx(ir: NetworkIR, net: IntNetwork, path) -> Path:
     """Write the network as a netx HDF5 description (module doc); returns the
     path.  Raises NetxExportError (before writing anything) if it does not fit."""
-    entries = _entries(ir, net)
-    path = Path(path)
-    with h5py.File(path, "w") as f:
-        layers = f.create_group("layer")
-        for i, entry in enumerate(entries):
-            group = layers.create_group(str(i))
-            for key, value in entry.items():
-                if key == "neuron":
-                    neuron = group.create_group("neuron")
-                    for k, v in value.items():
-                        fmt.write(neuron, k, v)
-                else:
-                    fmt.write(group, key, value)
-    return path
+    return fmt.write_file(path, _entries(ir, net))

@@ -16,6 +16,8 @@ not used.  A block without a neuron group gets DEFAULT_NEURON.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 
@@ -53,6 +55,23 @@ def write(group: h5py.Group, key: str, value) -> None:
         group.create_dataset(key, (1,), f"S{len(value)}", [value.encode("ascii")])
     else:
         group.create_dataset(key, data=np.asarray(value))
+
+
+def write_file(path, blocks: list) -> Path:
+    """A netx file of `blocks`: dicts of entries, 'neuron' a dict of its own."""
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layer")
+        for i, block in enumerate(blocks):
+            group = layers.create_group(str(i))
+            for key, value in block.items():
+                if key == "neuron":
+                    neuron = group.create_group("neuron")
+                    for k, v in value.items():
+                        write(neuron, k, v)
+                else:
+                    write(group, key, value)
+    return path
 
 
 def chw(shape_hwc: tuple) -> list:

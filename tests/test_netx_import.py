@@ -5,7 +5,6 @@ through the exporter, and what is refused by name."""
 import importlib.metadata
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -14,9 +13,9 @@ from hwmodel.simulator import simulate
 from mapper import netx_format as fmt
 from mapper.netx import export_netx
 from mapper.quantize import quantize_network
+from nxcompile.compiled import load
 from nxcompile.ir import connection_matrix
 from nxcompile.netx_import import check_exact, from_netx, netx_to_ir
-from tests.helpers import assert_same_run
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,7 @@ def _train(train: np.ndarray, shape: tuple) -> np.ndarray:
 
 # -- lava-dl's own networks -----------------------------------------------------------
 
-def test_tinynet_reproduces_lava_dl_ground_truth_and_runs_on_lava(lava_dl):
+def test_tinynet_reproduces_lava_dl_ground_truth_and_runs_on_lava(lava_dl, tmp_path):
     """lava-dl's test_tinynet: input bias mantissas from gts, u and v of block i
     reset every 17 steps (io.reset.Reset(17, offset=i-1), which is
     hdf5.Network(reset_interval=17)), output spikes of steps 2..16 against the
@@ -66,6 +65,12 @@ def test_tinynet_reproduces_lava_dl_ground_truth_and_runs_on_lava(lava_dl):
     for name in layers:
         np.testing.assert_array_equal(lava.trains[name], ref.trains[name], err_msg=name)
     np.testing.assert_array_equal(lava.voltages, ref.voltages)
+    compiled.save(tmp_path / "tiny.nxc")           # the reset schedule and input mode are kept
+    again = load(tmp_path / "tiny.nxc").run(x, steps, record=layers)
+    for name in layers:
+        np.testing.assert_array_equal(again.trains[name], ref.trains[name], err_msg=name)
+    no_reset = from_netx(lava_dl / "tiny.net").run(x, steps, record=["conv2"])
+    assert not np.array_equal(no_reset.trains["conv2"], ref.trains["conv2"])
 
 
 def test_pilotnet_lif_reproduces_lava_dl_ground_truth(lava_dl):
@@ -136,22 +141,6 @@ def test_what_loihi1_cannot_run_is_refused_by_name(lava_dl):
 
 # -- files written here in netx's format ----------------------------------------------
 
-def _write_netx(path, blocks) -> Path:
-    """A netx file of `blocks` (dicts of entries; 'neuron' a dict)."""
-    with h5py.File(path, "w") as f:
-        layers = f.create_group("layer")
-        for i, block in enumerate(blocks):
-            g = layers.create_group(str(i))
-            for key, value in block.items():
-                if key == "neuron":
-                    nrn = g.create_group("neuron")
-                    for k, v in value.items():
-                        fmt.write(nrn, k, v)
-                else:
-                    fmt.write(g, key, value)
-    return Path(path)
-
-
 NEURON = fmt.neuron_entry(vth=40, du=1023, dv=300)
 
 
@@ -180,7 +169,7 @@ def test_geometry_runs_as_netx_builds_it_on_lava(tmp_path):
     way netx builds them (tests.test_netx.read_netx)."""
     from tests.test_netx import _to_hwc, run_netx_file
     rng = np.random.default_rng(4)
-    path = _write_netx(tmp_path / "geometry.net", _geometry_blocks(rng))
+    path = fmt.write_file(tmp_path / "geometry.net", _geometry_blocks(rng))
     ir = netx_to_ir(path)
     assert [ir.layer(n).kind for n in ir.order()] == ["input", "conv2d", "depthwise_conv2d",
                                                       "dense"]
@@ -201,7 +190,7 @@ def test_geometry_runs_as_netx_builds_it_on_lava(tmp_path):
 def test_pool_block_is_sum_pooling_per_channel(tmp_path):
     """slayer's pool block (one weight per window tap, shared by all channels;
     netx 0.6 does not build it) becomes a depthwise convolution."""
-    path = _write_netx(tmp_path / "pool.net", [
+    path = fmt.write_file(tmp_path / "pool.net", [
         {"type": "input", "shape": [3, 4, 4]},
         {"type": "pool", "shape": [3, 2, 2], "weight": np.full((1, 1, 2, 2), 6),
          "kernelSize": [2, 2], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1],
@@ -241,7 +230,7 @@ def test_export_then_import_gives_the_same_integers(tmp_path):
 
 
 def _refused(tmp_path, blocks, match):
-    path = _write_netx(tmp_path / "bad.net", blocks)
+    path = fmt.write_file(tmp_path / "bad.net", blocks)
     with pytest.raises(NetworkError, match=match):
         from_netx(path)
 
