@@ -159,7 +159,8 @@ class CompiledModel:
         batched simulator), 'lava' (Lava's fixed-point CPU simulator) or 'loihi'
         (a Loihi 2 board through Intel's lava-loihi; mapper.loihi).
 
-        x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
+        x: (batch, *input_shape) frames in [0, 1] (bias input mode), integer
+        bias mantissas (bias_mant mode, e.g. a netx import) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
         sample without the batch axis is accepted.  record: a layer name or
         layer names whose spike trains to return.

@@ -3,6 +3,7 @@ wheel, installed by the Makefile; these tests skip when it is absent), files
 written here in netx's format and run the way netx builds them, the round trip
 through the exporter, and what is refused by name."""
 import importlib.metadata
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,20 @@ def test_what_loihi1_cannot_run_is_refused_by_name(lava_dl):
     with pytest.raises(NetworkError, match=r"network.net, layer/0 \(input\): neuron type SDNN "
                        r"\(sigma-delta neurons with graded spikes\) needs Loihi 2"):
         netx_to_ir(lava_dl / "gts/pilotnet_sdnn/network.net")
+
+
+def test_readme_netx_block_runs(lava_dl, capsys):
+    """The README's netx import example runs as written and its Lava spikes are
+    the reference simulator's."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from_netx" in b)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    res, compiled = scope["res"], scope["compiled"]
+    assert int(res.trains["conv2"].sum()) == 117
+    ref = compiled.run(scope["bias"], num_steps=20, record="conv2")
+    np.testing.assert_array_equal(res.trains["conv2"], ref.trains["conv2"])
+    assert "total: 3 cores" in capsys.readouterr().out
 
 
 # -- files written here in netx's format ----------------------------------------------
