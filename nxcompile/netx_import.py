@@ -127,6 +127,9 @@ class _Reader:
     def add(self, name: str, kind: str, shape: tuple, group, where: str, source: str,
             conn: ConnectionSpec, bias: np.ndarray | None) -> None:
         lo, hi = -formats.BIAS_MANT_MAX - 1, formats.BIAS_MANT_MAX
+        if bias is not None and bias.size not in (1, shape[-1], int(np.prod(shape))):
+            raise NetworkError(f"{where}: {bias.size} biases for output shape {shape}; netx "
+                               f"takes one, one per channel or one per neuron")
         if bias is not None and bias.size and (bias.min() < lo or bias.max() > hi):
             bad = bias.min() if bias.min() < lo else bias.max()
             raise NetworkError(f"{where}: bias {bad} outside the {formats.BIAS_MANT_BITS}-bit "
@@ -193,7 +196,10 @@ class _Reader:
         weight = group["weight"][()].astype(int)
         channels = shape[2]
         if kind == fmt.POOL:       # one kernel (kH, kW) for every channel, sum pooling
-            tap = weight.reshape(weight.shape[-2:]) if weight.ndim >= 2 else weight
+            if weight.ndim < 2 or weight.size != np.prod(weight.shape[-2:]):
+                raise NetworkError(f"{where}: pool weight of shape {weight.shape}; slayer's "
+                                   f"pool has one (1, 1, kH, kW) kernel for all channels")
+            tap = weight.reshape(weight.shape[-2:])
             weight, groups = np.broadcast_to(tap, (channels, 1, *tap.shape)), channels
         else:
             weight = weight.reshape(weight.shape[:4])

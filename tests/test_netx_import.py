@@ -279,6 +279,11 @@ def test_bad_files_are_refused_by_name(tmp_path):
     _refused(tmp_path, [inp, {**conv, "weight": np.full((2, 2, 3, 3), 3)
                               * np.array([1, -1])[:, None, None, None]}],
              r"layer conv1: weight 3 from input0 becomes 4 \(weight exponent 0, mixed sign")
+    _refused(tmp_path, [inp, {**conv, "bias": [1, 2, 3]}],
+             r"layer/1 \(conv\): 3 biases for output shape \(2, 2, 2\)")
+    _refused(tmp_path, [inp, {"type": "pool", "shape": [2, 2, 2], "weight": np.ones((2, 1, 3, 3)),
+                              "stride": [1, 1], "padding": [0, 0], "neuron": NEURON}],
+             r"layer/1 \(pool\): pool weight of shape \(2, 1, 3, 3\)")
     _refused(tmp_path, [inp, {**conv, "bias": [5000, 0]}],
              r"bad.net, layer/1 \(conv\): bias 5000 outside the 13-bit bias mantissa "
              r"-4096..4095")
