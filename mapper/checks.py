@@ -32,6 +32,12 @@ def check_layer(layer: IntLayer) -> None:
                  formats.BIAS_MANT_MAX)
     if layer.reset not in RESET_MODES:
         raise NetworkError(f"{where} reset={layer.reset!r} not one of {RESET_MODES}")
+    _check_range(f"{where} reset_interval", layer.reset_interval, 0, np.iinfo(np.int32).max)
+    if layer.reset_interval:
+        _check_range(f"{where} reset_offset", layer.reset_offset, 0, layer.reset_interval - 1)
+        if layer.reset == "soft":
+            raise NetworkError(f"{where} a periodic reset (reset_interval="
+                               f"{layer.reset_interval}) needs reset 'hard' (lava's LIFReset)")
     if np.asarray(layer.bias_mant).dtype.kind not in "iu":
         raise NetworkError(f"{where} bias_mant has dtype {np.asarray(layer.bias_mant).dtype}; "
                            f"it holds integers")

@@ -2,8 +2,8 @@
 
 Every core becomes one neuron process holding exactly that core's neurons (in
 the order of Core.neurons, flat HWC indices of its layer): lava LIF (hard
-reset), the two-compartment SoftResetLIF, or, for a spike-mode input layer, a
-RingBuffer replaying the samples' spikes.
+reset; LIFReset with a periodic reset), the two-compartment SoftResetLIF, or,
+for a spike-mode input layer, a RingBuffer replaying the samples' spikes.
 
 A batch runs in `rounds` one after another, `lanes` samples side by side in
 each round: with lanes > 1 every process holds its core's neurons once per
@@ -13,7 +13,10 @@ start_round() resets what a sample leaves behind (u and v of every neuron, the
 synaptic input in flight in every Sparse, the sinks' counts) and writes the
 next round's input biases, as a host resets a Loihi between samples; spike
 inputs play all rounds from one RingBuffer.  Every sample's result is that of a
-network of its own (tests/test_lava_backend.py).  Every IntConnection becomes one
+network of its own (tests/test_lava_backend.py); a periodic reset counts the
+steps of the whole run (LIFReset's time step), so rounds share a network only
+where every reset interval divides the steps of a round (mapper.lava_run).
+Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
 with the connection's weight_exp, bit width and sign mode.  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
@@ -30,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from lava.magma.compiler.compiler_graphs import find_processes
 from lava.proc.io.source import RingBuffer
-from lava.proc.lif.process import LIF
+from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import SignMode
 
@@ -86,11 +89,16 @@ class LavaNetwork:
 
 
 def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
-    """bias_mant: (lanes * len(core.neurons),) mantissas of the core's lanes."""
-    kind = SoftResetLIF if layer.reset == "soft" else LIF
+    """LIF, SoftResetLIF, or LIFReset for a periodic reset (hard reset only:
+    mapper.checks); bias_mant: (lanes * len(core.neurons),) mantissas of the
+    core's lanes."""
+    kind, periodic = SoftResetLIF if layer.reset == "soft" else LIF, {}
+    if layer.reset_interval:
+        kind, periodic = LIFReset, dict(reset_interval=layer.reset_interval,
+                                        reset_offset=layer.reset_offset)
     return kind(shape=(len(bias_mant),), vth=layer.vth, du=layer.du, dv=layer.dv,
                 bias_mant=bias_mant, bias_exp=layer.bias_exp,
-                name=f"{layer.name}/core{core.index}")
+                name=f"{layer.name}/core{core.index}", **periodic)
 
 
 def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int,

@@ -215,13 +215,14 @@ def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None 
 
 
 def _read_round(lnet: LavaNetwork, cores: list, output_layer: str, r: int, batch: int,
-                out: RunOutput) -> None:
+                offset: int, out: RunOutput) -> None:
     """Counts (of sinks that record no train) and the output cores' voltages
-    of round r, for the samples of that round that are in the batch."""
+    of round r, for the samples of that round that are in lnet's batch of
+    `batch` samples, which are samples offset.. of `out`."""
     first = r * lnet.lanes
     lanes = min(lnet.lanes, batch - first)
     for core in cores:
-        rows = slice(first, first + lanes)
+        rows = slice(offset + first, offset + first + lanes)
         if core.layer not in out.trains:
             counts = np.asarray(lnet.sinks[core.index].counts.get()).reshape(lnet.lanes, -1)
             out.counts[core.layer][rows, core.neurons] = counts[:lanes]
@@ -230,17 +231,19 @@ def _read_round(lnet: LavaNetwork, cores: list, output_layer: str, r: int, batch
             out.voltages[core.layer][rows, core.neurons] = v[:lanes]
 
 
-def _read_trains(lnet: LavaNetwork, cores: list, num_steps: int, batch: int,
+def _read_trains(lnet: LavaNetwork, cores: list, num_steps: int, batch: int, offset: int,
                  out: RunOutput) -> None:
-    """Spike trains (and counts) of the recorded cores, all rounds at once."""
+    """Spike trains (and counts) of the recorded cores, all rounds at once, of
+    lnet's batch of `batch` samples (samples offset.. of `out`)."""
     for core in cores:
         if core.layer not in out.trains:
             continue
         train = unpack_train(lnet.sinks[core.index].train.get(), lnet.rounds * num_steps)
         train = train.reshape(lnet.rounds, num_steps, lnet.lanes, len(core.neurons))
         train = train.transpose(0, 2, 1, 3).reshape(-1, num_steps, len(core.neurons))[:batch]
-        out.trains[core.layer][:, :, core.neurons] = train
-        out.counts[core.layer][:, core.neurons] = train.sum(axis=1)
+        rows = slice(offset, offset + batch)
+        out.trains[core.layer][rows, :, core.neurons] = train
+        out.counts[core.layer][rows, core.neurons] = train.sum(axis=1)
 
 
 def default_lanes(net: IntNetwork, batch: int) -> int:
@@ -276,21 +279,28 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
         trains={name: np.zeros((batch, num_steps, net.layers[name].n), bool) for name in record},
         voltages={net.output_layer: np.zeros((batch, net.layers[net.output_layer].n), np.int64)})
     core_by_index = {c.index: c for c in partition.cores}
-    lnet = build_lava_network(net, partition, x, num_steps, record, lanes=lanes)
-    bar = Progress(batch * len(lnet.components), f"Lava, {num_steps} steps", unit="samples")
-    done = 0
-    for component in lnet.components:
-        cores = [core_by_index[i] for i in component]
-        with lava_session(lnet.sinks[component[0]], run_cfg) as advance:
-            for r in range(lnet.rounds):
-                if r:
-                    lnet.start_round(r, component)
-                advance(num_steps)
-                _read_round(lnet, cores, net.output_layer, r, batch, out)
-                done += min(lanes, batch - r * lanes)
-                bar.update(done)
-            _read_trains(lnet, cores, num_steps, batch, out)
+    # LIFReset counts the steps of the whole run: rounds share a network only
+    # where every periodic reset falls at the same step of each round
+    share = all(num_steps % layer.reset_interval == 0
+                for layer in net.layers.values() if layer.reset_interval)
+    group = batch if share else lanes            # samples per Lava network
+    bar, done = None, 0
+    for first in range(0, batch, group):
+        samples = x[first:first + group]
+        lnet = build_lava_network(net, partition, samples, num_steps, record, lanes=lanes)
+        bar = bar or Progress(batch * len(lnet.components), f"Lava, {num_steps} steps",
+                              unit="sample runs")     # one per sample and connected graph
+        for component in lnet.components:
+            cores = [core_by_index[i] for i in component]
+            with lava_session(lnet.sinks[component[0]], run_cfg) as advance:
+                for r in range(lnet.rounds):
+                    if r:
+                        lnet.start_round(r, component)
+                    advance(num_steps)
+                    _read_round(lnet, cores, net.output_layer, r, len(samples), first, out)
+                    done += min(lanes, len(samples) - r * lanes)
+                    bar.update(done)
+                _read_trains(lnet, cores, num_steps, len(samples), first, out)
     return out
-
 
 BACKEND = Backend("lava", run_lava)

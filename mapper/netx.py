@@ -4,7 +4,9 @@ lava-dl's netx (lava/lib/dl/netx/hdf5.py, lava-dl 0.6) builds a chain of Lava
 blocks from groups layer/0 .. layer/N-1 of an HDF5 file.  What is written here,
 and how netx reads it:
 
-  type      'input' (shape only: netx takes these spikes at Network.inp),
+  type      'input' (shape only: netx takes these spikes at Network.inp; with a
+            neuron group for an input layer in bias_mant mode: netx's input
+            block, whose bias mantissas the caller sets),
             'flatten' (the next dense layer reads its input in (C, H, W) order),
             'dense' or 'conv'
   shape     (C, H, W) of a spatial layer (netx reverses it to Lava's (W, H, C)), (n,)
@@ -24,41 +26,28 @@ grouped convolutions, the latter only where every window has the same weights,
 e.g. 'valid' pooling), hard reset (netx has no reset by subtraction), weight
 exponent 0 (netx keeps 8-bit weights), biases (bias_mant << bias_exp, v units)
 that are multiples of 64 within 13 bits (compile with biasExp=6 for that), and
-padding that netx's symmetric padding reproduces.  The input layer itself is
-not described: its spikes (the frames' spikes in bias input mode) feed
+padding that netx's symmetric padding reproduces, and no Reshape before a
+spatial layer (netx has none), no periodic reset (netx sets one for the whole
+network: hdf5.Network(reset_interval=...)).  An input layer in bias or spike
+mode is not described: its spikes (the frames' spikes in bias input mode) feed
 Network.inp.  Anything else raises NetxExportError naming the layer.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 
 from hwmodel import formats
 from hwmodel.errors import NxCompileError
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from mapper import netx_format as fmt
 from nxcompile.ir import ConnectionSpec, NetworkIR
-
-NETX_BIAS_EXP = 6      # netx gives every CUBA neuron bias_exp 6
-REF_DELAY = 1          # written for lava-dl's CUBA description; netx's LIF has no refractory period
 
 
 class NetxExportError(NxCompileError, ValueError):
     """The network does not fit lava-dl's netx format."""
-
-
-def _chw(shape: tuple) -> list:
-    """(H, W, C) -> [C, H, W]; a 1-D shape as it is."""
-    return [shape[2], shape[0], shape[1]] if len(shape) == 3 else list(shape)
-
-
-def _write(group: h5py.Group, key: str, value) -> None:
-    if isinstance(value, str):
-        group.create_dataset(key, (1,), f"S{len(value)}", [value.encode("ascii")])
-    else:
-        group.create_dataset(key, data=np.asarray(value))
 
 
 def _chain(ir: NetworkIR) -> list:
@@ -72,11 +61,17 @@ def _chain(ir: NetworkIR) -> list:
     return order
 
 
-def _check_neurons(layer: IntLayer, conn: IntConnection) -> None:
+def _check_neurons(layer: IntLayer, conn: IntConnection | None) -> None:
+    """NetxExportError for what netx's LIF (hard reset, bias_exp 6, 8-bit
+    weights without exponent, no reset schedule in the file) cannot hold."""
+    if layer.reset_interval:
+        raise NetxExportError(f"layer {layer.name}: periodic reset every {layer.reset_interval} "
+                              f"steps; a netx file has none (hdf5.Network(reset_interval=...) "
+                              f"sets one for all layers)")
     if layer.reset != "hard":
         raise NetxExportError(f"layer {layer.name}: reset {layer.reset!r}; netx's LIF resets to 0 "
                               f"(compile with resetMode='hard' to export)")
-    if conn.weight_exp != 0:
+    if conn is not None and conn.weight_exp != 0:
         raise NetxExportError(f"layer {layer.name}: weight exponent {conn.weight_exp}; netx "
                               f"describes 8-bit weights without an exponent")
 
@@ -86,7 +81,7 @@ def _bias(layer: IntLayer) -> np.ndarray | None:
     bias_v = np.asarray(layer.bias_mant, np.int64) << layer.bias_exp
     if not bias_v.any():
         return None
-    mant, rest = np.divmod(bias_v, 1 << NETX_BIAS_EXP)
+    mant, rest = np.divmod(bias_v, 1 << fmt.BIAS_EXP)
     bad = bias_v[(rest != 0) | (mant < -formats.BIAS_MANT_MAX - 1) | (mant > formats.BIAS_MANT_MAX)]
     if bad.size:
         raise NetxExportError(
@@ -127,36 +122,53 @@ def _padding(name: str, spec: ConnectionSpec, target_shape: tuple) -> list:
     return pads
 
 
+def _check_no_reshape(name: str, prev: str, spec: ConnectionSpec, source: tuple) -> None:
+    """netx has no reshape: a window connection reads its source's own (C, H, W)
+    layout (and a dense one its flattening), so a Reshape folded into the
+    connection (source_shape other than the source layer's shape) is refused."""
+    if spec.op.source_ndim == 3 and tuple(spec.source_shape) != source:
+        raise NetxExportError(
+            f"layer {name}: reads {prev} {source} reshaped to {tuple(spec.source_shape)}; "
+            f"netx has no reshape (only a flatten before a dense layer)")
+
+
 def _entries(ir: NetworkIR, net: IntNetwork) -> list:
     """The layer/<i> groups, as dicts (module doc)."""
     order = _chain(ir)
     conns = {(c.source, c.target): c for c in net.connections}
-    entries = [{"type": "input", "shape": _chw(ir.layer(order[0]).shape)}]
+    entries = [{"type": fmt.INPUT, "shape": fmt.chw(ir.layer(order[0]).shape)}]
+    inp = net.layers[order[0]]
+    if inp.input_mode == "bias_mant":
+        _check_neurons(inp, None)
+        if inp.bias_exp != fmt.BIAS_EXP:
+            raise NetxExportError(f"layer {inp.name}: bias_exp {inp.bias_exp}; netx's input "
+                                  f"block has bias_exp {fmt.BIAS_EXP}")
+        entries[0]["neuron"] = fmt.neuron_entry(inp.vth, inp.du, inp.dv)
     for prev, name in zip(order, order[1:]):
         spec, layer, conn = ir.connection(prev, name), net.layers[name], conns[prev, name]
         _check_neurons(layer, conn)
         target = tuple(ir.layer(name).shape)
-        if spec.op.netx_type not in ("dense", "conv"):
+        if spec.op.netx_type not in (fmt.DENSE, fmt.CONV):
             raise NetxExportError(f"layer {name}: connection kind {spec.kind!r} has no netx "
                                   f"description")
-        if spec.op.netx_type == "dense":
+        _check_no_reshape(name, prev, spec, tuple(ir.layer(prev).shape))
+        if spec.op.netx_type == fmt.DENSE:
             weight = conn.weights.toarray()
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
-                entries.append({"type": "flatten"})
+                entries.append({"type": fmt.FLATTEN})
                 hwc = np.arange(int(np.prod(source))).reshape(source)
                 weight = weight[:, hwc.transpose(2, 0, 1).ravel()]
-            entry = {"type": "dense", "shape": [layer.n], "weight": weight}
+            entry = {"type": fmt.DENSE, "shape": [layer.n], "weight": weight}
         else:
             weight, groups = _window_weight(name, spec, target, conn.weights)
-            entry = {"type": "conv", "shape": _chw(target), "weight": weight,
+            entry = {"type": fmt.CONV, "shape": fmt.chw(target), "weight": weight,
                      "stride": list(spec.strides), "padding": _padding(name, spec, target),
                      "dilation": [1, 1], "groups": groups}
         bias = _bias(layer)
         if bias is not None:
             entry["bias"] = bias if len(target) == 1 else bias.reshape(target).transpose(1, 0, 2)
-        entry["neuron"] = {"type": "CUBA", "iDecay": layer.du + 1, "vDecay": layer.dv,
-                           "vThMant": layer.vth, "refDelay": REF_DELAY}
+        entry["neuron"] = fmt.neuron_entry(layer.vth, layer.du, layer.dv)
         entries.append(entry)
     return entries
 
@@ -164,17 +176,4 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
 def export_netx(ir: NetworkIR, net: IntNetwork, path) -> Path:
     """Write the network as a netx HDF5 description (module doc); returns the
     path.  Raises NetxExportError (before writing anything) if it does not fit."""
-    entries = _entries(ir, net)
-    path = Path(path)
-    with h5py.File(path, "w") as f:
-        layers = f.create_group("layer")
-        for i, entry in enumerate(entries):
-            group = layers.create_group(str(i))
-            for key, value in entry.items():
-                if key == "neuron":
-                    neuron = group.create_group("neuron")
-                    for k, v in value.items():
-                        _write(neuron, k, v)
-                else:
-                    _write(group, key, value)
-    return path
+    return fmt.write_file(path, _entries(ir, net))

@@ -134,6 +134,16 @@ def _check_neuron(layer: LayerSpec) -> None:
     if layer.kind == INPUT and layer.input_mode not in INPUT_MODES:
         raise QuantizationError(f"layer {name}: input_mode={layer.input_mode!r} not one of "
                                 f"{INPUT_MODES}")
+    if layer.kind == INPUT and layer.input_mode == "bias_mant" and (
+            nrn.vth_mant is None or nrn.bias_exp is None):
+        raise QuantizationError(f"layer {name}: input_mode 'bias_mant' takes the integer bias "
+                                f"mantissas as they are and needs vThMant and biasExp set")
+    _check_range(name, "reset_interval", nrn.reset_interval, 0, np.iinfo(np.int32).max)
+    if nrn.reset_interval:
+        _check_range(name, "reset_offset", nrn.reset_offset, 0, nrn.reset_interval - 1)
+        if nrn.reset != "hard":
+            raise QuantizationError(f"layer {name}: a periodic reset (reset_interval="
+                                    f"{nrn.reset_interval}) needs resetMode='hard'")
 
 
 def _input_gain(vth: int, bias_exp: int, threshold: float) -> float:
@@ -143,11 +153,22 @@ def _input_gain(vth: int, bias_exp: int, threshold: float) -> float:
     return (vth * 2 ** formats.THRESHOLD_SHIFT / 2 ** bias_exp + 1) / threshold
 
 
+def _periodic_reset(layer: LayerSpec) -> dict:
+    """The IntLayer fields of the layer's periodic reset."""
+    return dict(reset_interval=layer.neuron.reset_interval,
+                reset_offset=layer.neuron.reset_offset)
+
+
 def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
     """The input layer: its bias is set per sample (input_gain mantissa units per
-    unit of input); inputs (pixels) in [0, 1], so an input of 1.0 is its largest bias."""
+    unit of input); inputs (pixels) in [0, 1], so an input of 1.0 is its largest bias.
+    In bias_mant mode the inputs are the mantissas (gain 1) with the layer's
+    vThMant and biasExp."""
     nrn = layer.neuron
-    if nrn.vth_mant is not None:
+    if layer.input_mode == "bias_mant":
+        vth, bias_exp = nrn.vth_mant, nrn.bias_exp
+        _check_vth(layer.name, vth)
+    elif nrn.vth_mant is not None:
         vth = nrn.vth_mant
         _check_vth(layer.name, vth)
         # an input of 1.0 in v units, with room for the extra mantissa step of _input_gain
@@ -160,10 +181,11 @@ def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
                   // 2 ** formats.THRESHOLD_SHIFT)
         _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold
+    gain = 1.0 if layer.input_mode == "bias_mant" else _input_gain(vth, bias_exp, nrn.threshold)
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth,
                  bias_mant=np.zeros(layer.n, np.int64), bias_exp=bias_exp,
                  du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset, is_input=True,
-                 input_mode=layer.input_mode, input_gain=_input_gain(vth, bias_exp, nrn.threshold))
+                 input_mode=layer.input_mode, input_gain=gain, **_periodic_reset(layer))
     return q, LayerQuantization(sigma=sigma, weight_exp=0, bias_exp=bias_exp, vth=vth)
 
 
@@ -270,7 +292,8 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     bias_exp = _bias_exponent(layer.name, bias_v, nrn.bias_exp)
     mant = _quantize_bias(bias_v, bias_exp)
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth, bias_mant=mant,
-                 bias_exp=bias_exp, du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset)
+                 bias_exp=bias_exp, du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset,
+                 **_periodic_reset(layer))
     info = LayerQuantization(
         sigma=sigma, weight_exp=w_exp, bias_exp=bias_exp, vth=vth,
         weight_error=math.sqrt(err_num / err_den) if err_den > 0 else 0.0,

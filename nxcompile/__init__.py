@@ -25,6 +25,8 @@ _EXPORTS = {
     "load": "nxcompile.compiled",
     "convert": "nxcompile.conversion",
     "from_nir": "nxcompile.nir_import",
+    "from_netx": "nxcompile.netx_import",
+    "netx_to_ir": "nxcompile.netx_import",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -172,7 +172,7 @@ class CompiledModel:
             if bad.size:
                 raise NetworkError(f"layer {inp.name}: spike input holds {bad[0]}; spikes are 0 "
                                    f"or 1")
-        else:
+        elif inp.input_mode == "bias":     # bias_mant: IntLayer.input_bias checks the mantissas
             bad = x[~((x >= 0) & (x <= 1))]         # NaN included
             if bad.size:
                 raise NetworkError(f"layer {inp.name}: input value {bad[0]:.4g} outside [0, 1]; "
@@ -184,7 +184,8 @@ class CompiledModel:
         batched simulator), 'lava' (Lava's fixed-point CPU simulator) or 'loihi'
         (a Loihi 2 board through Intel's lava-loihi; mapper.loihi).
 
-        x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
+        x: (batch, *input_shape) frames in [0, 1] (bias input mode), integer
+        bias mantissas (bias_mant mode, e.g. a netx import) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
         sample without the batch axis is accepted.  record: a layer name or
         layer names whose spike trains to return.

@@ -58,9 +58,12 @@ def read_netx(path, input_spikes: np.ndarray):
                 continue
             out_shape = tuple(g["shape"][()][::-1])
             if kind == "dense":
-                syn = Dense(weights=g["weight"][()].astype(int))
+                weight = g["weight"][()].astype(int)
+                n_out = int(np.prod(out_shape))
+                syn = Dense(weights=weight.reshape(n_out, -1) if weight.ndim == 1 else weight)
             else:
-                weight = g["weight"][()].astype(int)[:, :, ::-1, ::-1]
+                weight = g["weight"][()].astype(int)[:, :, ::-1, ::-1][..., 0] if g[
+                    "weight"].ndim == 5 else g["weight"][()].astype(int)[:, :, ::-1, ::-1]
                 syn = Conv(weight=weight.transpose(0, 3, 2, 1), input_shape=shape,
                            stride=_expand(g["stride"][()]), padding=_expand(g["padding"][()]),
                            dilation=_expand(g["dilation"][()]), groups=int(g["groups"][()]))
@@ -75,6 +78,22 @@ def read_netx(path, input_spikes: np.ndarray):
             port, shape, flatten_next = lif.s_out, out_shape, False
             neurons.append(lif)
     return neurons
+
+
+def run_netx_file(path, input_spikes: np.ndarray, steps: int, voltage: bool = False):
+    """Run the Lava processes of read_netx for `steps` steps; the spike trains
+    (steps, n) of every block in Lava's flat (W, H, C) order, and with voltage
+    the last block's final v."""
+    neurons = read_netx(path, input_spikes)
+    sinks = []
+    for lif in neurons:
+        sink = SpikeSink(shape=(int(np.prod(lif.s_out.shape)),), record_steps=steps)
+        (lif.s_out.flatten() if len(lif.s_out.shape) > 1 else lif.s_out).connect(sink.s_in)
+        sinks.append(sink)
+    with running(sinks[-1], steps):
+        trains = [unpack_train(s.train.get(), steps) for s in sinks]
+        v_out = neurons[-1].v.get().astype(np.int64) if voltage else None
+    return (trains, v_out) if voltage else trains
 
 
 def _to_hwc(x: np.ndarray, shape_hwc: tuple) -> np.ndarray:
@@ -133,16 +152,8 @@ def test_netx_file_runs_like_the_compiled_network(tmp_path, make):
         assert ref.trains[name].any(), name        # every layer is active
     inp = net.layers["inp"].shape
     spikes = ref.trains["inp"][0].reshape(STEPS, *inp).transpose(0, 2, 1, 3)   # (t, W, H, C)
-    neurons = read_netx(path, spikes)
-    assert len(neurons) == len(layers) - 1
-    sinks = []
-    for lif in neurons:
-        sink = SpikeSink(shape=(int(np.prod(lif.s_out.shape)),), record_steps=STEPS)
-        (lif.s_out.flatten() if len(lif.s_out.shape) > 1 else lif.s_out).connect(sink.s_in)
-        sinks.append(sink)
-    with running(sinks[-1], STEPS):
-        trains = [unpack_train(s.train.get(), STEPS) for s in sinks]
-        v_out = neurons[-1].v.get().astype(np.int64)
+    trains, v_out = run_netx_file(path, spikes, STEPS, voltage=True)
+    assert len(trains) == len(layers) - 1
     for name, train in zip(layers[1:], trains):
         got = _to_hwc(train, net.layers[name].shape)
         np.testing.assert_array_equal(got, ref.trains[name][0], err_msg=name)
@@ -191,3 +202,19 @@ def test_what_netx_cannot_describe_is_refused_by_name(tmp_path):
     ir.connect("skip", "out", ConnectionSpec("dense", (5,), kernel=np.ones((5, 5))))
     _refused(ir, r"layer skip: netx describes a chain of layers, but skip is fed by \['inp'\] "
                  r"and inp feeds \['out', 'skip'\]", tmp_path)
+
+
+def test_reshape_before_a_spatial_layer_is_refused(tmp_path):
+    """netx has no reshape: (4,5,3) -> Reshape((5,4,3)) -> 1x1 conv stride 3 was
+    written as a conv over the unreshaped (4,5,3) input and ran with wrong spikes."""
+    rng = np.random.default_rng(2)
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (4, 5, 3)))
+    ir.add_layer(LayerSpec("conv", "conv2d", (2, 2, 2), neuron=NeuronSpec(bias_exp=6)))
+    ir.connect("inp", "conv", ConnectionSpec("conv2d", (5, 4, 3), strides=(3, 3),
+                                             kernel=rng.normal(0.3, 0.3, (1, 1, 3, 2))))
+    _refused(ir, r"layer conv: reads inp \(4, 5, 3\) reshaped to \(5, 4, 3\); netx has no "
+                 r"reshape", tmp_path)
+    ir.connection("inp", "conv").source_shape = (4, 5, 3)     # the same conv without the reshape
+    net, _ = quantize_network(ir)
+    assert export_netx(ir, net, tmp_path / "ok.h5").exists()

@@ -41,7 +41,9 @@ class NeuronSpec:
     float time constants (in time steps) that decay_u and decay_v stand for, set
     by a front end that starts from them (nxcompile.nir_import) so that the
     report can show the rounding; None where the decay is given as an integer or
-    there is no decay.
+    there is no decay.  reset_interval, reset_offset: a periodic reset of u and v
+    at the time steps t (from 1) with t % reset_interval == reset_offset, as
+    Lava's LIFReset (0: never; hard reset only).
     """
 
     threshold: float = 1.0
@@ -53,6 +55,8 @@ class NeuronSpec:
     num_weight_bits: int = 8
     tau_u: float | None = None
     tau_v: float | None = None
+    reset_interval: int = 0
+    reset_offset: int = 0
 
 
 @dataclass
@@ -61,7 +65,8 @@ class LayerSpec:
     layer that owns the neurons, e.g. 'conv2d'; single connections into it may
     be of other kinds), output shape (HWC or (n,)), bias (float, per output channel or
     None) and neuron parameters.  For an input layer, input_mode is 'bias'
-    (frames as constant currents) or 'spikes'."""
+    (frames as constant currents), 'spikes' or 'bias_mant' (frames are the
+    integer bias mantissas of the input neurons; needs vth_mant and bias_exp)."""
 
     name: str
     kind: str

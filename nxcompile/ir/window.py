@@ -152,3 +152,8 @@ class WindowKind(ConnectionKind):
         """(weight, groups) in lava-dl netx's layout (C_out, C_in / groups, kH, kW)
         of a kernel_of kernel."""
         raise NotImplementedError
+
+    def kernel_from_netx(self, weight: np.ndarray, groups: int) -> np.ndarray:
+        """The kernel (kernel_shape) of a netx weight (C_out, C_in / groups, kH,
+        kW) and its groups: the inverse of netx_weight."""
+        raise NotImplementedError

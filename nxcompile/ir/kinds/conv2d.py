@@ -35,5 +35,8 @@ class Conv2D(WindowKind):
     def netx_weight(self, kernel: np.ndarray) -> tuple:
         return kernel.transpose(3, 2, 0, 1), 1
 
+    def kernel_from_netx(self, weight: np.ndarray, groups: int) -> np.ndarray:
+        return weight.transpose(2, 3, 1, 0)     # groups 1
+
 
 KIND = Conv2D()

@@ -32,5 +32,11 @@ class DepthwiseConv2D(WindowKind):
         kh, kw, channels, mult = kernel.shape
         return kernel.transpose(2, 3, 0, 1).reshape(channels * mult, 1, kh, kw), channels
 
+    def kernel_from_netx(self, weight: np.ndarray, groups: int) -> np.ndarray:
+        """(kh, kw, groups, multiplier) of a netx weight (groups * multiplier, 1,
+        kH, kW), groups being the input's channels."""
+        c_out, _, kh, kw = weight.shape
+        return weight.reshape(groups, c_out // groups, kh, kw).transpose(2, 3, 0, 1)
+
 
 KIND = DepthwiseConv2D()
