@@ -154,7 +154,7 @@ class CompiledModel:
                                    f"frames are constant currents in [0, 1] (1.0 fires every step)")
         return x
 
-    def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
+    def run(self, x, num_steps: int, backend: str = "reference", record=None) -> RunResult:
         """Run a batch for num_steps time steps on a backend: 'reference' (hwmodel's
         batched simulator), 'lava' (Lava's fixed-point CPU simulator) or 'loihi'
         (a Loihi 2 board through Intel's lava-loihi; mapper.loihi).
@@ -162,7 +162,8 @@ class CompiledModel:
         x: (batch, *input_shape) frames in [0, 1] (bias input mode) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
         sample without the batch axis is accepted.  record: a layer name or
-        layer names whose spike trains to return.
+        layer names whose spike trains to return; None (default): the layers
+        built with probeSpikes=True (LayerSpec.probe).
         """
         if not isinstance(num_steps, numbers.Integral) or isinstance(num_steps, bool):
             raise NetworkError(f"num_steps must be an integer, got {num_steps!r}")
@@ -171,6 +172,8 @@ class CompiledModel:
         num_steps = int(num_steps)
         if backend not in BACKENDS:
             raise NetworkError(f"unknown backend {backend!r}; one of {tuple(BACKENDS)}")
+        if record is None:
+            record = tuple(n for n in self.ir.order() if self.ir.layer(n).probe)
         record = (record,) if isinstance(record, str) else tuple(record)
         check_record(self.network, record)
         x = self._check_input(x, num_steps)

@@ -27,10 +27,16 @@ Synapse lists
                  more than 31 and every 60 synapses;
                  each entry b more header bits; each synapse w + s bits, s =
                  max(2, bit length of the largest gap in the entry).
+      dense2     NxTF's 'dense2': an entry starts at the first synapse not in
+                 an earlier entry and covers the 60 compartments from it; each
+                 entry b more header bits, one w-bit synapse per compartment
+                 from its first to its last target (gaps hold zero weights).
     A list of B bits takes ceil((B + 6) / 64) words (NxTF's rounding:
     SynapseGroup adds a word when B % 64 is 0 or >= 59).  No list may exceed
-    256 words.  Each core records one encoding for all its lists (Core.encoding;
-    NxTF left the choice to the user, the search picks it per core, see below).
+    256 words.  Each core records one encoding for all its lists (Core.encoding).
+    A layer's synapseEncoding (NeuronSpec.synapse_encoding, NxTF's argument)
+    fixes it for all its cores; otherwise the search picks it per core among
+    AUTO_ENCODINGS (see below; dense2 only where a layer asks for it).
 
 Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
@@ -78,10 +84,12 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodel import synapse_format as sf
+from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
 from nxcompile.ir import INPUT, LayerSpec
 
-ENCODINGS = ("sparse", "dense", "runlength")
+ENCODINGS = sf.ENCODINGS
+AUTO_ENCODINGS = ("sparse", "dense", "runlength")     # what the search chooses from
 MAX_SKIP = 2 ** sf.MAX_SKIP_BITS - 1       # largest skip within a run-length entry
 
 _SKIP_BITS = np.array([max(sf.MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
@@ -97,6 +105,18 @@ def compartments_per_neuron(layer: LayerSpec) -> int:
 def weight_bits(layer: LayerSpec) -> int:
     """Stored bits per synapse weight of the layer's incoming synapses."""
     return int(layer.neuron.num_weight_bits)
+
+
+def layer_encodings(layer: LayerSpec) -> tuple:
+    """The encodings the search may give the layer's cores: its synapseEncoding
+    alone, or AUTO_ENCODINGS."""
+    forced = layer.neuron.synapse_encoding
+    if forced is None:
+        return AUTO_ENCODINGS
+    if forced not in ENCODINGS:
+        raise NetworkError(f"layer {layer.name}: synapseEncoding={forced!r} not one of "
+                           f"{ENCODINGS}")
+    return (forced,)
 
 
 def index_bits(compartments: int) -> int:
@@ -122,6 +142,8 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
     per_entry = limits.synapses_per_entry
     if encoding == "sparse":
         bits = -(-counts // per_entry) * sf.ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
+    elif encoding == "dense2":
+        bits = _dense2_bits(idx, starts, counts, w_bits, i_bits, per_entry)
     else:
         first = np.zeros(n, bool)
         first[starts] = True
@@ -144,6 +166,29 @@ def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, 
             raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
         bits = np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
     return -(-(bits + sf.LIST_RESERVE_BITS) // limits.word_bits)
+
+
+def _dense2_bits(idx: np.ndarray, starts: np.ndarray, counts: np.ndarray, w_bits: int,
+                 i_bits: np.ndarray, per_entry: int) -> np.ndarray:
+    """Bits of each list in NxTF's dense2 encoding: entries found one round per
+    entry position, every list at once (each list's keys offset past the others)."""
+    n = len(idx)
+    list_of = np.repeat(np.arange(len(starts)), counts)
+    key = idx + list_of * (int(idx.max()) + per_entry + 1)
+    ends = starts + counts
+    entry = np.zeros(n, bool)
+    pos, lists = starts, np.arange(len(starts))
+    while len(pos):
+        entry[pos] = True
+        nxt = np.searchsorted(key, key[pos] + per_entry)
+        keep = nxt < ends[lists]
+        pos, lists = nxt[keep], lists[keep]
+    entry_start = np.flatnonzero(entry)
+    entry_last = np.append(entry_start[1:], n) - 1
+    span = idx[entry_last] - idx[entry_start] + 1
+    owner = list_of[entry_start]
+    entry_bits = sf.ENTRY_HEADER_BITS + i_bits[owner] + span * w_bits
+    return np.bincount(owner, weights=entry_bits, minlength=len(starts)).astype(np.int64)
 
 
 def output_entries(discrete: np.ndarray, population: np.ndarray, offchip: np.ndarray) -> np.ndarray:

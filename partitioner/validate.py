@@ -211,10 +211,13 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     is cut into entries: sparse every per_entry synapses; dense at every index
     that does not follow its predecessor and every per_entry synapses;
     run-length at every skip of 2**MAX_SKIP_BITS or more and every per_entry
-    synapses.  An entry is a format id and a synapse count (ENTRY_HEADER_BITS),
-    for dense and run-length its first index (i_bits), then per synapse its
-    weight, for sparse its index, for run-length its skip in the entry's skip
-    width (the bits of its largest skip, at least MIN_SKIP_BITS).  A list of B
+    synapses; dense2 at the first synapse per_entry or more compartments past
+    its entry's first.  An entry is a format id and a synapse count
+    (ENTRY_HEADER_BITS), for dense, dense2 and run-length its first index
+    (i_bits), then per synapse its weight, for sparse its index, for run-length
+    its skip in the entry's skip width (the bits of its largest skip, at least
+    MIN_SKIP_BITS); a dense2 entry holds a synapse for every compartment from
+    its first to its last target, the skipped ones with weight 0.  A list of B
     bits takes ceil(B / word) words, one more when B % word is 0 or leaves
     less than LIST_RESERVE_BITS free (B % 64 >= 59)."""
     n = len(local)
@@ -223,12 +226,16 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     first_in_list[starts] = True
     step = np.diff(local, prepend=0)
     step[first_in_list] = 0
-    sparse, dense, runlength = (np.repeat(encoding == e, lengths)
-                                for e in ("sparse", "dense", "runlength"))
+    sparse, dense, runlength, dense2 = (np.repeat(encoding == e, lengths)
+                                        for e in ("sparse", "dense", "runlength", "dense2"))
     cut = first_in_list | (dense & (step != 1)) | (runlength & (step >= 2 ** sf.MAX_SKIP_BITS))
     piece = np.cumsum(cut) - 1                               # runs between cuts
     in_piece = np.arange(n) - np.flatnonzero(cut)[piece]
     entry_first = in_piece % per_entry == 0                  # every per_entry synapses
+    for i in np.flatnonzero(dense2):                         # dense2: windows of compartments
+        entry_first[i] = first_in_list[i] or local[i] >= window_end
+        if entry_first[i]:
+            window_end = local[i] + per_entry
     entry = np.cumsum(entry_first) - 1
     entry_list = list_of[entry_first]
     largest = np.zeros(len(entry_list), np.int64)
@@ -236,6 +243,13 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     skip = np.where(runlength[entry_first], np.maximum(sf.MIN_SKIP_BITS, _bit_length(largest)), 0)
     per_synapse = w_bits + np.where(sparse, i_bits[list_of], 0) + skip[entry]
     prefix = sf.ENTRY_HEADER_BITS + np.where(sparse[entry_first], 0, i_bits[entry_list])
+    if dense2.any():        # plus a zero-weight synapse at every compartment an entry skips
+        lowest = np.full(len(entry_list), np.iinfo(np.int64).max)
+        highest = np.zeros(len(entry_list), np.int64)
+        np.minimum.at(lowest, entry, local)
+        np.maximum.at(highest, entry, local)
+        fillers = highest - lowest + 1 - np.bincount(entry, minlength=len(entry_list))
+        prefix = prefix + np.where(dense2[entry_first], fillers * w_bits, 0)
     bits = (np.bincount(list_of, weights=per_synapse, minlength=len(starts))
             + np.bincount(entry_list, weights=prefix, minlength=len(starts))).astype(np.int64)
     rest = bits % word_bits

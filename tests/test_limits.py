@@ -145,14 +145,16 @@ def test_loihi1_core_holds_4096_input_axons(n, fits):
 
 @pytest.mark.parametrize("n, gap, encoding, words", [
     (5, 31, "runlength", 2), (5, 32, "runlength", 3), (5, 31, "sparse", 2), (5, 1, "dense", 1),
-    (61, 1, "dense", 9)])
+    (61, 1, "dense", 9), (5, 2, "dense2", 2), (5, 31, "dense2", 10)])
 def test_validator_encodes_a_list_by_hand(n, gap, encoding, words):
     # one source, n synapses `gap` apart on a 129-compartment core (8 index bits):
     # run-length gaps of 31: 10 + 8 + 5 x (8 + 5) = 83 bits -> 2 words; gaps of 32: five
     # entries of 10 + 8 + 8 + 2 = 140 bits -> 3 words; sparse: 10 + 5 x (8 + 8) = 90 bits ->
     # 2 words; dense, consecutive: 10 + 8 + 5 x 8 = 58 bits -> 1 word (59 would take 2);
     # 61 consecutive: two entries of at most 60, 2 x 18 + 488 = 524 bits -> 9 words (one
-    # entry would be 506 bits: 8)
+    # entry would be 506 bits: 8); dense2 gaps of 2: one entry over compartments 0..8,
+    # 10 + 8 + 9 x 8 = 90 bits -> 2 words; gaps of 31: entries from 0 (0, 31), 62 (62, 93)
+    # and 124, 2 x (18 + 32 x 8) + 18 + 8 = 574 bits -> 10 words
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (1,)))
     ir.add_layer(LayerSpec("out", "dense", (129,)))
@@ -181,7 +183,7 @@ def test_formats_of_a_list_with_several_entries():
         validate_partition(ir, part)
 
 
-@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength"])
+@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength", "dense2"])
 @pytest.mark.parametrize("word_bits", [64, 32])
 def test_the_validators_encoding_equals_the_search_model(encoding, word_bits):
     """The two independent codes give the same words for random lists: lengths

@@ -37,7 +37,11 @@ class NeuronSpec:
     decay_u, decay_v: 12-bit decays (decay_u=4095 makes u the input of the
     current step only; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
     integer threshold mantissa that fixes the layer's integer scale.  bias_exp:
-    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.
+    if set, the 3-bit bias exponent.  num_weight_bits: 1..8.  weight_exp: if
+    set, the 3-bit exponent (0..7) of the layer's incoming weights (NxTF's
+    weightExponent), else the quantizer chooses it.  synapse_encoding: if set,
+    the encoding every synapse list on the layer's cores uses (one of
+    hwmodel.synapse_format.ENCODINGS), else the partitioner chooses per core.
     """
 
     threshold: float = 1.0
@@ -47,6 +51,8 @@ class NeuronSpec:
     vth_mant: int | None = None
     bias_exp: int | None = None
     num_weight_bits: int = 8
+    weight_exp: int | None = None
+    synapse_encoding: str | None = None
 
 
 @dataclass
@@ -55,7 +61,9 @@ class LayerSpec:
     layer that owns the neurons, e.g. 'conv2d'; single connections into it may
     be of other kinds), output shape (HWC or (n,)), bias (float, per output channel or
     None) and neuron parameters.  For an input layer, input_mode is 'bias'
-    (frames as constant currents) or 'spikes'."""
+    (frames as constant currents) or 'spikes'.  probe: record the layer's
+    spike trains in every run that does not name its own record list (NxTF's
+    probeSpikes)."""
 
     name: str
     kind: str
@@ -63,6 +71,7 @@ class LayerSpec:
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     bias: np.ndarray | None = None
     input_mode: str = "bias"
+    probe: bool = False
 
     def __post_init__(self):
         self.shape = _int_tuple(self.shape)
