@@ -99,10 +99,13 @@ def _components(sinks: dict) -> list:
 
 
 def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-                       record=()) -> LavaNetwork:
+                       record=(), spike_source=None) -> LavaNetwork:
     """Lava processes for one sample x: (*input_shape) frame in bias input mode,
     (steps >= num_steps, *input_shape) 0/1 spikes in spike input mode.  Sinks
-    of the layers in `record` keep their spike trains of num_steps steps."""
+    of the layers in `record` keep their spike trains of num_steps steps.
+    spike_source(layer, core): what feeds a spike-mode input core's synapses
+    through its s_out (default: a RingBuffer of x's spikes; mapper.lava_export
+    passes the user's port instead, and x is then not read)."""
     check_record(net, record)
     check_network(net)
     check_partition(net, partition)
@@ -115,7 +118,8 @@ def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num
                               np.int64)
         for core in partition.cores_of(name):
             if spike_input:
-                proc = _spike_source(layer, core, x, num_steps)
+                proc = (_spike_source(layer, core, x, num_steps) if spike_source is None
+                        else spike_source(layer, core))
             else:
                 proc = _neuron_process(layer, core, bias)
             lnet.neurons[core.index] = proc

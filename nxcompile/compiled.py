@@ -110,6 +110,16 @@ class CompiledModel:
         from mapper.netx import export_netx
         return export_netx(self.ir, self.network, path)
 
+    def to_lava(self, x=None):
+        """The network as Lava processes with ports for a Lava user's own
+        processes (mapper.lava_export.LavaExport): in spike input mode
+        ``connect_input(source.s_out)`` feeds it spikes of shape (n_input,),
+        flat HWC; in bias mode x is the frame.  ``output`` is the output
+        layer's spikes (OutPort, element i = neuron ``output_order[i]``).  Run
+        it with mapper.lava_run.running(process, num_steps)."""
+        from mapper.lava_export import to_lava
+        return to_lava(self.network, self.partition, x)
+
     def save_utilization(self, path):
         """Write the utilization picture (cores x resources heat map) as a PNG; returns its path."""
         return save_utilization(self.partition, path)
