@@ -5,7 +5,8 @@ the order of Core.neurons, flat HWC indices of its layer): lava LIF (hard
 reset), the two-compartment SoftResetLIF, or, for a spike-mode input layer, a
 RingBuffer replaying the sample's spikes.  Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
-with the connection's weight_exp, bit width and sign mode.  Sparse is exact
+with the connection's weight_exp, bit width and sign mode (sign mode 'shared':
+an excitatory and an inhibitory Sparse).  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
 per-core partial sums.  A negative exponent is rejected (mapper.checks.check_connection).
 The output layer and the recorded layers get a SpikeSink per core.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import mapper.lava_compat  # noqa: F401  (before any lava import)
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from lava.magma.compiler.compiler_graphs import find_processes
@@ -24,6 +25,7 @@ from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import SignMode
 
 from hwmodel.errors import NetworkError
+from hwmodel.formats import sign_mode as sign_mode_of
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Core, Partition
 from mapper.checks import check_network, check_partition, check_record
@@ -68,6 +70,11 @@ def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int) ->
 
 def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> None:
     """Sparse blocks of one connection, wired into the neuron processes."""
+    if conn.sign_mode == "shared":      # its positive and its negative weights: two connections
+        for part in (conn.weights.maximum(0), conn.weights.minimum(0)):
+            _connect(lnet, partition, replace(conn, weights=part.tocsr(),
+                                              sign_mode=sign_mode_of(part.data)))
+        return
     weights = conn.weights.tocsr()
     sign_mode = SignMode[conn.sign_mode.upper()]
     for tgt in partition.cores_of(conn.target):

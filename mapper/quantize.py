@@ -228,7 +228,7 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
     all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
-    mode = formats.sign_mode(all_w)
+    mode = formats.sign_mode(all_w, nrn.shared_sign)
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps

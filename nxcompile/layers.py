@@ -26,6 +26,11 @@ synapseEncoding  encoding of the synapse lists on the layer's cores, NxTF's
                'sparse', 'runlength', 'dense1', 'dense2' (or 'dense', the same
                as 'dense1'); default None: the partitioner picks the cheapest
                per core.
+useSharedSign  True: positive and negative weights in separate synapse entries,
+               each with a shared sign, so every weight keeps all its
+               numWeightBits of magnitude (NxTF's default); False: a sign bit
+               in every weight; default None: a shared sign where all the
+               layer's weights have one sign, else a sign bit.
 probeSpikes    record the layer's spike trains in every run that gives no
                record list (default False).
 
@@ -66,6 +71,7 @@ _NEURON_ARGS = {
     "decayV": "decay_v",
     "weightExponent": "weight_exp",
     "synapseEncoding": "synapse_encoding",
+    "useSharedSign": "shared_sign",
 }
 # synapseEncoding values: NxTF's names and the ones nxcompile reports -> the latter.
 _ENCODING_NAMES = {**NXTF_ENCODINGS, **{e: e for e in ENCODINGS}}
@@ -109,12 +115,15 @@ class _NxNeurons(_NxLayer):
 
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
                  numWeightBits=8, decayU=DECAY_MAX, decayV=0, weightExponent=None,
-                 synapseEncoding=None, probeSpikes=False, **kwargs):
+                 synapseEncoding=None, useSharedSign=None, probeSpikes=False, **kwargs):
         super().__init__(*args, **kwargs)
         self._check_int("weightExponent", weightExponent, 0, WEIGHT_EXP_MAX, optional=True)
         if synapseEncoding is not None and synapseEncoding not in _ENCODING_NAMES:
             raise NetworkError(f"{self._who()}: synapseEncoding={synapseEncoding!r} not one of "
                                f"{tuple(NXTF_ENCODINGS)} (or None: chosen per core)")
+        if not (useSharedSign is None or isinstance(useSharedSign, bool)):
+            raise NetworkError(f"{self._who()}: useSharedSign={useSharedSign!r} must be True, "
+                               f"False or None")
         if not isinstance(probeSpikes, bool):
             raise NetworkError(f"{self._who()}: probeSpikes={probeSpikes!r} must be True or False")
         self.probe_spikes = probeSpikes
@@ -135,7 +144,8 @@ class _NxNeurons(_NxLayer):
             bias_exp=None if biasExp is None else int(biasExp),
             num_weight_bits=int(numWeightBits),
             weight_exp=None if weightExponent is None else int(weightExponent),
-            synapse_encoding=_ENCODING_NAMES.get(synapseEncoding))
+            synapse_encoding=_ENCODING_NAMES.get(synapseEncoding),
+            shared_sign=None if useSharedSign is None else bool(useSharedSign))
 
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
@@ -188,7 +198,8 @@ class NxInputLayer(_NxNeurons, keras.layers.InputLayer):
         if inputMode not in INPUT_MODES:
             raise NetworkError(f"{self._who()}: inputMode={inputMode!r} not one of {INPUT_MODES}")
         for arg, value in (("weightExponent", self._neuron.weight_exp),
-                           ("synapseEncoding", self._neuron.synapse_encoding)):
+                           ("synapseEncoding", self._neuron.synapse_encoding),
+                           ("useSharedSign", self._neuron.shared_sign)):
             if value is not None:
                 raise NetworkError(f"{self._who()}: {arg}={value!r}; an input layer has no "
                                    f"incoming synapses")

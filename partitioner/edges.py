@@ -79,12 +79,13 @@ class Edge:
         return len(w) if self.weights_distinct else len(np.unique(w))
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
-              limits: CoreLimits, encodings: tuple) -> EdgeUsage:
+              limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
         """Input axons, words and longest list on every core, with and without
-        population, for each of `encodings`."""
+        population, for each of `encodings`; split_signs: lists in a positive and
+        a negative part (partitioner.model)."""
         rows, cols, w = self.synapses
         return matrix_usage(rows, cols, w, self.weights_distinct, self.n_source, tiling, solo,
-                            w_bits, cpn, limits, encodings)
+                            w_bits, cpn, limits, encodings, split_signs)
 
 
 class MatrixEdge(Edge):
@@ -208,10 +209,10 @@ class WindowEdge(Edge):
         return ci, lo[ci], (hi - lo + 1)[ci], single
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
-              limits: CoreLimits, encodings: tuple) -> EdgeUsage:
+              limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
         sources_solo = solo[self.connects]
-        if sources_solo.any() and not sources_solo.all():
-            return super().usage(tiling, solo, w_bits, cpn, limits, encodings)
+        if split_signs or (sources_solo.any() and not sources_solo.all()):
+            return super().usage(tiling, solo, w_bits, cpn, limits, encodings, split_signs)
         all_solo = bool(sources_solo.all())
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
@@ -291,19 +292,24 @@ class WindowEdge(Edge):
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,
                  solo: np.ndarray, w_bits: int, cpn: int, limits: CoreLimits,
-                 encodings: tuple) -> EdgeUsage:
+                 encodings: tuple, split_signs: bool = False) -> EdgeUsage:
     """EdgeUsage from the synapses (rows, cols, weights), sorted by source then target,
-    for each of `encodings`."""
+    for each of `encodings`; split_signs: each list is its positive, then its
+    negative synapses (partitioner.model)."""
     k = tiling.num_cores
     out = EdgeUsage.zeros(k, len(encodings))
     if len(rows) == 0:
         return out
     core, local = tiling.core_of[rows], tiling.local_of[rows]
     key = cols * k + core
-    if len(tiling.shape) > 1 and k > 1:
+    if split_signs:
+        order = np.lexsort((local, w < 0, key))
+        key, core, local, w = key[order], core[order], local[order], w[order]
+    elif len(tiling.shape) > 1 and k > 1:
         order = np.argsort(key, kind="stable")
         key, core, local, w = key[order], core[order], local[order], w[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    parts = np.flatnonzero(np.r_[False, (w[1:] < 0) != (w[:-1] < 0)]) if split_signs else None
     list_src, list_core = key[starts] // k, core[starts]
     mult = np.bincount(list_src, minlength=n_source)
     member = solo[list_src] & (mult[list_src] == 1)
@@ -312,7 +318,7 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
     n_mem = np.bincount(list_core[member], minlength=k)
     keys = None if weights_distinct else shared_list_keys(list_core, local, w, starts)
     for e, enc in enumerate(encodings):
-        words = model.list_words(local, starts, enc, w_bits, i_bits, limits)
+        words = model.list_words(local, starts, enc, w_bits, i_bits, limits, parts)
         w_rest = _distinct_words(keys, words, list_core, ~member, k)
         w_all = _distinct_words(keys, words, list_core, np.ones(len(starts), bool), k)
         m_max = np.zeros(k, np.int64)

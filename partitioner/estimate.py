@@ -94,7 +94,7 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     edges = graph.in_edges[name]
     encodings = graph.encodings[name]
     usages = [e.usage(tiling, graph.solo(e.source), graph.w_bits[name], graph.cpn[name], lim,
-                      encodings) for e in edges]
+                      encodings, graph.split_signs[name]) for e in edges]
     if not usages:
         z = np.zeros(k, np.int64)
         return LayerUsage(tiling, comps, z, z.copy(), z.copy(), z.copy())

@@ -198,6 +198,33 @@ def test_the_validators_encoding_equals_the_search_model(encoding, word_bits):
         i_bits = rng.integers(6, 11, len(lengths))
         w_bits = int(rng.integers(1, 9))
         expected = model.list_words(local, starts, encoding, w_bits, i_bits, limits)
-        words, _, _ = _encode(local, starts, lengths, np.full(len(lengths), encoding), w_bits,
-                              i_bits, limits.synapses_per_entry, word_bits)
+        words, *_ = _encode(local, starts, lengths, np.full(len(lengths), encoding), w_bits,
+                            i_bits, limits.synapses_per_entry, word_bits)
         np.testing.assert_array_equal(words, expected)
+
+
+@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength", "dense2"])
+def test_both_encoders_agree_on_lists_in_two_sign_parts(encoding):
+    """A shared sign's lists: positive synapses, then negative ones, each part
+    ascending and encoded on its own; the two codes agree, and a list in two parts
+    takes at least the words of either part alone."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        lists, part_at, at = [], [], 0
+        for _ in range(rng.integers(1, 5)):
+            a, b = (np.cumsum(rng.choice([1, 2, 31, 32, 50], n)) for n in rng.integers(1, 90, 2))
+            lists.append(np.r_[a, b])
+            part_at.append(at + len(a))
+            at += len(a) + len(b)
+        local = np.concatenate(lists)
+        lengths = np.array([len(x) for x in lists])
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        sign_part = np.zeros(len(local), bool)
+        sign_part[part_at] = True
+        w_bits, i_bits = int(rng.integers(1, 9)), rng.integers(6, 11, len(lists))
+        expected = model.list_words(local, starts, encoding, w_bits, i_bits, BASE, part_at)
+        words, *_ = _encode(local, starts, lengths, np.full(len(lists), encoding), w_bits, i_bits,
+                            BASE.synapses_per_entry, BASE.word_bits, sign_part)
+        np.testing.assert_array_equal(words, expected)
+        first = model.list_words(local[:part_at[0]], [0], encoding, w_bits, i_bits[:1], BASE)
+        assert expected[0] >= first[0]

@@ -213,3 +213,67 @@ def test_calling_on_the_input_layer_object_equals_calling_on_its_output():
                                    name="out")(NxFlatten()(inp.output))).to_ir()
     assert [(l.kind, l.shape) for l in a.layers()] == [(l.kind, l.shape) for l in b.layers()]
     assert nxcompile.NxInputLayer is NxInputLayer
+
+
+def _signed_model(sign=None, n_in=16, units=64, **nx):
+    """inp (n_in,) -> NxDense(units): weights alternate in sign along the targets
+    (or all positive with sign=+1), distinct magnitudes."""
+    inp = NxInputLayer((n_in,))
+    layer = NxDense(units, activation="linear", use_bias=False, name="out", **nx)
+    model = NxModel(inp, layer(inp))
+    mag = np.arange(1, n_in * units + 1).reshape(n_in, units) / (n_in * units)
+    layer.set_weights([mag * (1 if sign == 1 else (-1) ** np.arange(units))])
+    return model
+
+
+def test_use_shared_sign_selects_the_sign_mode():
+    modes = {shared: _signed_model(useSharedSign=shared).compile().network.connections[0]
+             for shared in (None, True, False)}
+    assert [modes[s].sign_mode for s in (None, True, False)] == ["mixed", "shared", "mixed"]
+    # a sign bit costs the lowest weight bit: even weights up to 254; shared: all 8 bits, 255
+    assert modes[None].weights.max() == 254 and (modes[None].weights.data % 2 == 0).all()
+    assert modes[True].weights.max() == 255 and (modes[True].weights.data % 2 == 1).any()
+    assert modes[True].weights.min() < 0
+    one_sign = {shared: _signed_model(sign=1, useSharedSign=shared).compile().network
+                .connections[0] for shared in (None, False)}
+    assert one_sign[None].sign_mode == "excitatory" and one_sign[None].weights.max() == 255
+    assert one_sign[False].sign_mode == "mixed" and one_sign[False].weights.max() == 254
+    with pytest.raises(NetworkError, match=r"useSharedSign=1 must be True, False or None"):
+        NxDense(3, useSharedSign=1)
+
+
+def test_a_shared_sign_splits_every_synapse_list_by_sign():
+    # dense1, 16 sources x 64 targets of alternating sign on one core (6 index bits):
+    # one sign bit per weight: 64 consecutive synapses, 2 entries, 2 x 16 + 64 x 8 = 544
+    # bits -> 9 words per list; shared sign: 32 positive and 32 negative synapses two
+    # apart, one entry each: 64 x (16 + 8) = 1536 bits -> 25 words
+    words = {shared: _signed_model(useSharedSign=shared, synapseEncoding="dense1").compile()
+             .partition.cores_of("out")[0].synapse_words for shared in (None, True)}
+    assert words == {None: 16 * 9, True: 16 * 25}
+
+
+def test_a_shared_sign_runs_bit_exact_on_lava():
+    inp = NxInputLayer((12,), inputMode="spikes")
+    hidden = NxDense(9, useSharedSign=True, name="hidden")(inp)
+    out = NxDense(4, activation="linear", useSharedSign=True, name="out")(hidden)
+    model = NxModel(inp, out)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(-1, 1, w.shape) if w.ndim > 1 else np.zeros(w.shape)
+                       for w in model.get_weights()])
+    compiled = model.compile()
+    assert {c.sign_mode for c in compiled.network.connections} == {"shared"}
+    x = rng.random((1, 15, 12)) < 0.5
+    lava = compiled.run(x, 15, backend="lava", record=["hidden", "out"])
+    ref = compiled.run(x, 15, record=["hidden", "out"])
+    for name in ("hidden", "out"):
+        np.testing.assert_array_equal(lava.trains[name], ref.trains[name])
+    np.testing.assert_array_equal(lava.voltages, ref.voltages)
+    assert 0 < ref.trains["hidden"].sum() < ref.trains["hidden"].size
+
+
+def test_netx_export_refuses_a_shared_sign(tmp_path):
+    from mapper.netx import NetxExportError
+    compiled = _signed_model(useSharedSign=True).compile()
+    with pytest.raises(NetxExportError, match=r"layer out: a shared sign \(useSharedSign=True\)"):
+        compiled.export_netx(tmp_path / "net.h5")
+    assert _signed_model().compile().export_netx(tmp_path / "ok.h5").exists()

@@ -42,6 +42,10 @@ class NeuronSpec:
     weightExponent), else the quantizer chooses it.  synapse_encoding: if set,
     the encoding every synapse list on the layer's cores uses (one of
     hwmodel.synapse_format.ENCODINGS), else the partitioner chooses per core.
+    shared_sign (NxTF's useSharedSign): True, positive and negative weights in
+    separate synapse entries with a shared sign each (hwmodel.formats sign mode
+    'shared'); False, a sign bit in every weight ('mixed'); None, a shared sign
+    where all weights have one sign, else a sign bit.
     """
 
     threshold: float = 1.0
@@ -53,6 +57,7 @@ class NeuronSpec:
     num_weight_bits: int = 8
     weight_exp: int | None = None
     synapse_encoding: str | None = None
+    shared_sign: bool | None = None
 
 
 @dataclass
