@@ -277,3 +277,17 @@ def test_netx_export_refuses_a_shared_sign(tmp_path):
     with pytest.raises(NetxExportError, match=r"layer out: a shared sign \(useSharedSign=True\)"):
         compiled.export_netx(tmp_path / "net.h5")
     assert _signed_model().compile().export_netx(tmp_path / "ok.h5").exists()
+
+
+def test_the_nxtf_arguments_survive_save_and_load(tmp_path):
+    inp = NxInputLayer((16,))
+    out = NxDense(64, activation="linear", name="out", weightExponent=1, synapseEncoding="dense2",
+                  useSharedSign=True, probeSpikes=True)(inp)
+    model = NxModel(inp, out)
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape) for w in model.get_weights()])
+    loaded = nxcompile.load(model.compile().save(tmp_path / "net.nxc"))
+    assert loaded.ir.layer("out").neuron.weight_exp == 1 and loaded.ir.layer("out").probe
+    assert loaded.network.connections[0].sign_mode == "shared"
+    assert loaded.partition.cores_of("out")[0].encoding == "dense2"
+    assert list(loaded.run(rng.uniform(0, 1, (1, 16)), 5).trains) == ["out"]
