@@ -1,6 +1,6 @@
 """Build hooks (the rest of the configuration is pyproject.toml): put
 nxcompile_lava.pth into site-packages, in a wheel and in an editable install,
-so that every interpreter of the environment arms mapper.lava_patch's import
+so that every interpreter of the environment arms nxcompile_lava_hook's import
 hook at start-up (lava-nc 0.10.0 then imports on Python 3.11 anywhere)."""
 from pathlib import Path
 

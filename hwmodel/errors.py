@@ -15,8 +15,7 @@ NetxExportError         mapper.netx: not describable in lava-dl's netx format
 LavaRunError            mapper.lava_run: a Lava run failed
 LoihiUnavailableError   mapper.loihi: no Loihi board can be used
 ModelFileError          nxcompile.serialization: not a readable model file
-LavaCompatError         mapper.lava_patch (raised by mapper.lava_compat): lava-nc missing or
-                        not the pinned version
+LavaCompatError         mapper.lava_compat: lava-nc missing or not the pinned version
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Make lava-nc 0.10.0 importable on Python 3.11 now, or fail clearly.
 
-Importing this module arms mapper.lava_patch's import hook (the 3.11 fix of
+Importing this module arms nxcompile_lava_hook's import hook (the 3.11 fix of
 `lava.magma.compiler.var_model`, site-packages untouched), imports that module
 and checks the pinned version and the patch.  nxcompile's modules import it
 before any lava import:
@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import importlib
 
-from mapper.lava_patch import (LAVA_VERSION, PATCHED_MODULE, LavaCompatError, _VarModelFinder,
-                               install, installed_version, patch_source)
+from hwmodel.errors import NxCompileError
+from nxcompile_lava_hook import (LAVA_VERSION, PATCHED_MODULE, PatchError, _VarModelFinder, install,
+                                 installed_version, patch_source)
 
 __all__ = ["LAVA_VERSION", "PATCHED_MODULE", "LavaCompatError", "_VarModelFinder", "import_lava",
            "patch_source"]
+
+
+class LavaCompatError(NxCompileError, PatchError):
+    """lava-nc is missing, of another version, or its source is not the expected text
+    (patch_source raises the PatchError it derives from)."""
 
 
 def _check_version() -> None:
@@ -44,7 +50,10 @@ def import_lava() -> None:
     LavaCompatError if lava is of another version or the patch did not apply."""
     _check_version()
     install()
-    module = importlib.import_module(PATCHED_MODULE)
+    try:
+        module = importlib.import_module(PATCHED_MODULE)
+    except PatchError as exc:
+        raise LavaCompatError(str(exc)) from None
     if not _is_patched(module):
         raise LavaCompatError(
             f"{PATCHED_MODULE} was imported before mapper.lava_compat and is unpatched; "

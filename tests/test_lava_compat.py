@@ -1,5 +1,5 @@
 """lava-nc 0.10.0 imports on Python 3.11 through mapper.lava_compat, or in any interpreter of
-the environment through nxcompile_lava.pth (mapper.lava_patch); site-packages untouched."""
+the environment through nxcompile_lava.pth (nxcompile_lava_hook); site-packages untouched."""
 import hashlib
 import importlib.util
 import shutil
@@ -61,12 +61,13 @@ def test_without_the_hook_lava_does_not_import_on_this_python():
 
 
 def test_the_pth_file_arms_the_hook_without_importing_lava(tmp_path):
-    """site processes nxcompile_lava.pth as it does at start-up: afterwards lava (or
-    numpy) is not imported, and a plain lava import works."""
+    """site processes nxcompile_lava.pth as it does at start-up: afterwards neither
+    lava, numpy nor re is imported, nor any nxcompile package (it would shadow
+    another checkout on the path), and a plain lava import works."""
     shutil.copy(ROOT / "nxcompile_lava.pth", tmp_path)
     res = run_python(_NO_PTH + f"site.addsitedir({str(tmp_path)!r})\n"
                      "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-                     "('lava', 'numpy', 're', 'nxcompile', 'keras'))\n"
+                     "('lava', 'numpy', 're', 'nxcompile', 'mapper', 'hwmodel', 'partitioner'))\n"
                      "print(heavy)\n"
                      "from lava.proc.lif.process import LIF\n"
                      "print(LIF.__name__)\n", "-B", "-S")
@@ -99,7 +100,8 @@ def test_hook_is_installed_once_and_var_model_is_patched():
 
 def test_unexpected_source_text_fails_clearly():
     original = _var_model_file().read_text()
-    with pytest.raises(lava_compat.LavaCompatError, match="lava-nc==0.10.0"):
+    assert issubclass(lava_compat.LavaCompatError, lava_compat.PatchError)
+    with pytest.raises(lava_compat.PatchError, match="lava-nc==0.10.0"):
         lava_compat.patch_source(original.replace("ByteEncoder = ByteEncoder()", "int = 0", 1))
-    with pytest.raises(lava_compat.LavaCompatError, match="found 0 fields"):
+    with pytest.raises(lava_compat.PatchError, match="found 0 fields"):
         lava_compat.patch_source(lava_compat.patch_source(original))

@@ -7,20 +7,20 @@ hook (a meta-path finder) compiles a patched source of that one module
 (`field(default_factory=ByteEncoder)`) when it is imported; site-packages is
 never written, not even its bytecode cache.
 
-Importing this module has no side effects and imports nothing but the standard
-library.  install() arms the hook; it is run at every interpreter start-up by
-`nxcompile_lava.pth`, which the package installs into site-packages, so a plain
+A top-level module of the standard library alone, with no side effects on
+import: install() arms the hook, and `nxcompile_lava.pth`, which the package
+installs into site-packages, runs it at every interpreter start-up, so a plain
 `from lava.proc.lif.process import LIF` works in any script or notebook of the
-environment.  The hook patches only the pinned lava-nc version and leaves any
-other alone; mapper.lava_compat (what nxcompile's own modules import) also
-imports lava at once and fails clearly on another version or source text.
+environment.  It imports none of nxcompile's packages at start-up (they would
+then shadow another checkout on the path) and does nothing until var_model is
+imported.  The hook patches only the pinned lava-nc version and leaves any
+other alone; mapper.lava_compat (what nxcompile's own modules import) imports
+lava at once and fails clearly on another version or source text.
 """
 from __future__ import annotations
 
 import importlib.machinery
 import sys
-
-from hwmodel.errors import NxCompileError
 
 LAVA_VERSION = "0.10.0"
 PATCHED_MODULE = "lava.magma.compiler.var_model"
@@ -29,8 +29,9 @@ _DATACLASS_IMPORT = "from dataclasses import dataclass, InitVar\n"
 _EXPECTED_FIELDS = 8   # CoreEncoder x, y, p; ChipEncoder x, y, z; AxonEncoder hi, lo
 
 
-class LavaCompatError(NxCompileError, ImportError):
-    """lava-nc is missing, of another version, or its source is not the expected text."""
+class PatchError(ImportError):
+    """var_model.py is not the text the patch is written for
+    (mapper.lava_compat.LavaCompatError derives from it)."""
 
 
 def patch_source(source: str) -> str:
@@ -39,7 +40,7 @@ def patch_source(source: str) -> str:
     patched, count = re.subn(_FIELD_DEFAULT, r"\1: ByteEncoder = field(default_factory=ByteEncoder)",
                              source, flags=re.MULTILINE)
     if count != _EXPECTED_FIELDS or _DATACLASS_IMPORT not in patched:
-        raise LavaCompatError(
+        raise PatchError(
             f"{PATCHED_MODULE}: expected {_EXPECTED_FIELDS} 'ByteEncoder = ByteEncoder()' "
             f"fields and the line {_DATACLASS_IMPORT.strip()!r}, found {count} fields; "
             f"this patch is written for lava-nc=={LAVA_VERSION}")
