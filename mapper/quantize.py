@@ -29,6 +29,9 @@ right and floors it, so the two agree only for e >= 0.  A layer whose scale is
 capped (tiny weights next to a large threshold or bias, or a small user
 vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
 shows the cost.
+The sign mode (hwmodel.formats.sign_mode) follows the layer's weights and its
+useSharedSign (NeuronSpec.shared_sign): a sign bit in every weight halves the
+grid of 8-bit weights (step 2), a shared sign keeps it (step 1).
 The input layer (frames as constant currents, pixels in [0, 1]) gets the sigma
 that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0 (or
 biasExp); with vThMant given, the smallest bias exponent that holds a pixel of 1.0.
