@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py nxcompile_lava.pth Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# lava-nc 0.10.0 declares Python <3.11; installed without its metadata check (see README).

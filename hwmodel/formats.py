@@ -15,6 +15,8 @@ its source:
         (shared/LOIHI_AND_LAVA_FACTS.md).
 [FACTS] shared/LOIHI_AND_LAVA_FACTS.md (NxSDK convention, not in [D18] or
         Lava): one weight exponent per connection in -7..7.
+[NXTF]  NxTF, nxsdk_modules_ncl/dnn/src/synapse_compression.py (SynapseEncoder:
+        useSharedSign stores positive and negative weights in separate entries).
 [SNNTB] SNN toolbox (Rueckauer et al.), snntoolbox/utils/utils.py,
         check_q_overflow: the dendritic accumulator q is 16-bit signed.
 """
@@ -42,17 +44,28 @@ WEIGHT_MAX = 2 ** WEIGHT_BITS_MAX - 1       # 255
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -7, 7      # [FACTS] shared per-connection exponent
 DENDRITE_ACCUMULATOR_BITS = 16  # [SNNTB] signed per-step input sum; Lava does not enforce it
 
-SIGN_MODES = ("excitatory", "inhibitory", "mixed")
+# How a connection's weights carry their sign [LAVA SignMode; NXTF SynapseEncoder
+# signMode]: 'excitatory' / 'inhibitory', one sign shared by all; 'mixed', a sign
+# bit in every weight (8 bits: -256..254 in steps of 2); 'shared', both signs, but
+# positive and negative weights in separate synapse entries that each share their
+# sign (NxTF's useSharedSign): every weight keeps its full magnitude bits
+# (-255..255 in steps of 1), and Lava runs the two parts as an excitatory and an
+# inhibitory connection.
+SIGN_MODES = ("excitatory", "inhibitory", "mixed", "shared")
 
 
-def sign_mode(weights: np.ndarray) -> str:
-    """The Loihi sign mode of a set of weights: 'excitatory', 'inhibitory' or 'mixed'."""
+def sign_mode(weights: np.ndarray, shared_sign: bool | None = None) -> str:
+    """The sign mode of a set of weights.  shared_sign None: 'excitatory' or
+    'inhibitory' where all weights have one sign, else 'mixed'; True: 'shared'
+    instead of 'mixed'; False: 'mixed' always (a sign bit per synapse)."""
     w = np.asarray(weights)
+    if shared_sign is False:
+        return "mixed"
     if w.size == 0 or w.min() >= 0:
         return "excitatory"
     if w.max() <= 0:
         return "inhibitory"
-    return "mixed"
+    return "shared" if shared_sign else "mixed"
 
 
 def weight_step(num_weight_bits: int, mode: str) -> int:
@@ -72,6 +85,8 @@ def weight_range(mode: str) -> tuple[int, int]:
         return WEIGHT_MIN, WEIGHT_MAX
     if mode == "excitatory":
         return 0, WEIGHT_MAX
+    if mode == "shared":
+        return -WEIGHT_MAX, WEIGHT_MAX
     return -WEIGHT_MAX, 0
 
 

@@ -119,6 +119,8 @@ class IntConnection:
     (weights @ spikes) << weight_exp.  weight_exp: 0..7; mapper.quantize never
     emits a negative one and the Lava back-end rejects it (Loihi shifts each
     synapse before summing, Lava floors each block's sum: they would differ).
+    sign_mode: hwmodel.formats.SIGN_MODES ('shared': both signs, each with a shared
+    sign, so every weight keeps its full magnitude bits).
     """
 
     source: str

@@ -9,6 +9,18 @@ _updateCost, OutputAxonGroup, optimization.ExclusionCriteria.
 """
 from __future__ import annotations
 
+# Encodings of a synapse list's entries [NXTF synapse_compression.SynapseEncoder]:
+#   sparse     every synapse holds its compartment index;
+#   dense      NxTF's 'dense1': consecutive compartments from the entry's first
+#              index, a new entry at every gap;
+#   runlength  every synapse holds the skip to the next compartment;
+#   dense2     NxTF's 'dense2': an entry covers the next synapses_per_entry
+#              compartments from its first index, gaps stored as zero-weight
+#              synapses.
+ENCODINGS = ("sparse", "dense", "runlength", "dense2")
+# NxTF's names (its synapseEncoding argument) -> these.
+NXTF_ENCODINGS = {"sparse": "sparse", "dense1": "dense", "runlength": "runlength",
+                  "dense2": "dense2"}
 # A synapse list is stored as entries: each a prefix of a format id and a
 # synapse count, then its synapses.  [NXTF SynEntry: numPrefixBits = 4 + 6]
 FORMAT_ID_BITS = 4

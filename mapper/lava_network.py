@@ -18,7 +18,8 @@ steps of the whole run (LIFReset's time step), so rounds share a network only
 where every reset interval divides the steps of a round (mapper.lava_run).
 Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
-with the connection's weight_exp, bit width and sign mode.  Sparse is exact
+with the connection's weight_exp, bit width and sign mode (sign mode 'shared':
+an excitatory and an inhibitory Sparse).  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
 per-core partial sums.  A negative exponent is rejected (mapper.checks.check_connection).
 The output layer and the recorded layers get a SpikeSink per core.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import mapper.lava_compat  # noqa: F401  (before any lava import)
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +39,7 @@ from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import SignMode
 
 from hwmodel.errors import NetworkError
+from hwmodel.formats import sign_mode as sign_mode_of
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Core, Partition
 from mapper.checks import check_network, check_partition, check_record
@@ -119,6 +121,11 @@ def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int,
 def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> None:
     """Sparse blocks of one connection (each repeated once per lane along the
     diagonal), wired into the neuron processes."""
+    if conn.sign_mode == "shared":      # its positive and its negative weights: two connections
+        for part in (conn.weights.maximum(0), conn.weights.minimum(0)):
+            _connect(lnet, partition, replace(conn, weights=part.tocsr(),
+                                              sign_mode=sign_mode_of(part.data)))
+        return
     weights = conn.weights.tocsr()
     sign_mode = SignMode[conn.sign_mode.upper()]
     for tgt in partition.cores_of(conn.target):
@@ -152,13 +159,16 @@ def _components(sinks: dict) -> list:
 
 
 def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-                       record=(), lanes: int = 1) -> LavaNetwork:
+                       record=(), lanes: int = 1, spike_source=None) -> LavaNetwork:
     """Lava processes for a batch x run `lanes` samples side by side (module
     doc): x (batch, *input_shape) frames in bias input mode, (batch, steps >=
     num_steps, *input_shape) 0/1 spikes in spike input mode; one sample without
     the batch axis is a batch of one.  The processes start with round 0's
     input.  Sinks of the layers in `record` keep the spike trains of all
-    rounds (rounds * num_steps steps)."""
+    rounds (rounds * num_steps steps).  spike_source(layer, core): what feeds a
+    spike-mode input core's synapses through its s_out (default: a RingBuffer
+    of x's spikes; mapper.lava_export passes the user's port instead, one lane,
+    and x's spikes are then not read)."""
     check_record(net, record)
     check_network(net)
     check_partition(net, partition)
@@ -176,7 +186,8 @@ def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num
                               np.int64)
         for core in partition.cores_of(name):
             if spike_input:
-                proc = _spike_source(layer, core, x, num_steps, lanes)
+                proc = (_spike_source(layer, core, x, num_steps, lanes) if spike_source is None
+                        else spike_source(layer, core))
             elif layer.is_input:
                 per_round = bias[:, core.neurons].reshape(rounds, -1)
                 lnet.round_bias[core.index] = per_round

@@ -74,6 +74,10 @@ def _check_neurons(layer: IntLayer, conn: IntConnection | None) -> None:
     if conn is not None and conn.weight_exp != 0:
         raise NetxExportError(f"layer {layer.name}: weight exponent {conn.weight_exp}; netx "
                               f"describes 8-bit weights without an exponent")
+    if conn.sign_mode == "shared":
+        raise NetxExportError(f"layer {layer.name}: a shared sign (useSharedSign=True) with "
+                              f"weights of both signs; netx's connections keep a sign bit in "
+                              f"every weight (compile without useSharedSign to export)")
 
 
 def _bias(layer: IntLayer) -> np.ndarray | None:

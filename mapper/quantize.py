@@ -8,7 +8,10 @@ mantissa is vth = theta*sigma (17 bit); the bias added to v every step is
 bias_mant << bias_exp == b*sigma*64 (13-bit mantissa, 3-bit exponent).  Hence
 the integer layer computes the float layer's function up to rounding.
 
-Choice of sigma.  vThMant given: sigma = vThMant/theta.  Otherwise sigma puts the
+Choice of sigma.  vThMant given: sigma = vThMant/theta.  weightExponent e given
+(NeuronSpec.weight_exp): e is fixed, and without vThMant sigma puts the peak
+weight at the top of the range with that e (then capped as below); a peak that
+needs a larger e is a QuantizationError.  Otherwise sigma puts the
 layer's peak weight at the top of the 8-bit range with e = 0 (a layer without
 weights starts from half the largest threshold mantissa).  The peak is the
 largest |weight|, or with weight_percentile p < 100 the p-th percentile of the
@@ -26,6 +29,9 @@ right and floors it, so the two agree only for e >= 0.  A layer whose scale is
 capped (tiny weights next to a large threshold or bias, or a small user
 vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
 shows the cost.
+The sign mode (hwmodel.formats.sign_mode) follows the layer's weights and its
+useSharedSign (NeuronSpec.shared_sign): a sign bit in every weight halves the
+grid of 8-bit weights (step 2), a shared sign keeps it (step 1).
 The input layer (frames as constant currents, pixels in [0, 1]) gets the sigma
 that maps a pixel of 1.0 to the largest bias mantissa with bias_exp = 0 (or
 biasExp); with vThMant given, the smallest bias exponent that holds a pixel of 1.0.
@@ -248,18 +254,24 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
     all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
-    mode = formats.sign_mode(all_w)
+    mode = formats.sign_mode(all_w, nrn.shared_sign)
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
     w_top = (formats.WEIGHT_MAX // step) * step         # largest magnitude every sign holds
     peak = _peak(all_w, weight_percentile)
+    fixed_exp = nrn.weight_exp
+    if fixed_exp is not None:
+        _check_range(layer.name, "weightExponent", fixed_exp, 0, formats.WEIGHT_EXP_MAX)
     if nrn.vth_mant is not None:
         sigma = nrn.vth_mant / nrn.threshold
     else:
         sigma = w_top / peak if peak > 0 else formats.THRESHOLD_MANT_MAX / nrn.threshold / 2
         cap = _bias_cap(bias)
-        sigma *= 2 ** _threshold_boost(nrn.threshold * sigma, cap / sigma)
+        if fixed_exp is None:
+            sigma *= 2 ** _threshold_boost(nrn.threshold * sigma, cap / sigma)
+        elif peak > 0:
+            sigma *= 2 ** fixed_exp
         sigma = min(sigma, formats.THRESHOLD_MANT_MAX / nrn.threshold)
         if cap * nrn.threshold >= 1:    # else no threshold mantissa fits: the bias error says why
             sigma = min(sigma, cap)
@@ -269,6 +281,14 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     _check_vth(layer.name, vth)
     sigma = vth / nrn.threshold     # exact threshold; weights and bias follow it
     w_exp = _weight_exponent(layer.name, peak * sigma, w_top)
+    if fixed_exp is not None:
+        if w_exp > fixed_exp:
+            raise QuantizationError(
+                f"layer {layer.name}: weightExponent={fixed_exp} too small: the weights at the "
+                f"layer's scale (vThMant {vth}) reach {peak * sigma / 2 ** fixed_exp:.0f}, limit "
+                f"{w_top}; they need weight exponent {w_exp} (or a lower vThMant)")
+        w_exp = fixed_exp
+
     def on_grid(values: np.ndarray) -> np.ndarray:
         """Float weights -> the integers Loihi stores (rounded, clipped)."""
         units = np.round(values * sigma / 2 ** w_exp / step)

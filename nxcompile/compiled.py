@@ -135,6 +135,16 @@ class CompiledModel:
         from mapper.netx import export_netx
         return export_netx(self.ir, self.network, path)
 
+    def to_lava(self, x=None):
+        """The network as Lava processes with ports for a Lava user's own
+        processes (mapper.lava_export.LavaExport): in spike input mode
+        ``connect_input(source.s_out)`` feeds it spikes of shape (n_input,),
+        flat HWC; in bias mode x is the frame.  ``output`` is the output
+        layer's spikes (OutPort, element i = neuron ``output_order[i]``).  Run
+        it with mapper.lava_run.running(process, num_steps)."""
+        from mapper.lava_export import to_lava
+        return to_lava(self.network, self.partition, x)
+
     def save_utilization(self, path):
         """Write the utilization picture (cores x resources heat map) as a PNG; returns its path."""
         return save_utilization(self.partition, path)
@@ -179,7 +189,7 @@ class CompiledModel:
                                    f"frames are constant currents in [0, 1] (1.0 fires every step)")
         return x
 
-    def run(self, x, num_steps: int, backend: str = "reference", record=()) -> RunResult:
+    def run(self, x, num_steps: int, backend: str = "reference", record=None) -> RunResult:
         """Run a batch for num_steps time steps on a backend: 'reference' (hwmodel's
         batched simulator), 'lava' (Lava's fixed-point CPU simulator) or 'loihi'
         (a Loihi 2 board through Intel's lava-loihi; mapper.loihi).
@@ -188,7 +198,8 @@ class CompiledModel:
         bias mantissas (bias_mant mode, e.g. a netx import) or
         (batch, num_steps, *input_shape) 0/1 spikes (spike input mode); a single
         sample without the batch axis is accepted.  record: a layer name or
-        layer names whose spike trains to return.
+        layer names whose spike trains to return; None (default): the layers
+        built with probeSpikes=True (LayerSpec.probe).
         """
         if not isinstance(num_steps, numbers.Integral) or isinstance(num_steps, bool):
             raise NetworkError(f"num_steps must be an integer, got {num_steps!r}")
@@ -197,6 +208,8 @@ class CompiledModel:
         num_steps = int(num_steps)
         if backend not in BACKENDS:
             raise NetworkError(f"unknown backend {backend!r}; one of {tuple(BACKENDS)}")
+        if record is None:
+            record = tuple(n for n in self.ir.order() if self.ir.layer(n).probe)
         record = (record,) if isinstance(record, str) else tuple(record)
         check_record(self.network, record)
         x = self._check_input(x, num_steps)

@@ -14,6 +14,9 @@ Concatenate        (channels axis) each part gets its own edge with its
                    channel_offset and the total in_channels; for flat vectors
                    the channel offset is the flat offset.
 
+A softmax activation is taken on the output layer only, as a linear readout
+(NxTF's tutorials end in one; the class is the argmax of the readout's input).
+
 A tensor is therefore resolved to a list of _Terms: the neuron layers whose
 outputs, reshaped, padded and placed at a channel offset, sum to it.
 """
@@ -34,7 +37,8 @@ _KIND_OF_CLASS = {keras.layers.InputLayer: INPUT,
 
 _FOLDED = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
            keras.layers.Add, keras.layers.Concatenate)
-_ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear"}
+_ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
+                keras.activations.softmax: "softmax"}
 _SUPPORTED = ("supported: neuron layers InputLayer, "
               + ", ".join(k.keras_class for k in KINDS.values())
               + " (and their Nx versions); folded layers Flatten, Reshape, ZeroPadding2D, Add, "
@@ -107,7 +111,8 @@ def _check_neuron_layer(layer, kind: str) -> None:
     if kind != INPUT and KINDS[kind].weighted and layer.activation not in _ACTIVATIONS:
         name = getattr(layer.activation, "__name__", repr(layer.activation))
         raise NetworkError(f"{who(layer)}: activation {name!r} is not supported; use 'relu' "
-                           "(the rate of an integrate-and-fire neuron) or 'linear'")
+                           "(the rate of an integrate-and-fire neuron), 'linear' or, on the "
+                           "output layer, 'softmax'")
 
 
 def _numpy(variable) -> np.ndarray:
@@ -118,6 +123,7 @@ class _Converter:
     def __init__(self) -> None:
         self.ir = NetworkIR()
         self.terms: dict[int, list] = {}        # id(KerasTensor) -> its _Terms
+        self.softmax: list = []                  # neuron layers with a softmax activation
 
     def resolve(self, tensor) -> list:
         """The _Terms of a KerasTensor (memoized)."""
@@ -142,16 +148,20 @@ class _Converter:
             raise NetworkError(f"{who(layer)} is called more than once; a neuron layer "
                                "must be used once (its neurons exist once on the chip)")
         _check_neuron_layer(layer, kind)
+        if getattr(layer, "activation", None) is keras.activations.softmax:
+            self.softmax.append(layer)
         shape = _shape(layer, tensor)
         if len(shape) not in (1, 3):
             raise NetworkError(f"{who(layer)}: output shape {shape}; neuron layers must be "
                                "(n,) or (height, width, channels)")
         if kind == INPUT:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
-                                        input_mode=getattr(layer, "input_mode", "bias")))
+                                        input_mode=getattr(layer, "input_mode", "bias"),
+                                        probe=getattr(layer, "probe_spikes", False)))
         else:
             bias = _numpy(layer.bias) if getattr(layer, "bias", None) is not None else None
-            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias))
+            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias,
+                                        probe=getattr(layer, "probe_spikes", False)))
             for term in in_terms:
                 if self.ir.graph.has_edge(term.source, layer.name):
                     raise NetworkError(
@@ -237,5 +247,9 @@ def model_to_ir(model) -> NetworkIR:
         if conv.ir.graph.out_degree(layer.name):
             raise NetworkError(f"model output '{layer.name}' also feeds other layers; the IR's "
                                "outputs are the layers without successors")
+    for layer in conv.softmax:
+        if conv.ir.graph.out_degree(layer.name):
+            raise NetworkError(f"{who(layer)}: activation 'softmax' is only supported on the "
+                               "output layer (a readout: the class is the argmax of its input)")
     conv.ir.validate()
     return conv.ir

@@ -19,23 +19,42 @@ numWeightBits  bits of the layer's incoming weights, 1..8 (default 8).
 decayU         12-bit current decay, 0..4095 (default 4095: u is the input of
                the current step only, an integrate-and-fire neuron).
 decayV         12-bit voltage decay, 0..4095 (default 0: no leak).
+weightExponent 3-bit exponent of the layer's incoming weights, 0..7 (default
+               None: the compiler chooses it); fixes the stored weights as
+               W * scale / 2**weightExponent.
+synapseEncoding  encoding of the synapse lists on the layer's cores, NxTF's
+               'sparse', 'runlength', 'dense1', 'dense2' (or 'dense', the same
+               as 'dense1'); default None: the partitioner picks the cheapest
+               per core.
+useSharedSign  True: positive and negative weights in separate synapse entries,
+               each with a shared sign, so every weight keeps all its
+               numWeightBits of magnitude (NxTF's default); False: a sign bit
+               in every weight; default None: a shared sign where all the
+               layer's weights have one sign, else a sign bit.
+probeSpikes    record the layer's spike trains in every run that gives no
+               record list (default False).
 
 Dense, Conv2D and DepthwiseConv2D Nx layers default to activation='relu': the
 rate of a non-leaky integrate-and-fire neuron is a rectified linear function of
 its input, so ReLU is the ANN twin of the spiking layer ('linear' is accepted
 too).  NxAveragePooling2D has no activation: pooling nonnegative rates is
 nonnegative.  ``layer.neuron_spec`` returns the layer's nxcompile.ir.NeuronSpec.
+Any layer may be called on an NxInputLayer itself (as NxTF's thesis, Fig.
+3.2, writes it) as on its ``.output``.  An unknown keyword raises, naming it.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import numbers
 
 import keras
 
 from hwmodel.errors import NetworkError
-from hwmodel.formats import BIAS_EXP_MAX, DECAY_UNITY, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX
+from hwmodel.formats import (BIAS_EXP_MAX, DECAY_UNITY, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX,
+                             WEIGHT_EXP_MAX)
+from hwmodel.synapse_format import ENCODINGS, NXTF_ENCODINGS
 from hwmodel.network import INPUT_MODES, RESET_MODES
 from nxcompile.ir import NeuronSpec
 
@@ -50,7 +69,12 @@ _NEURON_ARGS = {
     "numWeightBits": "num_weight_bits",
     "decayU": "decay_u",
     "decayV": "decay_v",
+    "weightExponent": "weight_exp",
+    "synapseEncoding": "synapse_encoding",
+    "useSharedSign": "shared_sign",
 }
+# synapseEncoding values: NxTF's names and the ones nxcompile reports -> the latter.
+_ENCODING_NAMES = {**NXTF_ENCODINGS, **{e: e for e in ENCODINGS}}
 
 _register = keras.saving.register_keras_serializable(package="nxcompile")
 
@@ -59,13 +83,50 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-class _NxNeurons:
+def _layer_input(value):
+    """An NxInputLayer stands for its output tensor; anything else is itself."""
+    if isinstance(value, NxInputLayer):
+        return value.output
+    if isinstance(value, (list, tuple)):
+        return type(value)(_layer_input(v) for v in value)
+    return value
+
+
+class _NxLayer:
+    """Mixin of every Nx layer: an unknown keyword raises NetworkError naming it,
+    and the layer may be called on an NxInputLayer object (NxTF's thesis, Fig.
+    3.2) as on its output tensor."""
+
+    def __init__(self, *args, **kwargs):
+        try:
+            super().__init__(*args, **kwargs)
+        except ValueError as exc:       # Keras: "Unrecognized keyword arguments passed to ..."
+            if "Unrecognized keyword arguments" not in str(exc):
+                raise
+            raise NetworkError(f"{type(self).__name__}: {exc}") from None
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(_layer_input(inputs), *args, **kwargs)
+
+
+class _NxNeurons(_NxLayer):
     """Mixin for Keras layers with Loihi neurons: takes, validates and serializes
     the Loihi arguments (see the module docstring) and builds the NeuronSpec."""
 
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
-                 numWeightBits=8, decayU=DECAY_MAX, decayV=0, **kwargs):
+                 numWeightBits=8, decayU=DECAY_MAX, decayV=0, weightExponent=None,
+                 synapseEncoding=None, useSharedSign=None, probeSpikes=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self._check_int("weightExponent", weightExponent, 0, WEIGHT_EXP_MAX, optional=True)
+        if synapseEncoding is not None and synapseEncoding not in _ENCODING_NAMES:
+            raise NetworkError(f"{self._who()}: synapseEncoding={synapseEncoding!r} not one of "
+                               f"{tuple(NXTF_ENCODINGS)} (or None: chosen per core)")
+        if not (useSharedSign is None or isinstance(useSharedSign, bool)):
+            raise NetworkError(f"{self._who()}: useSharedSign={useSharedSign!r} must be True, "
+                               f"False or None")
+        if not isinstance(probeSpikes, bool):
+            raise NetworkError(f"{self._who()}: probeSpikes={probeSpikes!r} must be True or False")
+        self.probe_spikes = probeSpikes
         # vThMant 0 would give the layer a scale of 0 integer units per float unit.
         self._check_int("vThMant", vThMant, 1, THRESHOLD_MANT_MAX, optional=True)
         self._check_int("biasExp", biasExp, 0, BIAS_EXP_MAX, optional=True)
@@ -81,7 +142,10 @@ class _NxNeurons:
             threshold=float(threshold), reset=resetMode, decay_u=int(decayU), decay_v=int(decayV),
             vth_mant=None if vThMant is None else int(vThMant),
             bias_exp=None if biasExp is None else int(biasExp),
-            num_weight_bits=int(numWeightBits))
+            num_weight_bits=int(numWeightBits),
+            weight_exp=None if weightExponent is None else int(weightExponent),
+            synapse_encoding=_ENCODING_NAMES.get(synapseEncoding),
+            shared_sign=None if useSharedSign is None else bool(useSharedSign))
 
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
@@ -101,7 +165,15 @@ class _NxNeurons:
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({arg: getattr(self._neuron, f) for arg, f in _NEURON_ARGS.items()})
+        config["probeSpikes"] = self.probe_spikes
         return config
+
+
+# What NxInputLayer takes besides its own arguments: keras.layers.InputLayer's (and
+# Keras 2's batch_input_shape, which it still reads) and the Loihi ones.
+_INPUT_LAYER_ARGS = (frozenset(inspect.signature(keras.layers.InputLayer.__init__).parameters)
+                     | frozenset(inspect.signature(_NxNeurons.__init__).parameters)
+                     | {"batch_input_shape"}) - {"self", "args", "kwargs", "shape"}
 
 
 @_register
@@ -112,13 +184,25 @@ class NxInputLayer(_NxNeurons, keras.layers.InputLayer):
     (frames, in the units of the first layer's weights); ``'spikes'``: the input
     is a stream of spike events that enter the first layer directly.  As in
     NxTF, ``layer.input`` (same as ``layer.output``) is the KerasTensor to feed
-    into the next layer.
+    into the next layer; the shape may also be given as NxTF's ``input_shape``.
     """
 
-    def __init__(self, shape=None, inputMode="bias", **kwargs):
-        super().__init__(shape=shape, **kwargs)
+    def __init__(self, shape=None, inputMode="bias", *, input_shape=None, **kwargs):
+        unknown = sorted(kwargs.keys() - _INPUT_LAYER_ARGS)
+        if unknown:     # Keras' InputLayer would ignore them
+            raise NetworkError(f"NxInputLayer: unknown keyword argument(s) {unknown}")
+        if input_shape is not None and shape is not None:
+            raise NetworkError(f"NxInputLayer: shape={shape!r} and input_shape={input_shape!r}; "
+                               f"give one (input_shape is NxTF's name)")
+        super().__init__(shape=shape if input_shape is None else input_shape, **kwargs)
         if inputMode not in INPUT_MODES:
             raise NetworkError(f"{self._who()}: inputMode={inputMode!r} not one of {INPUT_MODES}")
+        for arg, value in (("weightExponent", self._neuron.weight_exp),
+                           ("synapseEncoding", self._neuron.synapse_encoding),
+                           ("useSharedSign", self._neuron.shared_sign)):
+            if value is not None:
+                raise NetworkError(f"{self._who()}: {arg}={value!r}; an input layer has no "
+                                   f"incoming synapses")
         self.input_mode = inputMode
 
     @property
@@ -166,17 +250,17 @@ class NxAveragePooling2D(_NxNeurons, keras.layers.AveragePooling2D):
 
 
 @_register
-class NxFlatten(keras.layers.Flatten):
+class NxFlatten(_NxLayer, keras.layers.Flatten):
     """Flatten (channels last); no neurons, folded into the next connection."""
 
 
 @_register
-class NxReshape(keras.layers.Reshape):
+class NxReshape(_NxLayer, keras.layers.Reshape):
     """Reshape; no neurons, folded into the next connection."""
 
 
 @_register
-class NxZeroPadding2D(keras.layers.ZeroPadding2D):
+class NxZeroPadding2D(_NxLayer, keras.layers.ZeroPadding2D):
     """Zero padding (channels last); no neurons, folded into the next connection."""
 
 

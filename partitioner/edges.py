@@ -26,14 +26,13 @@ import scipy.sparse as sp
 from hwmodel.limits import CoreLimits
 from nxcompile.ir import NetworkIR, connection_matrix
 from partitioner import model
-from partitioner.model import ENCODINGS
 from partitioner.tiling import Tiling
 
 
 @dataclass
 class EdgeUsage:
     """What one connection needs on each core of a tiled target layer, per encoding
-    (model.ENCODINGS order) and per option (0: all sources discrete, 1: the
+    (the target layer's model.layer_encodings, in that order) and per option (0: all sources discrete, 1: the
     members share a population axon): input_axons and words [encoding, option,
     core]; the longest list max_list [encoding, core]; members [core], the
     sources whose every target is on that core."""
@@ -44,8 +43,7 @@ class EdgeUsage:
     members: np.ndarray
 
     @classmethod
-    def zeros(cls, num_cores: int) -> "EdgeUsage":
-        n = len(ENCODINGS)
+    def zeros(cls, num_cores: int, n: int) -> "EdgeUsage":
         return cls(np.zeros((n, 2, num_cores), np.int64), np.zeros((n, 2, num_cores), np.int64),
                    np.zeros((n, num_cores), np.int64), np.zeros(num_cores, np.int64))
 
@@ -81,11 +79,13 @@ class Edge:
         return len(w) if self.weights_distinct else len(np.unique(w))
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
-              limits: CoreLimits) -> EdgeUsage:
-        """Input axons, words and longest list on every core, with and without population."""
+              limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
+        """Input axons, words and longest list on every core, with and without
+        population, for each of `encodings`; split_signs: lists in a positive and
+        a negative part (partitioner.model)."""
         rows, cols, w = self.synapses
         return matrix_usage(rows, cols, w, self.weights_distinct, self.n_source, tiling, solo,
-                            w_bits, cpn, limits)
+                            w_bits, cpn, limits, encodings, split_signs)
 
 
 class MatrixEdge(Edge):
@@ -209,33 +209,33 @@ class WindowEdge(Edge):
         return ci, lo[ci], (hi - lo + 1)[ci], single
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
-              limits: CoreLimits) -> EdgeUsage:
+              limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
         sources_solo = solo[self.connects]
-        if sources_solo.any() and not sources_solo.all():
-            return super().usage(tiling, solo, w_bits, cpn, limits)
+        if split_signs or (sources_solo.any() and not sources_solo.all()):
+            return super().usage(tiling, solo, w_bits, cpn, limits, encodings, split_signs)
         all_solo = bool(sources_solo.all())
         (by, bx, bc) = tiling.block
-        out = EdgeUsage.zeros(tiling.num_cores)
+        out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
             key = (self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx), bc, jc, w, c,
                    model.index_bits(h * w * c * cpn), all_solo)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(key, w_bits, limits)
+                self._blocks[key] = self._block_usage(key, w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
         return out
 
     def _pattern_words(self, ly: int, lx: int, lc: int, w: int, c: int, i_bits: int,
-                       w_bits: int, limits: CoreLimits) -> np.ndarray:
+                       w_bits: int, limits: CoreLimits, encodings: tuple) -> np.ndarray:
         """Words of one list of run lengths (ly, lx, lc) on a w x c block, per encoding."""
-        key = (ly, lx, lc, w, c, i_bits, w_bits)
+        key = (ly, lx, lc, w, c, i_bits, w_bits, encodings)
         if key not in self._patterns:
             idx = ((np.arange(ly)[:, None, None] * w + np.arange(lx)[None, :, None]) * c
                    + np.arange(lc)[None, None, :]).ravel()
             self._patterns[key] = np.array([model.list_words(idx, [0], enc, w_bits, i_bits, limits)[0]
-                                            for enc in ENCODINGS])
+                                            for enc in encodings])
         return self._patterns[key]
 
     def _weights(self, sel_y, sel_x, ci, co_start, lc) -> np.ndarray:
@@ -248,10 +248,10 @@ class WindowEdge(Edge):
         w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
         return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
 
-    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits) -> tuple:
+    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits, encodings: tuple) -> tuple:
         rows, cols, bc, jc, w, c, i_bits, all_solo = key
         ci, co_start, lc, c_single = self._channels(bc, jc)
-        n_enc = len(ENCODINGS)
+        n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)
         words_all = np.zeros(n_enc, np.int64)
         member_max = np.zeros(n_enc, np.int64)
@@ -276,7 +276,8 @@ class WindowEdge(Edge):
                     ids = ids.ravel()
                     distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
                     distinct_all = len(np.unique(ids))
-                    pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits)
+                    pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
+                                             encodings)
                     words_rest += distinct_rest * pw
                     words_all += distinct_all * pw
                     max_list = np.maximum(max_list, pw)
@@ -290,18 +291,25 @@ class WindowEdge(Edge):
 
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,
-                 solo: np.ndarray, w_bits: int, cpn: int, limits: CoreLimits) -> EdgeUsage:
-    """EdgeUsage from the synapses (rows, cols, weights), sorted by source then target."""
+                 solo: np.ndarray, w_bits: int, cpn: int, limits: CoreLimits,
+                 encodings: tuple, split_signs: bool = False) -> EdgeUsage:
+    """EdgeUsage from the synapses (rows, cols, weights), sorted by source then target,
+    for each of `encodings`; split_signs: each list is its positive, then its
+    negative synapses (partitioner.model)."""
     k = tiling.num_cores
-    out = EdgeUsage.zeros(k)
+    out = EdgeUsage.zeros(k, len(encodings))
     if len(rows) == 0:
         return out
     core, local = tiling.core_of[rows], tiling.local_of[rows]
     key = cols * k + core
-    if len(tiling.shape) > 1 and k > 1:
+    if split_signs:
+        order = np.lexsort((local, w < 0, key))
+        key, core, local, w = key[order], core[order], local[order], w[order]
+    elif len(tiling.shape) > 1 and k > 1:
         order = np.argsort(key, kind="stable")
         key, core, local, w = key[order], core[order], local[order], w[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    parts = np.flatnonzero(np.r_[False, (w[1:] < 0) != (w[:-1] < 0)]) if split_signs else None
     list_src, list_core = key[starts] // k, core[starts]
     mult = np.bincount(list_src, minlength=n_source)
     member = solo[list_src] & (mult[list_src] == 1)
@@ -309,8 +317,8 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
     n_rest = np.bincount(list_core[~member], minlength=k)
     n_mem = np.bincount(list_core[member], minlength=k)
     keys = None if weights_distinct else shared_list_keys(list_core, local, w, starts)
-    for e, enc in enumerate(ENCODINGS):
-        words = model.list_words(local, starts, enc, w_bits, i_bits, limits)
+    for e, enc in enumerate(encodings):
+        words = model.list_words(local, starts, enc, w_bits, i_bits, limits, parts)
         w_rest = _distinct_words(keys, words, list_core, ~member, k)
         w_all = _distinct_words(keys, words, list_core, np.ones(len(starts), bool), k)
         m_max = np.zeros(k, np.int64)

@@ -85,14 +85,16 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     """Estimate the resources of every core of `name` split as `tiling`.  Each core
     gets the encoding and population flags that minimise its share of the cost,
     word_weight * words / word limit + axon_weight * input axons / axon limit,
-    within its limits (ties: fewer words, then all-discrete first and
-    model.ENCODINGS order)."""
+    within its limits, among the layer's encodings (graph.encodings: its
+    synapseEncoding, else model.AUTO_ENCODINGS; ties: fewer words, then
+    all-discrete first and that order)."""
     lim = graph.limits
     k = tiling.num_cores
     comps = tiling.sizes * graph.cpn[name]
     edges = graph.in_edges[name]
-    usages = [e.usage(tiling, graph.solo(e.source), graph.w_bits[name], graph.cpn[name], lim)
-              for e in edges]
+    encodings = graph.encodings[name]
+    usages = [e.usage(tiling, graph.solo(e.source), graph.w_bits[name], graph.cpn[name], lim,
+                      encodings, graph.split_signs[name]) for e in edges]
     if not usages:
         z = np.zeros(k, np.int64)
         return LayerUsage(tiling, comps, z, z.copy(), z.copy(), z.copy())
@@ -109,7 +111,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     order = np.lexsort((words, np.where(feasible, score, np.inf)), axis=0)[0]
     pick = np.where(feasible.any(axis=0), order, ratio.argmin(axis=0))
     cols = np.arange(k)
-    option, enc = np.divmod(pick, len(ENCODINGS))
+    option, enc = np.divmod(pick, len(encodings))
+    enc = np.array([ENCODINGS.index(e) for e in encodings])[enc]
     chosen = np.array(options)[option]          # [core, connection]
     usage = LayerUsage(tiling, comps, axons[pick, cols], words[pick, cols], longest[pick, cols], enc,
                        {e.source: (chosen[:, j] == 1) & (u.members > 0)

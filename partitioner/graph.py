@@ -1,6 +1,7 @@
 """The network as the search sees it: layers in topological order, their
-connections (partitioner.edges), compartments per neuron, weight bits and
-which source neurons feed only one successor layer."""
+connections (partitioner.edges), compartments per neuron, weight bits, the
+synapse encodings each layer's cores may use, whether its lists are split by
+sign, and which source neurons feed only one successor layer."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,6 +30,10 @@ class PartitionGraph:
         self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}
         self.cpn = {n: model.compartments_per_neuron(ir.layer(n)) for n in self.order}
         self.w_bits = {n: model.weight_bits(ir.layer(n)) for n in self.order}
+        self.encodings = {n: model.layer_encodings(ir.layer(n)) for n in self.order}
+        self.split_signs = {n: model.splits_signs(ir.layer(n), np.concatenate(
+            [e.synapses[2] for e in self.in_edges[n]] or [np.zeros(0)]))
+            if ir.layer(n).neuron.shared_sign else False for n in self.order}
         self._target_cores = {}
         self._candidates = {}
         self._solo = {}

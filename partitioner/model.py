@@ -27,10 +27,19 @@ Synapse lists
                  more than 31 and every 60 synapses;
                  each entry b more header bits; each synapse w + s bits, s =
                  max(2, bit length of the largest gap in the entry).
+      dense2     NxTF's 'dense2': an entry starts at the first synapse not in
+                 an earlier entry and covers the 60 compartments from it; each
+                 entry b more header bits, one w-bit synapse per compartment
+                 from its first to its last target (gaps hold zero weights).
+    With a shared sign (sign mode 'shared': useSharedSign and weights of both
+    signs, hwmodel.formats) a list is its positive synapses, then its negative
+    ones, each part cut into entries of its own [NXTF, SynapseEncoder.encode].
     A list of B bits takes ceil((B + 6) / 64) words (NxTF's rounding:
     SynapseGroup adds a word when B % 64 is 0 or >= 59).  No list may exceed
-    256 words.  Each core records one encoding for all its lists (Core.encoding;
-    NxTF left the choice to the user, the search picks it per core, see below).
+    256 words.  Each core records one encoding for all its lists (Core.encoding).
+    A layer's synapseEncoding (NeuronSpec.synapse_encoding, NxTF's argument)
+    fixes it for all its cores; otherwise the search picks it per core among
+    AUTO_ENCODINGS (see below; dense2 only where a layer asks for it).
 
 Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
@@ -66,7 +75,7 @@ Multiplicity and axons
     soft reset; here a population is per (connection, target core) and any
     reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons.
     The synapse-format table (at most 7 formats per core) is counted by the
-    validator alone (a core here uses at most 4); NxTF's destination groups
+    validator alone (a core here uses at most 4, 8 with a shared sign); NxTF's destination groups
     belong to its interleaved layout, which nxcompile does not use
     (partitioner.validate).
 
@@ -78,10 +87,13 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodel import synapse_format as sf
+from hwmodel.formats import sign_mode as sf_sign_mode
+from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
 from nxcompile.ir import INPUT, LayerSpec
 
-ENCODINGS = ("sparse", "dense", "runlength")
+ENCODINGS = sf.ENCODINGS
+AUTO_ENCODINGS = ("sparse", "dense", "runlength")     # what the search chooses from
 MAX_SKIP = 2 ** sf.MAX_SKIP_BITS - 1       # largest skip within a run-length entry
 
 _SKIP_BITS = np.array([max(sf.MIN_SKIP_BITS, v.bit_length()) for v in range(MAX_SKIP + 1)])
@@ -99,51 +111,107 @@ def weight_bits(layer: LayerSpec) -> int:
     return int(layer.neuron.num_weight_bits)
 
 
+def layer_encodings(layer: LayerSpec) -> tuple:
+    """The encodings the search may give the layer's cores: its synapseEncoding
+    alone, or AUTO_ENCODINGS."""
+    forced = layer.neuron.synapse_encoding
+    if forced is None:
+        return AUTO_ENCODINGS
+    if forced not in ENCODINGS:
+        raise NetworkError(f"layer {layer.name}: synapseEncoding={forced!r} not one of "
+                           f"{ENCODINGS}")
+    return (forced,)
+
+
+def splits_signs(layer: LayerSpec, weights) -> bool:
+    """True when the layer's synapse lists are split into a positive and a
+    negative part: a shared sign asked for (NeuronSpec.shared_sign) and incoming
+    weights (all of them, concatenated) of both signs (sign mode 'shared')."""
+    return sf_sign_mode(weights, layer.neuron.shared_sign) == "shared"
+
+
 def index_bits(compartments: int) -> int:
     """Bits of a local compartment index on a core with that many compartments."""
     return max(sf.MIN_INDEX_BITS, int(max(compartments, 1) - 1).bit_length())
 
 
 def list_words(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int, i_bits,
-               limits: CoreLimits) -> np.ndarray:
+               limits: CoreLimits, parts=None) -> np.ndarray:
     """64-bit words of each synapse list.
 
-    idx: the lists' local target indices concatenated, each list ascending and
-    non-empty; starts: where each list begins in idx; i_bits: index bits, one
-    int or one per list.  Returns an int64 array with one word count per list.
+    idx: the lists' local target indices concatenated; starts: where each list
+    begins in idx; parts: where a list's later parts begin (a shared-sign list
+    is its positive then its negative synapses, each part encoded on its own;
+    default: lists of one part); every part ascending and non-empty.  i_bits:
+    index bits, one int or one per list.  Returns an int64 array with one word
+    count per list.
     """
     idx = np.asarray(idx, np.int64)
     starts = np.asarray(starts, np.int64)
-    n = len(idx)
     if len(starts) == 0:
         return np.zeros(0, np.int64)
     i_bits = np.broadcast_to(np.asarray(i_bits, np.int64), starts.shape)
+    part_starts = starts if parts is None else np.union1d(starts, np.asarray(parts, np.int64))
+    owner = np.searchsorted(starts, part_starts, side="right") - 1
+    bits = _part_bits(idx, part_starts, encoding, w_bits, i_bits[owner], limits)
+    bits = np.bincount(owner, weights=bits, minlength=len(starts)).astype(np.int64)
+    return -(-(bits + sf.LIST_RESERVE_BITS) // limits.word_bits)
+
+
+def _part_bits(idx: np.ndarray, starts: np.ndarray, encoding: str, w_bits: int,
+               i_bits: np.ndarray, limits: CoreLimits) -> np.ndarray:
+    """Bits of each ascending run of synapses (starts: where each begins) encoded
+    as its own entries."""
+    n = len(idx)
     counts = np.diff(np.append(starts, n))
     per_entry = limits.synapses_per_entry
     if encoding == "sparse":
-        bits = -(-counts // per_entry) * sf.ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
+        return -(-counts // per_entry) * sf.ENTRY_HEADER_BITS + counts * (w_bits + i_bits)
+    if encoding == "dense2":
+        return _dense2_bits(idx, starts, counts, w_bits, i_bits, per_entry)
+    first = np.zeros(n, bool)
+    first[starts] = True
+    gap = np.diff(idx, prepend=idx[0])
+    brk = first | ((gap != 1) if encoding == "dense" else (gap > MAX_SKIP))
+    chunk_start = np.flatnonzero(brk)
+    pos = np.arange(n) - np.repeat(chunk_start, np.diff(np.append(chunk_start, n)))
+    entry = brk | (pos % per_entry == 0)
+    entry_start = np.flatnonzero(entry)
+    entry_len = np.diff(np.append(entry_start, n))
+    list_of_entry = np.searchsorted(starts, entry_start, side="right") - 1
+    entry_i_bits = i_bits[list_of_entry]
+    if encoding == "dense":
+        entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * w_bits
+    elif encoding == "runlength":
+        skip = np.where(entry, 0, gap)
+        skip_bits = _SKIP_BITS[np.maximum.reduceat(skip, entry_start)]
+        entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * (w_bits + skip_bits)
     else:
-        first = np.zeros(n, bool)
-        first[starts] = True
-        gap = np.diff(idx, prepend=idx[0])
-        brk = first | ((gap != 1) if encoding == "dense" else (gap > MAX_SKIP))
-        chunk_start = np.flatnonzero(brk)
-        pos = np.arange(n) - np.repeat(chunk_start, np.diff(np.append(chunk_start, n)))
-        entry = brk | (pos % per_entry == 0)
-        entry_start = np.flatnonzero(entry)
-        entry_len = np.diff(np.append(entry_start, n))
-        list_of_entry = np.searchsorted(starts, entry_start, side="right") - 1
-        entry_i_bits = i_bits[list_of_entry]
-        if encoding == "dense":
-            entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * w_bits
-        elif encoding == "runlength":
-            skip = np.where(entry, 0, gap)
-            skip_bits = _SKIP_BITS[np.maximum.reduceat(skip, entry_start)]
-            entry_bits = sf.ENTRY_HEADER_BITS + entry_i_bits + entry_len * (w_bits + skip_bits)
-        else:
-            raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
-        bits = np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
-    return -(-(bits + sf.LIST_RESERVE_BITS) // limits.word_bits)
+        raise ValueError(f"unknown synapse encoding {encoding!r}; one of {ENCODINGS}")
+    return np.bincount(list_of_entry, weights=entry_bits, minlength=len(starts)).astype(np.int64)
+
+
+def _dense2_bits(idx: np.ndarray, starts: np.ndarray, counts: np.ndarray, w_bits: int,
+                 i_bits: np.ndarray, per_entry: int) -> np.ndarray:
+    """Bits of each list in NxTF's dense2 encoding: entries found one round per
+    entry position, every list at once (each list's keys offset past the others)."""
+    n = len(idx)
+    list_of = np.repeat(np.arange(len(starts)), counts)
+    key = idx + list_of * (int(idx.max()) + per_entry + 1)
+    ends = starts + counts
+    entry = np.zeros(n, bool)
+    pos, lists = starts, np.arange(len(starts))
+    while len(pos):
+        entry[pos] = True
+        nxt = np.searchsorted(key, key[pos] + per_entry)
+        keep = nxt < ends[lists]
+        pos, lists = nxt[keep], lists[keep]
+    entry_start = np.flatnonzero(entry)
+    entry_last = np.append(entry_start[1:], n) - 1
+    span = idx[entry_last] - idx[entry_start] + 1
+    owner = list_of[entry_start]
+    entry_bits = sf.ENTRY_HEADER_BITS + i_bits[owner] + span * w_bits
+    return np.bincount(owner, weights=entry_bits, minlength=len(starts)).astype(np.int64)
 
 
 def output_entries(discrete: np.ndarray, population: np.ndarray, offchip: np.ndarray) -> np.ndarray:

@@ -92,9 +92,11 @@ class _Failures:
         if self.best is None:
             return PartitionError(f"layer {name}: {room}")
         v, tiling = self.best
+        forced = graph.layer(name).neuron.synapse_encoding
         return CoreLimitError(v.layer, v.resource, v.needed, v.limit,
                               f"best of {len(self.tried)} candidate splits of layer {name}: "
-                              f"{tiling.split}" + (f"; {room}" if room else ""))
+                              f"{tiling.split}" + (f"; {room}" if room else "")
+                              + (f"; with synapseEncoding={forced!r}" if forced else ""))
 
 
 def layer_cost(usage: LayerUsage, output: OutputUsage, graph: PartitionGraph,

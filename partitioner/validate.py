@@ -16,9 +16,10 @@ Synapse formats: a core's entries share a format when they share encoding,
 weight bits, sign mode, index bits and skip bits (NxTF's SynFmt fields without
 delays and interleaving offsets, which nxcompile does not use).  One layer per
 core, one encoding per core and one sign mode per layer (mapper.quantize) leave
-only the run-length skip width (2..5 bits) to vary, so a core uses at most 4
-formats, within NxTF's 7; the validator counts them anyway
-(CoreLimits.synapse_formats).  NxTF's destination-group limit (16) belongs to
+only the run-length skip width (2..5 bits) to vary, and with a shared sign
+(sign mode 'shared') the sign of each part, so a core uses at most 4 formats
+(8 for a shared-sign run-length core, beyond NxTF's 7: the validator refuses
+it); the validator counts them (CoreLimits.synapse_formats).  NxTF's destination-group limit (16) belongs to
 its interleaved compartment layout, a workaround of a cxBase defect
 (optimization.py: "maxNumDestinationGroups = 16  # Due to cxBase bug"); nxcompile
 lays compartments out without interleaving, so it does not apply.
@@ -134,6 +135,12 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     core_encoding = np.array([c.encoding for c in cores])
     core_index_bits = np.array([max(sf.MIN_INDEX_BITS, int(max(c, 1) - 1).bit_length())
                                 for c in comps])
+    # Shared sign with weights of both signs: lists in a positive and a negative part.
+    split = {}
+    for dst in ir.order():
+        w_all = np.concatenate([synapses[s, dst][3] for s in ir.predecessors(dst)] or [[]])
+        split[dst] = bool(ir.layer(dst).neuron.shared_sign) and bool(
+            (w_all > 0).any() and (w_all < 0).any())
     # Multiplicity: distinct target cores of every source neuron over all its successors.
     mult = {name: np.zeros(ir.layer(name).n, np.int64) for name in ir.order()}
     for (src, _), (i, t, _, _) in synapses.items():
@@ -142,22 +149,27 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     for (src, dst), (i, t, local, w) in synapses.items():
         if len(i) == 0:
             continue
-        # Lists: one per (target core, source neuron), cores contiguous, indices ascending.
-        order = np.lexsort((local, i, t))
-        i, t, local, w = i[order], t[order], local[order], w[order]
+        # Lists: one per (target core, source neuron), cores contiguous, indices ascending;
+        # with a shared sign its positive synapses, then its negative ones.
+        negative = (w < 0) & split[dst]
+        order = np.lexsort((local, negative, i, t))
+        i, t, local, w, negative = i[order], t[order], local[order], w[order], negative[order]
         starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (t[1:] != t[:-1])])
+        sign_part = np.r_[True, negative[1:] != negative[:-1]]
         ends = np.append(starts[1:], len(i))
         list_src, list_core = i[starts], t[starts]
         member = mult[src][list_src] == 1
         keys = _identical_lists(list_core, local, w, starts, ends - starts)
         # Words of every list, encoded entry by entry under its core's encoding.
         lengths = ends - starts
-        words, skips, entry_list = _encode(local, starts, lengths, core_encoding[list_core],
-                                           int(ir.layer(dst).neuron.num_weight_bits),
-                                           core_index_bits[list_core], lim.synapses_per_entry,
-                                           lim.word_bits)
-        for core_index, skip in set(zip(list_core[entry_list].tolist(), skips.tolist())):
-            formats[core_index].add(skip)      # one encoding, weight width and sign mode per core
+        words, skips, entry_list, entry_at = _encode(
+            local, starts, lengths, core_encoding[list_core],
+            int(ir.layer(dst).neuron.num_weight_bits), core_index_bits[list_core],
+            lim.synapses_per_entry, lim.word_bits, sign_part)
+        # one encoding and weight width per core; the sign mode of a shared sign per entry
+        for key in set(zip(list_core[entry_list].tolist(), skips.tolist(),
+                           negative[entry_at].tolist())):
+            formats[key[0]].add(key[1:])
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
         n_mem = np.bincount(list_core[member], minlength=n_cores)
@@ -201,9 +213,12 @@ def _compartments_per_neuron(layer) -> int:
 
 
 def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding: np.ndarray,
-            w_bits: int, i_bits: np.ndarray, per_entry: int, word_bits: int) -> tuple:
+            w_bits: int, i_bits: np.ndarray, per_entry: int, word_bits: int,
+            sign_part: np.ndarray | None = None) -> tuple:
     """Encode synapse lists as the chip stores them; returns (words per list,
-    skip bits of every entry, 0 outside run-length, the list of every entry).
+    skip bits of every entry, 0 outside run-length, the list of every entry,
+    where every entry starts in local).  sign_part: True where a part of a
+    list starts (a shared sign's negative synapses), each part encoded alone.
 
     local: the lists' local compartment indices, each list ascending; starts,
     lengths: where each list lies in local; encoding, i_bits: per list.  Also
@@ -211,10 +226,13 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     is cut into entries: sparse every per_entry synapses; dense at every index
     that does not follow its predecessor and every per_entry synapses;
     run-length at every skip of 2**MAX_SKIP_BITS or more and every per_entry
-    synapses.  An entry is a format id and a synapse count (ENTRY_HEADER_BITS),
-    for dense and run-length its first index (i_bits), then per synapse its
-    weight, for sparse its index, for run-length its skip in the entry's skip
-    width (the bits of its largest skip, at least MIN_SKIP_BITS).  A list of B
+    synapses; dense2 at the first synapse per_entry or more compartments past
+    its entry's first.  An entry is a format id and a synapse count
+    (ENTRY_HEADER_BITS), for dense, dense2 and run-length its first index
+    (i_bits), then per synapse its weight, for sparse its index, for run-length
+    its skip in the entry's skip width (the bits of its largest skip, at least
+    MIN_SKIP_BITS); a dense2 entry holds a synapse for every compartment from
+    its first to its last target, the skipped ones with weight 0.  A list of B
     bits takes ceil(B / word) words, one more when B % word is 0 or leaves
     less than LIST_RESERVE_BITS free (B % 64 >= 59)."""
     n = len(local)
@@ -222,13 +240,19 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     first_in_list = np.zeros(n, bool)
     first_in_list[starts] = True
     step = np.diff(local, prepend=0)
+    if sign_part is not None:
+        first_in_list = first_in_list | sign_part
     step[first_in_list] = 0
-    sparse, dense, runlength = (np.repeat(encoding == e, lengths)
-                                for e in ("sparse", "dense", "runlength"))
+    sparse, dense, runlength, dense2 = (np.repeat(encoding == e, lengths)
+                                        for e in ("sparse", "dense", "runlength", "dense2"))
     cut = first_in_list | (dense & (step != 1)) | (runlength & (step >= 2 ** sf.MAX_SKIP_BITS))
     piece = np.cumsum(cut) - 1                               # runs between cuts
     in_piece = np.arange(n) - np.flatnonzero(cut)[piece]
     entry_first = in_piece % per_entry == 0                  # every per_entry synapses
+    for i in np.flatnonzero(dense2):                         # dense2: windows of compartments
+        entry_first[i] = first_in_list[i] or local[i] >= window_end
+        if entry_first[i]:
+            window_end = local[i] + per_entry
     entry = np.cumsum(entry_first) - 1
     entry_list = list_of[entry_first]
     largest = np.zeros(len(entry_list), np.int64)
@@ -236,11 +260,18 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     skip = np.where(runlength[entry_first], np.maximum(sf.MIN_SKIP_BITS, _bit_length(largest)), 0)
     per_synapse = w_bits + np.where(sparse, i_bits[list_of], 0) + skip[entry]
     prefix = sf.ENTRY_HEADER_BITS + np.where(sparse[entry_first], 0, i_bits[entry_list])
+    if dense2.any():        # plus a zero-weight synapse at every compartment an entry skips
+        lowest = np.full(len(entry_list), np.iinfo(np.int64).max)
+        highest = np.zeros(len(entry_list), np.int64)
+        np.minimum.at(lowest, entry, local)
+        np.maximum.at(highest, entry, local)
+        fillers = highest - lowest + 1 - np.bincount(entry, minlength=len(entry_list))
+        prefix = prefix + np.where(dense2[entry_first], fillers * w_bits, 0)
     bits = (np.bincount(list_of, weights=per_synapse, minlength=len(starts))
             + np.bincount(entry_list, weights=prefix, minlength=len(starts))).astype(np.int64)
     rest = bits % word_bits
     words = -(-bits // word_bits) + ((rest == 0) | (rest > word_bits - sf.LIST_RESERVE_BITS))
-    return words.astype(np.int64), skip, entry_list
+    return words.astype(np.int64), skip, entry_list, np.flatnonzero(entry_first)
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:

@@ -1,13 +1,16 @@
-"""lava-nc 0.10.0 imports on Python 3.11 through mapper.lava_compat, site-packages untouched."""
+"""lava-nc 0.10.0 imports on Python 3.11 through mapper.lava_compat, or in any interpreter of
+the environment through nxcompile_lava.pth (nxcompile_lava_hook); site-packages untouched."""
 import hashlib
 import importlib.util
+import shutil
+import site
 import sys
 from pathlib import Path
 
 import pytest
 
 from mapper import lava_compat
-from tests.helpers import run_python
+from tests.helpers import ROOT, run_python
 
 def _var_model_file() -> Path:
     return Path(importlib.util.find_spec(lava_compat.PATCHED_MODULE).origin)
@@ -44,10 +47,46 @@ def test_lava_imports_and_runs_through_the_hook_and_site_packages_is_untouched()
     assert text.count("ByteEncoder = ByteEncoder()") == 8 and "default_factory" not in text
 
 
-def test_without_the_hook_lava_does_not_import_on_thisrun_python():
-    res = run_python("from lava.proc.lif.process import LIF", "-B")   # -B: write no bytecode
+# Site-packages on sys.path without processing its .pth files (python -S), so the start-up
+# hook is off whether or not this environment has nxcompile_lava.pth installed.
+# (-S also skips the venv's sys.prefix: the paths are those on this interpreter's sys.path.)
+_NO_PTH = ("import site, sys\n"
+           f"sys.path.extend({[p for p in sys.path if p.endswith('site-packages')]!r})\n")
+
+
+def test_without_the_hook_lava_does_not_import_on_this_python():
+    res = run_python(_NO_PTH + "from lava.proc.lif.process import LIF", "-B", "-S")   # -B: no bytecode
     assert res.returncode != 0
     assert "mutable default" in res.stderr and "ByteEncoder" in res.stderr
+
+
+def test_the_pth_file_arms_the_hook_without_importing_lava(tmp_path):
+    """site processes nxcompile_lava.pth as it does at start-up: afterwards neither
+    lava, numpy nor re is imported, nor any nxcompile package (it would shadow
+    another checkout on the path), and a plain lava import works."""
+    shutil.copy(ROOT / "nxcompile_lava.pth", tmp_path)
+    res = run_python(_NO_PTH + f"site.addsitedir({str(tmp_path)!r})\n"
+                     "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+                     "('lava', 'numpy', 're', 'nxcompile', 'mapper', 'hwmodel', 'partitioner'))\n"
+                     "print(heavy)\n"
+                     "from lava.proc.lif.process import LIF\n"
+                     "print(LIF.__name__)\n", "-B", "-S")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["[]", "LIF"]
+
+
+def test_this_environment_imports_lava_without_nxcompile():
+    """`pip install -e .` (the Makefile, CI) puts nxcompile_lava.pth into site-packages:
+    a fresh interpreter of this environment imports lava with no nxcompile line."""
+    installed = [Path(d, "nxcompile_lava.pth") for d in site.getsitepackages()]
+    if not any(p.exists() for p in installed):
+        pytest.fail("nxcompile_lava.pth is not installed in this environment's site-packages; "
+                    "reinstall the package: pip install -e '.[dev]' (make does when "
+                    "pyproject.toml, setup.py or the Makefile change)")
+    res = run_python("import sys\nfrom lava.proc.lif.process import LIF\n"
+                     "print(LIF.__name__, 'nxcompile' in sys.modules)", "-B")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["LIF", "False"]
 
 
 def test_hook_is_installed_once_and_var_model_is_patched():
@@ -61,7 +100,8 @@ def test_hook_is_installed_once_and_var_model_is_patched():
 
 def test_unexpected_source_text_fails_clearly():
     original = _var_model_file().read_text()
-    with pytest.raises(lava_compat.LavaCompatError, match="lava-nc==0.10.0"):
+    assert issubclass(lava_compat.LavaCompatError, lava_compat.PatchError)
+    with pytest.raises(lava_compat.PatchError, match="lava-nc==0.10.0"):
         lava_compat.patch_source(original.replace("ByteEncoder = ByteEncoder()", "int = 0", 1))
-    with pytest.raises(lava_compat.LavaCompatError, match="found 0 fields"):
+    with pytest.raises(lava_compat.PatchError, match="found 0 fields"):
         lava_compat.patch_source(lava_compat.patch_source(original))

@@ -145,14 +145,16 @@ def test_loihi1_core_holds_4096_input_axons(n, fits):
 
 @pytest.mark.parametrize("n, gap, encoding, words", [
     (5, 31, "runlength", 2), (5, 32, "runlength", 3), (5, 31, "sparse", 2), (5, 1, "dense", 1),
-    (61, 1, "dense", 9)])
+    (61, 1, "dense", 9), (5, 2, "dense2", 2), (5, 31, "dense2", 10)])
 def test_validator_encodes_a_list_by_hand(n, gap, encoding, words):
     # one source, n synapses `gap` apart on a 129-compartment core (8 index bits):
     # run-length gaps of 31: 10 + 8 + 5 x (8 + 5) = 83 bits -> 2 words; gaps of 32: five
     # entries of 10 + 8 + 8 + 2 = 140 bits -> 3 words; sparse: 10 + 5 x (8 + 8) = 90 bits ->
     # 2 words; dense, consecutive: 10 + 8 + 5 x 8 = 58 bits -> 1 word (59 would take 2);
     # 61 consecutive: two entries of at most 60, 2 x 18 + 488 = 524 bits -> 9 words (one
-    # entry would be 506 bits: 8)
+    # entry would be 506 bits: 8); dense2 gaps of 2: one entry over compartments 0..8,
+    # 10 + 8 + 9 x 8 = 90 bits -> 2 words; gaps of 31: entries from 0 (0, 31), 62 (62, 93)
+    # and 124, 2 x (18 + 32 x 8) + 18 + 8 = 574 bits -> 10 words
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (1,)))
     ir.add_layer(LayerSpec("out", "dense", (129,)))
@@ -181,7 +183,7 @@ def test_formats_of_a_list_with_several_entries():
         validate_partition(ir, part)
 
 
-@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength"])
+@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength", "dense2"])
 @pytest.mark.parametrize("word_bits", [64, 32])
 def test_the_validators_encoding_equals_the_search_model(encoding, word_bits):
     """The two independent codes give the same words for random lists: lengths
@@ -196,6 +198,33 @@ def test_the_validators_encoding_equals_the_search_model(encoding, word_bits):
         i_bits = rng.integers(6, 11, len(lengths))
         w_bits = int(rng.integers(1, 9))
         expected = model.list_words(local, starts, encoding, w_bits, i_bits, limits)
-        words, _, _ = _encode(local, starts, lengths, np.full(len(lengths), encoding), w_bits,
-                              i_bits, limits.synapses_per_entry, word_bits)
+        words, *_ = _encode(local, starts, lengths, np.full(len(lengths), encoding), w_bits,
+                            i_bits, limits.synapses_per_entry, word_bits)
         np.testing.assert_array_equal(words, expected)
+
+
+@pytest.mark.parametrize("encoding", ["sparse", "dense", "runlength", "dense2"])
+def test_both_encoders_agree_on_lists_in_two_sign_parts(encoding):
+    """A shared sign's lists: positive synapses, then negative ones, each part
+    ascending and encoded on its own; the two codes agree, and a list in two parts
+    takes at least the words of either part alone."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        lists, part_at, at = [], [], 0
+        for _ in range(rng.integers(1, 5)):
+            a, b = (np.cumsum(rng.choice([1, 2, 31, 32, 50], n)) for n in rng.integers(1, 90, 2))
+            lists.append(np.r_[a, b])
+            part_at.append(at + len(a))
+            at += len(a) + len(b)
+        local = np.concatenate(lists)
+        lengths = np.array([len(x) for x in lists])
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        sign_part = np.zeros(len(local), bool)
+        sign_part[part_at] = True
+        w_bits, i_bits = int(rng.integers(1, 9)), rng.integers(6, 11, len(lists))
+        expected = model.list_words(local, starts, encoding, w_bits, i_bits, BASE, part_at)
+        words, *_ = _encode(local, starts, lengths, np.full(len(lists), encoding), w_bits, i_bits,
+                            BASE.synapses_per_entry, BASE.word_bits, sign_part)
+        np.testing.assert_array_equal(words, expected)
+        first = model.list_words(local[:part_at[0]], [0], encoding, w_bits, i_bits[:1], BASE)
+        assert expected[0] >= first[0]

@@ -1,5 +1,7 @@
 """Resource model formulas, the independent validator, and the search's estimates
 against the validator's recount on random networks (hypothesis)."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -337,3 +339,24 @@ def test_estimates_equal_recount_on_random_networks(ir, beam_width):
         held = np.concatenate([c.neurons for c in part.cores_of(name)])
         assert np.array_equal(np.sort(held), np.arange(ir.layer(name).n))
     assert part.num_cores >= part.lower_bound_cores
+
+
+@settings(max_examples=examples(30), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.sampled_from([None, *model.ENCODINGS]), st.sampled_from([None, True, False]))
+def test_estimates_equal_recount_with_a_forced_encoding_and_a_sign_mode(ir, encoding, shared):
+    """NxTF's synapseEncoding and useSharedSign on every layer: the search's estimate
+    equals the recount (shared signs split every list of mixed-sign layers in two)."""
+    for name in ir.order():
+        layer = ir.layer(name)
+        if layer.kind != "input":
+            layer.neuron = dataclasses.replace(layer.neuron, synapse_encoding=encoding,
+                                               shared_sign=shared)
+    try:
+        part = partition_network(ir, TINY, placement_time_limit=0.2)
+    except PartitionError as err:
+        assert "limit" in str(err) or "board" in str(err)
+        return
+    _assert_estimates_equal_recount(ir, part)
+    if encoding is not None:
+        assert {c.encoding for c in part.cores if ir.layer(c.layer).kind != "input"} == {encoding}

@@ -43,7 +43,15 @@ class NeuronSpec:
     report can show the rounding; None where the decay is given as an integer or
     there is no decay.  reset_interval, reset_offset: a periodic reset of u and v
     at the time steps t (from 1) with t % reset_interval == reset_offset, as
-    Lava's LIFReset (0: never; hard reset only).
+    Lava's LIFReset (0: never; hard reset only).  weight_exp: if
+    set, the 3-bit exponent (0..7) of the layer's incoming weights (NxTF's
+    weightExponent), else the quantizer chooses it.  synapse_encoding: if set,
+    the encoding every synapse list on the layer's cores uses (one of
+    hwmodel.synapse_format.ENCODINGS), else the partitioner chooses per core.
+    shared_sign (NxTF's useSharedSign): True, positive and negative weights in
+    separate synapse entries with a shared sign each (hwmodel.formats sign mode
+    'shared'); False, a sign bit in every weight ('mixed'); None, a shared sign
+    where all weights have one sign, else a sign bit.
     """
 
     threshold: float = 1.0
@@ -57,6 +65,9 @@ class NeuronSpec:
     tau_v: float | None = None
     reset_interval: int = 0
     reset_offset: int = 0
+    weight_exp: int | None = None
+    synapse_encoding: str | None = None
+    shared_sign: bool | None = None
 
 
 @dataclass
@@ -66,7 +77,9 @@ class LayerSpec:
     be of other kinds), output shape (HWC or (n,)), bias (float, per output channel or
     None) and neuron parameters.  For an input layer, input_mode is 'bias'
     (frames as constant currents), 'spikes' or 'bias_mant' (frames are the
-    integer bias mantissas of the input neurons; needs vth_mant and bias_exp)."""
+    integer bias mantissas of the input neurons; needs vth_mant and bias_exp).
+    probe: record the layer's spike trains in every run that does not name its
+    own record list (NxTF's probeSpikes)."""
 
     name: str
     kind: str
@@ -74,6 +87,7 @@ class LayerSpec:
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     bias: np.ndarray | None = None
     input_mode: str = "bias"
+    probe: bool = False
 
     def __post_init__(self):
         self.shape = _int_tuple(self.shape)
