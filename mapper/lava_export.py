@@ -146,6 +146,8 @@ def to_lava(net: IntNetwork, partition: Partition, x=None) -> LavaExport:
             raise NetworkError(f"layer {inp.name}: frame of shape {x.shape}, the input layer "
                                f"is {tuple(inp.shape)}")
     fanout = _InputFanout()
+    if spikes:      # one step of no spikes: build_lava_network reads only its shape
+        x = np.zeros((1, *inp.shape))
     lnet = build_lava_network(net, _merged_input(net, partition), x, 1,
                               spike_source=lambda layer, core: fanout)
     out_cores = partition.cores_of(net.output_layer)
