@@ -121,6 +121,11 @@ class IntConnection:
     synapse before summing, Lava floors each block's sum: they would differ).
     sign_mode: hwmodel.formats.SIGN_MODES ('shared': both signs, each with a shared
     sign, so every weight keeps its full magnitude bits).
+    delays: None (every synapse delivers on the next step) or csr (n_target,
+    n_source) int: the per-synapse delay in time steps, 0..synapse_format.
+    DELAY_MAX, non-zero only where weights is; a spike of step t reaches the
+    target's u at step t + 1 + delay (Lava's DelaySparse).  A connection with
+    delays has no window.
     """
 
     source: str
@@ -130,6 +135,31 @@ class IntConnection:
     num_weight_bits: int = 8
     sign_mode: str = "mixed"
     window: IntWindow | None = None   # the same synapses as a window operation, if they are one
+    delays: sp.csr_matrix | None = None
+
+    @property
+    def max_delay(self) -> int:
+        """The largest synaptic delay in time steps (0 without delays)."""
+        d = self.delays
+        return 0 if d is None or d.nnz == 0 else int(d.data.max())
+
+    def delay_parts(self) -> list:
+        """[(delay, csr weights of the synapses with that delay)] for every
+        delay present, ascending; [(0, weights)] without delays."""
+        w = sp.csr_matrix(self.weights)
+        if not self.max_delay:
+            return [(0, w)]
+        d = sp.csr_matrix(self.delays)
+        dense_d = d.multiply(w != 0).tocsr()          # delays of the stored synapses
+        per_synapse = np.asarray(dense_d[w.nonzero()]).ravel()
+        rows, cols = w.nonzero()
+        values = np.asarray(w[rows, cols]).ravel()
+        parts = []
+        for k in np.unique(per_synapse):
+            sel = per_synapse == k
+            parts.append((int(k), sp.csr_matrix((values[sel], (rows[sel], cols[sel])),
+                                                shape=w.shape, dtype=w.dtype)))
+        return parts
 
 
 @dataclass

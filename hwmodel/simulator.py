@@ -12,6 +12,11 @@ LIFReset: step t + 1 with (t + 1) % reset_interval == reset_offset).
 All samples of a batch run at once, as independent networks; state is
 batch-major, (batch, neurons in flat HWC order).
 
+A connection with per-synapse delays (IntConnection.delays) is one product
+with its matrix stacked by delay; the part of delay d joins a ring buffer
+(a delay line) that delivers it d steps later: a_in(t) = sum_d W_d @ s(t-1-d),
+exactly Lava's DelaySparse (its a_buff).
+
 Synaptic products are float matrix products, exact because every partial sum is
 an integer below 2**24 in float32 (float64 where a row's weights could exceed
 that): a connection with a window (IntConnection.window) is computed as a
@@ -113,6 +118,11 @@ class _Synapses:
             worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
         self.peak = worst * 2.0 ** (conn.weight_exp + formats.ACTIVATION_SHIFT)
         self.dtype = _float_type(worst)
+        self.delays = None          # the delays present (steps), with the matrix stacked by delay
+        if conn.max_delay:
+            parts = conn.delay_parts()
+            self.delays = np.array([d for d, _ in parts], np.int64)
+            w = sp.vstack([m for _, m in parts], format="csr")    # (delays * n_target, n_source)
         if win is not None:
             self.kernel = np.asarray(win.kernel, self.dtype)
             self.source_shape, self.target_shape = tuple(source.shape), tuple(target.shape)
@@ -127,9 +137,32 @@ class _Synapses:
         self.scale = self.dtype(2.0 ** (max(conn.weight_exp, 0) + formats.ACTIVATION_SHIFT))
         self.padded = None              # the zero-padded spike maps of _convolve
 
+    def ring(self, batch: int) -> np.ndarray | None:
+        """The delay line of a batch: (max delay + 1, batch, n_target) zeros, slot
+        t % (max delay + 1) holding the input due at step t; None without delays."""
+        if self.delays is None:
+            return None
+        return np.zeros((int(self.delays[-1]) + 1, batch, self.conn.weights.shape[0]), self.dtype)
+
+    def deliver(self, spikes: np.ndarray, t: int, ring: np.ndarray | None) -> np.ndarray:
+        """Synaptic input at step t (batch, n_target) from the previous step's
+        spikes: input() itself without delays; with delays, the part of every
+        delay d is added to the ring slot of step t + d and slot t is taken out
+        (a_in(t) = sum_d W_d @ s(t - 1 - d), as Lava's DelaySparse)."""
+        acc = self.input(spikes)
+        if ring is None:
+            return acc
+        slots = (t + self.delays) % len(ring)
+        ring[slots] += acc.reshape(len(spikes), len(self.delays), -1).transpose(1, 0, 2)
+        now = t % len(ring)
+        out = ring[now].copy()
+        ring[now] = 0
+        return out
+
     def input(self, spikes: np.ndarray) -> np.ndarray:
         """Synaptic input (batch, n_target) in u units (<< weight_exp << 6): the
-        float product scaled by a power of two, which stays exact."""
+        float product scaled by a power of two, which stays exact.  With delays
+        (batch, delays * n_target): one block per delay present, ascending."""
         if self.window is not None:
             acc = self._convolve(spikes).reshape(len(spikes), -1)
         elif self.dense is not None:
@@ -221,15 +254,16 @@ def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, x: np.ndarray, 
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
+    rings = [syn.ring(batch) for syn in synapses]
     for t in range(num_steps):
         # Connections deliver what they accumulated from the previous step's spikes.
         a_in = dict.fromkeys(states)
         as_float = {}
-        for syn in synapses:
+        for syn, ring in zip(synapses, rings):
             key = (syn.conn.source, syn.dtype)
             if key not in as_float:
                 as_float[key] = spikes[syn.conn.source].astype(syn.dtype)
-            a = syn.input(as_float[key])
+            a = syn.deliver(as_float[key], t, ring)
             target = syn.conn.target
             if a_in[target] is None:
                 a_in[target] = a.astype(states[target].dtype, copy=False)

@@ -6,6 +6,8 @@ own.
 [NXTF] NxTF's partitioner (intel-nrc-ecosystem/models, nxsdk_modules_ncl/dnn/
 src): data_structures.SynEntry._updateCost, synapse_compression, SynapseGroup.
 _updateCost, OutputAxonGroup, optimization.ExclusionCriteria.
+[LAVADL] lava-dl 0.6.0, src/lava/lib/dl/netx (the netx importer of Loihi
+networks with per-synapse delays).
 """
 from __future__ import annotations
 
@@ -45,3 +47,22 @@ LIST_RESERVE_BITS = 6
 DISCRETE_ROUTE_ENTRIES = 1
 POPULATION_ROUTE_ENTRIES = 2
 OFFCHIP_EXTRA_ENTRIES = 1
+# Synaptic delays (time steps a spike waits beyond the one-step hop; 0 = no
+# wait).  Every synapse of a list stores a delay field of the list's format
+# next to its weight: 0 bits where a format has no delays, else 3..6 bits
+# [NXTF SynapseEncoder: numDelayBits in (3, 4, 5, 6) or None; SynEntry.
+# _updateCost: each synapse weight + delay bits].  Delays reach 62 steps
+# [LAVADL netx/utils.num_delay_bits: "Max delay exceeded limit of 62";
+# netx/hdf5.Network clamps delays to 0..62] (Lava 0.10's DelaySparse fixed_pt
+# model takes 0..63, "Loihi 2 has a maximum of 6 bits for delays").
+MIN_DELAY_BITS = 3
+MAX_DELAY_BITS = 6
+DELAY_MAX = 62
+
+
+def delay_bits(max_delay: int) -> int:
+    """Delay field width (bits) of synapses whose largest delay is max_delay
+    steps: 0 for none, else max(3, bit length of max_delay) (at most 6 for
+    DELAY_MAX)."""
+    max_delay = int(max_delay)
+    return 0 if max_delay <= 0 else max(MIN_DELAY_BITS, max_delay.bit_length())

@@ -6,8 +6,10 @@ only, so loading a saved model does not import Lava.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel import formats
+from hwmodel import synapse_format as sf
 from hwmodel.errors import NetworkError
 from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Partition
@@ -76,6 +78,30 @@ def check_connection(conn: IntConnection) -> None:
     if off_grid.size:
         raise NetworkError(f"{where} weight {off_grid[0]} is not a multiple of {step}, the step of "
                            f"{conn.num_weight_bits}-bit {conn.sign_mode} weights")
+    check_delays(conn)
+
+
+def check_delays(conn: IntConnection) -> None:
+    """NetworkError unless the connection's delays (if any) are a matrix of the
+    weights' shape of integers 0..synapse_format.DELAY_MAX, non-zero only on
+    stored synapses, and a connection with delays has no window."""
+    d = conn.delays
+    if d is None:
+        return
+    where = f"connection {conn.source}->{conn.target}:"
+    if not sp.issparse(d) or d.shape != conn.weights.shape:
+        raise NetworkError(f"{where} delays must be a sparse matrix of the weights' shape "
+                           f"{conn.weights.shape}, got {type(d).__name__} "
+                           f"{getattr(d, 'shape', None)}")
+    if d.dtype.kind not in "iu":
+        raise NetworkError(f"{where} delays have dtype {d.dtype}; they hold integers (steps)")
+    _check_range(f"{where} delay (time steps)", d.data, 0, sf.DELAY_MAX)
+    on_synapses = sp.csr_matrix(d).multiply(conn.weights != 0)
+    stray = int(np.count_nonzero(d.data)) - int(np.count_nonzero(on_synapses.data))
+    if stray:
+        raise NetworkError(f"{where} {stray} delays on synapses without a weight")
+    if conn.max_delay and conn.window is not None:
+        raise NetworkError(f"{where} a connection with delays has no window")
 
 
 def check_record(net: IntNetwork, record) -> None:

@@ -19,7 +19,9 @@ where every reset interval divides the steps of a round (mapper.lava_run).
 Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
 with the connection's weight_exp, bit width and sign mode (sign mode 'shared':
-an excitatory and an inhibitory Sparse).  Sparse is exact
+an excitatory and an inhibitory Sparse); a block with per-synapse delays is a
+DelaySparse (its delays; a_buff (n, max_delay + 1), zeroed by start_round as
+Sparse's is).  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
 per-core partial sums.  A negative exponent is rejected (mapper.checks.check_connection).
 The output layer and the recorded layers get a SpikeSink per core.
@@ -35,7 +37,7 @@ import scipy.sparse as sp
 from lava.magma.compiler.compiler_graphs import find_processes
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF, LIFReset
-from lava.proc.sparse.process import Sparse
+from lava.proc.sparse.process import DelaySparse, Sparse
 from lava.utils.weightutils import SignMode
 
 from hwmodel.errors import NetworkError
@@ -51,8 +53,8 @@ class LavaNetwork:
     """The Lava processes of a batch, keyed like the partition.
 
     neurons: core index -> LIF | SoftResetLIF | RingBuffer.
-    synapses: (source core index, target core index) -> list of Sparse (one per
-    IntConnection between the two cores' layers).
+    synapses: (source core index, target core index) -> list of Sparse or
+    DelaySparse (one per IntConnection between the two cores' layers).
     sinks: core index -> SpikeSink (output and recorded layers).
     components: core indices of the sinks of each connected Lava graph; each
     graph is compiled and run on its own (run one of its sinks).
@@ -123,23 +125,39 @@ def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> No
     diagonal), wired into the neuron processes."""
     if conn.sign_mode == "shared":      # its positive and its negative weights: two connections
         for part in (conn.weights.maximum(0), conn.weights.minimum(0)):
-            _connect(lnet, partition, replace(conn, weights=part.tocsr(),
+            delays = None if conn.delays is None else \
+                sp.csr_matrix(conn.delays.multiply(part != 0), dtype=np.int64)
+            _connect(lnet, partition, replace(conn, weights=part.tocsr(), delays=delays,
                                               sign_mode=sign_mode_of(part.data)))
         return
     weights = conn.weights.tocsr()
+    delays = None if not conn.max_delay else sp.csr_matrix(conn.delays, dtype=np.int64)
     sign_mode = SignMode[conn.sign_mode.upper()]
     for tgt in partition.cores_of(conn.target):
         rows = weights[tgt.neurons]
+        delay_rows = None if delays is None else delays[tgt.neurons]
         for src in partition.cores_of(conn.source):
             block = rows[:, src.neurons].tocsr()
             block.eliminate_zeros()
             if not block.nnz:
                 continue
+            delay = None if delay_rows is None else delay_rows[:, src.neurons].tocsr()
+            if delay is not None:
+                delay.eliminate_zeros()
             if lnet.lanes > 1:
                 block = sp.block_diag([block] * lnet.lanes, format="csr")
-            syn = Sparse(weights=block, weight_exp=conn.weight_exp,
-                         num_weight_bits=conn.num_weight_bits, sign_mode=sign_mode,
-                         name=f"{conn.source}->{conn.target}/core{src.index}->core{tgt.index}")
+                if delay is not None:
+                    delay = sp.block_diag([delay] * lnet.lanes, format="csr")
+            name = f"{conn.source}->{conn.target}/core{src.index}->core{tgt.index}"
+            if delay is not None and delay.nnz:
+                syn = DelaySparse(weights=block, delays=delay.astype(np.int64),
+                                  max_delay=int(delay.data.max()), weight_exp=conn.weight_exp,
+                                  num_weight_bits=conn.num_weight_bits, sign_mode=sign_mode,
+                                  name=name)
+            else:
+                syn = Sparse(weights=block, weight_exp=conn.weight_exp,
+                             num_weight_bits=conn.num_weight_bits, sign_mode=sign_mode,
+                             name=name)
             lnet.neurons[src.index].s_out.connect(syn.s_in)
             syn.a_out.connect(lnet.neurons[tgt.index].a_in)
             lnet.synapses.setdefault((src.index, tgt.index), []).append(syn)

@@ -19,6 +19,8 @@ and how netx reads it:
   stride, padding (symmetric), dilation: (y, x); groups
   bias      netx's bias mantissa with its fixed bias_exp 6, per neuron: (n,) or
             (W, H, C) (omitted when zero)
+  delay     dense: (n_out, n_in) per-synapse delays in time steps (omitted
+            without delays; netx builds a DelayDense)
 
 Networks that fit, exactly: a chain input -> ... -> output where each layer is
 fed by the one before (dense; conv2d; depthwise_conv2d and average pooling as
@@ -158,12 +160,16 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
         _check_no_reshape(name, prev, spec, tuple(ir.layer(prev).shape))
         if spec.op.netx_type == fmt.DENSE:
             weight = conn.weights.toarray()
+            delay = None if not conn.max_delay else conn.delays.toarray()
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
                 entries.append({"type": fmt.FLATTEN})
-                hwc = np.arange(int(np.prod(source))).reshape(source)
-                weight = weight[:, hwc.transpose(2, 0, 1).ravel()]
+                chw = np.arange(int(np.prod(source))).reshape(source).transpose(2, 0, 1).ravel()
+                weight = weight[:, chw]
+                delay = None if delay is None else delay[:, chw]
             entry = {"type": fmt.DENSE, "shape": [layer.n], "weight": weight}
+            if delay is not None:      # netx: DelayDense with these (out, in) delays
+                entry["delay"] = delay
         else:
             weight, groups = _window_weight(name, spec, target, conn.weights)
             entry = {"type": fmt.CONV, "shape": fmt.chw(target), "weight": weight,

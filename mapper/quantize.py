@@ -49,7 +49,8 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError, NxCompileError
 from hwmodel.network import (INPUT_MODES, RESET_MODES, IntConnection, IntLayer, IntNetwork,
                              IntWindow)
-from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, connection_matrix
+from nxcompile.ir import (INPUT, ConnectionSpec, LayerSpec, NetworkIR, connection_matrix,
+                          delay_matrix)
 
 
 # Smallest threshold mantissa the automatic scale aims for: the threshold then
@@ -305,9 +306,14 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         w.eliminate_zeros()
         w = sp.csr_matrix(w)
         spec = ir.connection(src, layer.name)
+        delays = delay_matrix(spec, layer.shape)
+        if delays is not None:       # only on the synapses that keep a weight
+            delays = sp.csr_matrix(delays.multiply(w != 0), dtype=np.int64)
+            delays.eliminate_zeros()
         conns.append(IntConnection(source=src, target=layer.name, weights=w,
                                    weight_exp=w_exp, num_weight_bits=nrn.num_weight_bits,
-                                   sign_mode=mode, window=window_of(spec, layer.shape, w, on_grid)))
+                                   sign_mode=mode, window=window_of(spec, layer.shape, w, on_grid),
+                                   delays=delays if delays is not None and delays.nnz else None))
     bias_v = bias * sigma * 2 ** formats.ACTIVATION_SHIFT
     bias_exp = _bias_exponent(layer.name, bias_v, nrn.bias_exp)
     mant = _quantize_bias(bias_v, bias_exp)
@@ -327,13 +333,14 @@ def window_of(spec: ConnectionSpec, target_shape: tuple, weights,
               on_grid=None) -> IntWindow | None:
     """The integer synapses `weights` of a window connection as an IntWindow
     over its source (the kernel's rows of the source's channels), or None for
-    other kinds and where one kernel tap carries different weights.
+    other kinds, for connections with delays and where one kernel tap carries
+    different weights.
 
     on_grid (float weights -> their integers) gives a weighted kind's kernel
     directly, elementwise as the matrix entries it holds were made; without it
     the kernel is read back from `weights` (WindowKind.kernel_of)."""
     kind = spec.op
-    if not kind.window:
+    if not kind.window or spec.delays is not None:      # delays: the matrix path
         return None
     if on_grid is not None and kind.weighted:
         kernel = on_grid(np.asarray(spec.kernel, np.float64))

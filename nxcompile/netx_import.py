@@ -15,6 +15,10 @@ Each block becomes a layer named after its type and index ('conv1', 'dense7'):
             (depthwise_conv2d)
   pool      slayer's sum pooling (one weight per window tap, every channel):
             a depthwise_conv2d (netx 0.6 itself refuses pool blocks)
+  delay     per-synapse delays of a dense block (netx: DelayDense/DelaySparse):
+            a scalar, one per target neuron (slayer's axonal delay of the
+            block's neurons, which netx puts on their input synapses), one
+            per source, or (out, in); time steps, truncated to integers
   neuron    CUBA or LOIHI: vThMant, du = iDecay - 1, dv = vDecay, bias exponent 6,
             hard reset (weights and biases at scale 1: threshold = vThMant)
 Weights and biases are read as netx reads them (cast to integers, truncating).
@@ -25,8 +29,8 @@ t % reset_interval == (reset_offset + 1 + k) % reset_interval.
 Refused by name (NetworkError): neuron types of Loihi 2 (sigma-delta, resonate-
 and-fire) and graded spikes; blocks netx 0.6 does not build; a block without a
 neuron group (netx's default readout: vThMant 2**17 is beyond Loihi 1's 17-bit
-threshold mantissa; num_layers imports the blocks before it); non-zero synaptic
-delays (not modelled yet); dilation; other groups; shapes that do not follow
+threshold mantissa; num_layers imports the blocks before it); delays on conv
+and pool blocks, delays beyond 62 steps (netx clamps them); dilation; other groups; shapes that do not follow
 from the geometry; values that Loihi 1's integer formats do not hold exactly
 (checked on the quantized network: from_netx).
 """
@@ -36,15 +40,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel import formats
+from hwmodel import synapse_format as sf
 from hwmodel.errors import NetworkError
 from hwmodel.network import IntNetwork
 from mapper import netx_format as fmt
 from nxcompile.compiled import CompiledModel
 from nxcompile.compiler import compile_ir
 from nxcompile.ir import (INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec,
-                          connection_matrix, get_kind)
+                          connection_matrix, delay_matrix, get_kind)
 
 
 def _pair(group, key: str, default: int) -> tuple:
@@ -107,10 +113,42 @@ class _Reader:
 
     @staticmethod
     def check_delay(group, where: str) -> None:
+        """Refuse the delays of a block that nxcompile takes only on dense blocks."""
         if "delay" in group and np.any(group["delay"][()] != 0):
             raise NetworkError(f"{where}: synaptic delays up to "
-                               f"{int(np.max(group['delay'][()]))} steps; nxcompile does not "
-                               f"model per-synapse delays yet (only zero delays import)")
+                               f"{int(np.max(group['delay'][()]))} steps; nxcompile takes "
+                               f"per-synapse delays on dense blocks only (netx 0.6 too)")
+
+    @staticmethod
+    def delays(group, shape: tuple, where: str) -> np.ndarray | None:
+        """A dense block's `delay` as an int (out, in) matrix, as hdf5.Network.
+        create_dense reads it: a scalar for every synapse, a vector of `out`
+        entries per target neuron (the block's axonal delays), one of `in`
+        entries per source neuron, or the matrix itself; cast to int
+        (truncating) as blocks.process.Dense does.  None without delays.
+        netx clamps delays above 62 to 62 with a warning: refused here instead."""
+        if "delay" not in group:
+            return None
+        raw = np.asarray(group["delay"][()], np.float64)
+        n_out, n_in = shape
+        if raw.size == 1:
+            d = np.full(shape, raw.ravel()[0])
+        elif raw.ndim == 1 and raw.size == n_out:
+            d = np.repeat(raw[:, None], n_in, axis=1)
+        elif raw.ndim == 1 and raw.size == n_in:
+            d = np.repeat(raw[None, :], n_out, axis=0)
+        elif raw.shape == shape:
+            d = raw
+        else:
+            raise NetworkError(f"{where}: delay of shape {raw.shape} fits neither the weight "
+                               f"{shape}, its {n_out} targets nor its {n_in} sources")
+        if not np.all(np.isfinite(d)) or d.min() < 0 or d.max() > sf.DELAY_MAX:
+            bad = d[~np.isfinite(d)][0] if not np.all(np.isfinite(d)) else (
+                d.min() if d.min() < 0 else d.max())
+            raise NetworkError(f"{where}: delay {bad:g} steps outside 0..{sf.DELAY_MAX}, what a "
+                               f"Loihi 1 synapse holds (netx clamps to {fmt.MAX_DELAY})")
+        d = d.astype(np.int64)
+        return d if d.any() else None
 
     # -- sources -------------------------------------------------------------------
     def source(self, where: str, flat: bool) -> tuple:
@@ -161,10 +199,10 @@ class _Reader:
 
     def dense(self, i: int, group) -> None:
         where = self.where(i, fmt.DENSE)
-        self.check_delay(group, where)
         n_out = int(np.prod(group["shape"][()]))
         weight = group["weight"][()].astype(int)
         weight = weight.reshape(n_out, -1) if weight.ndim == 1 else weight
+        delays = self.delays(group, weight.shape, where)
         source, shape = self.source(where, flat=True)
         if len(shape) == 3:
             if not self.flatten_next:
@@ -174,12 +212,19 @@ class _Reader:
             hwc = np.empty_like(weight)
             hwc[:, order] = weight             # column k of netx reads (C, H, W) index k
             weight = hwc
+            if delays is not None:
+                hwc_delays = np.empty_like(delays)
+                hwc_delays[:, order] = delays
+                delays = hwc_delays
         if weight.shape != (n_out, int(np.prod(shape))):
             raise NetworkError(f"{where}: weight shape {weight.shape}, expected "
                                f"({n_out}, {int(np.prod(shape))}) from shape and source {source}")
+        if delays is not None:          # netx zeroes the delays of zero weights
+            delays = np.where(weight != 0, delays, 0)
         bias = group["bias"][()].astype(int).ravel() if "bias" in group else None
         self.add(f"{fmt.DENSE}{i}", "dense", (n_out,), group, where, source,
-                 ConnectionSpec("dense", (weight.shape[1],), kernel=weight.T.astype(float)),
+                 ConnectionSpec("dense", (weight.shape[1],), kernel=weight.T.astype(float),
+                                delays=None if delays is None else delays.T.copy()),
                  bias)
 
     def window(self, i: int, group, kind: str) -> None:
@@ -279,6 +324,13 @@ def check_exact(ir: NetworkIR, net: IntNetwork) -> None:
                 f"layer {conn.target}: weight {want[r, c]:.0f} from {conn.source} becomes "
                 f"{got[r, c]:.0f} (weight exponent {conn.weight_exp}, {conn.sign_mode} sign: "
                 f"Loihi 1 holds mixed-sign weights as even numbers in -256..254 at exponent 0)")
+        spec = ir.connection(conn.source, conn.target)
+        want_d = delay_matrix(spec, ir.layer(conn.target).shape)
+        want_d = sp.csr_matrix(want.shape, dtype=np.int64) if want_d is None else want_d
+        got_d = sp.csr_matrix(want.shape, dtype=np.int64) if conn.delays is None else conn.delays
+        if (want_d != got_d).nnz:
+            raise NetworkError(f"layer {conn.target}: the delays from {conn.source} changed "
+                               f"in quantization")
     for name, layer in net.layers.items():
         spec = ir.layer(name)
         if layer.is_input and layer.input_mode == "spikes":

@@ -5,7 +5,7 @@ Per layer the bound is the largest of (each divided by its per-core limit and
 rounded up), and at least 1:
 - compartments: neurons x compartments per neuron;
 - synapse words: every synapse is represented in some stored list, each stored
-  synapse takes at least the weight bits (dense format, no index).  When all
+  synapse takes at least the weight and delay bits (dense format, no index).  When all
   weights of a connection differ no two lists can be shared, so all its
   synapses are stored; otherwise at least one synapse per distinct weight value;
 - input axons: a source neuron that feeds two or more layers reaches several

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hwmodel.limits import CoreLimits
-from nxcompile.ir import NetworkIR, connection_matrix
+from nxcompile.ir import NetworkIR, connection_matrix, delay_matrix
 from partitioner import model
 from partitioner.tiling import Tiling
 
@@ -67,6 +67,19 @@ class Edge:
         return m.indices.astype(np.int64), cols, m.data + 0.0
 
     @cached_property
+    def share_values(self) -> np.ndarray | None:
+        """Per synapse (ordered as synapses), a value equal for two synapses iff
+        their weights and delays are, for connection sharing; None without
+        delays (the weights themselves are compared)."""
+        d = delay_matrix(self.conn, self.target_shape)
+        if d is None:
+            return None
+        rows, cols, w = self.synapses
+        per_synapse = np.asarray(d.tocsr()[rows, cols], np.float64).ravel()
+        _, ids = np.unique(np.stack([w, per_synapse], axis=1), axis=0, return_inverse=True)
+        return ids.ravel().astype(np.float64)
+
+    @cached_property
     def weights_distinct(self) -> bool:
         """True when no two synapses have the same weight (then no lists can be shared)."""
         w = self.synapses[2]
@@ -85,7 +98,7 @@ class Edge:
         a negative part (partitioner.model)."""
         rows, cols, w = self.synapses
         return matrix_usage(rows, cols, w, self.weights_distinct, self.n_source, tiling, solo,
-                            w_bits, cpn, limits, encodings, split_signs)
+                            w_bits, cpn, limits, encodings, split_signs, self.share_values)
 
 
 class MatrixEdge(Edge):
@@ -292,22 +305,25 @@ class WindowEdge(Edge):
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,
                  solo: np.ndarray, w_bits: int, cpn: int, limits: CoreLimits,
-                 encodings: tuple, split_signs: bool = False) -> EdgeUsage:
+                 encodings: tuple, split_signs: bool = False, share=None) -> EdgeUsage:
     """EdgeUsage from the synapses (rows, cols, weights), sorted by source then target,
     for each of `encodings`; split_signs: each list is its positive, then its
-    negative synapses (partitioner.model)."""
+    negative synapses (partitioner.model); share: per synapse the value that
+    connection sharing compares (Edge.share_values; default the weights);
+    w_bits: bits per synapse besides index and skip (weight and delay)."""
     k = tiling.num_cores
     out = EdgeUsage.zeros(k, len(encodings))
     if len(rows) == 0:
         return out
     core, local = tiling.core_of[rows], tiling.local_of[rows]
     key = cols * k + core
+    share = w if share is None else share
     if split_signs:
         order = np.lexsort((local, w < 0, key))
-        key, core, local, w = key[order], core[order], local[order], w[order]
+        key, core, local, w, share = key[order], core[order], local[order], w[order], share[order]
     elif len(tiling.shape) > 1 and k > 1:
         order = np.argsort(key, kind="stable")
-        key, core, local, w = key[order], core[order], local[order], w[order]
+        key, core, local, w, share = key[order], core[order], local[order], w[order], share[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     parts = np.flatnonzero(np.r_[False, (w[1:] < 0) != (w[:-1] < 0)]) if split_signs else None
     list_src, list_core = key[starts] // k, core[starts]
@@ -316,7 +332,7 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
     i_bits = np.array([model.index_bits(int(n) * cpn) for n in tiling.sizes])[list_core]
     n_rest = np.bincount(list_core[~member], minlength=k)
     n_mem = np.bincount(list_core[member], minlength=k)
-    keys = None if weights_distinct else shared_list_keys(list_core, local, w, starts)
+    keys = None if weights_distinct else shared_list_keys(list_core, local, share, starts)
     for e, enc in enumerate(encodings):
         words = model.list_words(local, starts, enc, w_bits, i_bits, limits, parts)
         w_rest = _distinct_words(keys, words, list_core, ~member, k)

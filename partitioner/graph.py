@@ -1,5 +1,6 @@
 """The network as the search sees it: layers in topological order, their
-connections (partitioner.edges), compartments per neuron, weight bits, the
+connections (partitioner.edges), compartments per neuron, synapse bits
+(weight and delay), the
 synapse encodings each layer's cores may use, whether its lists are split by
 sign, and which source neurons feed only one successor layer."""
 from __future__ import annotations
@@ -29,7 +30,7 @@ class PartitionGraph:
         self.in_edges = {n: [self.edges[p, n] for p in ir.predecessors(n)] for n in self.order}
         self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}
         self.cpn = {n: model.compartments_per_neuron(ir.layer(n)) for n in self.order}
-        self.w_bits = {n: model.weight_bits(ir.layer(n)) for n in self.order}
+        self.w_bits = {n: model.synapse_bits(ir, n) for n in self.order}   # weight + delay
         self.encodings = {n: model.layer_encodings(ir.layer(n)) for n in self.order}
         self.split_signs = {n: model.splits_signs(ir.layer(n), np.concatenate(
             [e.synapses[2] for e in self.in_edges[n]] or [np.zeros(0)]))

@@ -16,8 +16,11 @@ Synapse lists
     neuron among t's neurons, which are sorted flat HWC indices).  A list is
     stored as entries of at most 60 synapses; every entry has a 10-bit header
     (4-bit format id + 6-bit synapse count) [NXTF, data_structures.SynEntry].
-    Per encoding (w = the layer's num_weight_bits: the sign of mixed-sign
-    weights is one of those bits, as in Lava/NxSDK; no delay bits; b = index
+    Per encoding (w = the synapse bits of the layer: its num_weight_bits (the
+    sign of mixed-sign weights is one of those bits, as in Lava/NxSDK) plus
+    its delay field, hwmodel.synapse_format.delay_bits of the largest delay on
+    any of its incoming synapses (0 without delays; NxTF's numDelayBits, one
+    per layer) [NXTF, SynEntry: numWgtBits + numDlyBits per synapse]; b = index
     bits of the core, max(6, bits to address its largest compartment index)):
       sparse     each synapse w + b bits; a new entry every 60 synapses.
       dense      a new entry at every break in consecutive local indices and
@@ -44,7 +47,8 @@ Synapse lists
 Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
     than population members, that are identical up to their base compartment
-    (the same local indices after subtracting the first, the same weights) are
+    (the same local indices after subtracting the first, the same weights and
+    delays) are
     stored once: discrete axons point at the shared list with their own base
     [NXTF, _getUniqueSourceGroups; NxTF shares whole source columns, we share
     single lists].
@@ -90,7 +94,7 @@ from hwmodel import synapse_format as sf
 from hwmodel.formats import sign_mode as sf_sign_mode
 from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
-from nxcompile.ir import INPUT, LayerSpec
+from nxcompile.ir import INPUT, LayerSpec, NetworkIR, delay_matrix
 
 ENCODINGS = sf.ENCODINGS
 AUTO_ENCODINGS = ("sparse", "dense", "runlength")     # what the search chooses from
@@ -109,6 +113,18 @@ def compartments_per_neuron(layer: LayerSpec) -> int:
 def weight_bits(layer: LayerSpec) -> int:
     """Stored bits per synapse weight of the layer's incoming synapses."""
     return int(layer.neuron.num_weight_bits)
+
+
+def synapse_bits(ir: NetworkIR, name: str) -> int:
+    """Stored bits per synapse of the layer's incoming synapses other than index
+    or skip: weight_bits plus the delay field (synapse_format.delay_bits of the
+    largest delay on any incoming synapse)."""
+    top = 0
+    for src in ir.predecessors(name):
+        d = delay_matrix(ir.connection(src, name), ir.layer(name).shape)
+        if d is not None and d.nnz:
+            top = max(top, int(d.data.max()))
+    return weight_bits(ir.layer(name)) + sf.delay_bits(top)
 
 
 def layer_encodings(layer: LayerSpec) -> tuple:

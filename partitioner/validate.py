@@ -13,8 +13,11 @@ It fails loudly, naming the core, its layer, the resource, the value and the
 limit.
 
 Synapse formats: a core's entries share a format when they share encoding,
-weight bits, sign mode, index bits and skip bits (NxTF's SynFmt fields without
-delays and interleaving offsets, which nxcompile does not use).  One layer per
+weight bits, delay bits, sign mode, index bits and skip bits (NxTF's SynFmt
+fields without the interleaving offsets, which nxcompile does not use).  Every
+synapse stores its weight and a delay field (hwmodel.synapse_format.delay_bits
+of the largest delay into its layer: 0 bits without delays), so the delay
+width is one per layer, as NxTF's numDelayBits is one per layer's encoder.  One layer per
 core, one encoding per core and one sign mode per layer (mapper.quantize) leave
 only the run-length skip width (2..5 bits) to vary, and with a shared sign
 (sign mode 'shared') the sign of each part, so a core uses at most 4 formats
@@ -33,7 +36,7 @@ import numpy as np
 from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCES
 from hwmodel.partition import Partition
-from nxcompile.ir import INPUT, NetworkIR, connection_matrix
+from nxcompile.ir import INPUT, NetworkIR, connection_matrix, delay_matrix
 from partitioner.errors import PartitionError
 
 
@@ -90,11 +93,11 @@ def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
 
 
 def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts: np.ndarray,
-                     lengths: np.ndarray) -> np.ndarray:
+                     lengths: np.ndarray, delays: np.ndarray) -> np.ndarray:
     """Connection sharing, compared exactly: per list, the first list on the same
     core that is identical up to its base compartment (same length, same local
-    indices minus the first, same weights by value).  Compared one (core, length)
-    group at a time, as rows of bytes."""
+    indices minus the first, same weights by value, same delays).  Compared one
+    (core, length) group at a time, as rows of bytes."""
     same = np.arange(len(starts))
     rel = local - np.repeat(local[starts], lengths)
     order = np.lexsort((lengths, core))
@@ -103,7 +106,7 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
         if len(lists) == 1:
             continue
         at = starts[lists][:, None] + np.arange(lengths[lists[0]])
-        table = np.concatenate([rel[at], w[at] + 0.0], axis=1)
+        table = np.concatenate([rel[at], w[at] + 0.0, delays[at] + 0.0], axis=1)
         rows = table.view(np.dtype((np.void, table.itemsize * table.shape[1]))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         same[lists] = lists[first[inverse]]
@@ -127,11 +130,20 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
                 raise PartitionValidationError(
                     f"core {core.index} (layer {core.layer}): population axon from {src!r}, "
                     f"which does not feed layer {core.layer}")
-    # Synapses of every connection as (source neuron, target core, local index, weight).
-    synapses = {}
+    # Synapses of every connection as (source neuron, target core, local index, weight),
+    # and the delay (steps) of each.
+    synapses, delays = {}, {}
     for src, dst in ir.graph.edges:
-        m = connection_matrix(ir.connection(src, dst), ir.layer(dst).shape).tocoo()
+        spec, shape = ir.connection(src, dst), ir.layer(dst).shape
+        m = connection_matrix(spec, shape).tocoo()
         synapses[src, dst] = (m.col.astype(np.int64), core_of[dst][m.row], local_of[dst][m.row], m.data)
+        d = delay_matrix(spec, shape)
+        delays[src, dst] = np.zeros(m.nnz, np.int64) if d is None else \
+            np.asarray(d.tocsr()[m.row, m.col], np.int64).ravel()
+    # The delay field of a layer's synapses: sized by its largest incoming delay.
+    delay_bits = {dst: sf.delay_bits(max([int(delays[s, dst].max(initial=0))
+                                          for s in ir.predecessors(dst)], default=0))
+                  for dst in ir.order()}
     core_encoding = np.array([c.encoding for c in cores])
     core_index_bits = np.array([max(sf.MIN_INDEX_BITS, int(max(c, 1) - 1).bit_length())
                                 for c in comps])
@@ -154,17 +166,18 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         negative = (w < 0) & split[dst]
         order = np.lexsort((local, negative, i, t))
         i, t, local, w, negative = i[order], t[order], local[order], w[order], negative[order]
+        dly = delays[src, dst][order]
         starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (t[1:] != t[:-1])])
         sign_part = np.r_[True, negative[1:] != negative[:-1]]
         ends = np.append(starts[1:], len(i))
         list_src, list_core = i[starts], t[starts]
         member = mult[src][list_src] == 1
-        keys = _identical_lists(list_core, local, w, starts, ends - starts)
+        keys = _identical_lists(list_core, local, w, starts, ends - starts, dly)
         # Words of every list, encoded entry by entry under its core's encoding.
         lengths = ends - starts
         words, skips, entry_list, entry_at = _encode(
             local, starts, lengths, core_encoding[list_core],
-            int(ir.layer(dst).neuron.num_weight_bits), core_index_bits[list_core],
+            int(ir.layer(dst).neuron.num_weight_bits) + delay_bits[dst], core_index_bits[list_core],
             lim.synapses_per_entry, lim.word_bits, sign_part)
         # one encoding and weight width per core; the sign mode of a shared sign per entry
         for key in set(zip(list_core[entry_list].tolist(), skips.tolist(),
@@ -229,7 +242,8 @@ def _encode(local: np.ndarray, starts: np.ndarray, lengths: np.ndarray, encoding
     synapses; dense2 at the first synapse per_entry or more compartments past
     its entry's first.  An entry is a format id and a synapse count
     (ENTRY_HEADER_BITS), for dense, dense2 and run-length its first index
-    (i_bits), then per synapse its weight, for sparse its index, for run-length
+    (i_bits), then per synapse its weight and delay (w_bits together), for
+    sparse its index, for run-length
     its skip in the entry's skip width (the bits of its largest skip, at least
     MIN_SKIP_BITS); a dense2 entry holds a synapse for every compartment from
     its first to its last target, the skipped ones with weight 0.  A list of B

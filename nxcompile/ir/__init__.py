@@ -8,6 +8,9 @@ window      WindowKind: what all 2-D window operations share (geometry)
 kinds/      one module per connection kind (dense, conv2d, depthwise_conv2d,
             avg_pool2d), each defining KIND; KINDS maps names to them
 """
+import numpy as np
+import scipy.sparse as sp
+
 from nxcompile.ir.kind import ConnectionKind
 from nxcompile.ir.kinds import KINDS, get_kind
 from nxcompile.ir.network import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
@@ -20,5 +23,18 @@ def connection_matrix(spec: ConnectionSpec, target_shape: tuple):
     return spec.op.matrix(spec, tuple(target_shape))
 
 
+def delay_matrix(spec: ConnectionSpec, target_shape: tuple):
+    """Per-synapse delays (time steps) of a connection as csr (n_target,
+    n_source) int64, aligned with connection_matrix and non-zero only on its
+    synapses; None for a connection without delays."""
+    if spec.delays is None:
+        return None
+    d = np.asarray(spec.delays, np.int64)
+    n_src = int(np.prod(spec.source_shape))
+    d = sp.csr_matrix(d[spec.channel_offset:spec.channel_offset + n_src, :].T)
+    m = connection_matrix(spec, target_shape)
+    return sp.csr_matrix(d.multiply(m != 0), dtype=np.int64)
+
+
 __all__ = ["INPUT", "KINDS", "ConnectionKind", "ConnectionSpec", "LayerSpec", "NetworkIR",
-           "NeuronSpec", "WindowKind", "connection_matrix", "get_kind", "output_size"]
+           "NeuronSpec", "WindowKind", "connection_matrix", "delay_matrix", "get_kind", "output_size"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.errors import NetworkError
 from nxcompile.ir.kinds import KINDS, get_kind
 
@@ -108,7 +109,10 @@ class ConnectionSpec:
     this operation sees it (after Flatten/Reshape but before ZeroPadding2D, so
     HWC for spatial ops, (n,) for dense).  pre_padding: ((top, bottom), (left, right))
     zero padding folded in from ZeroPadding2D.  channel_offset: where the
-    source's channels start in the target's input (Concatenate).
+    source's channels start in the target's input (Concatenate).  delays: None,
+    or (dense only) an int array of the kernel's shape (n_in, n_out): the
+    per-synapse delay in time steps (0..hwmodel.synapse_format.DELAY_MAX; 0 is
+    the one-step hop every connection has, d arrives d steps later).
     """
 
     kind: str
@@ -120,6 +124,7 @@ class ConnectionSpec:
     pre_padding: tuple = ((0, 0), (0, 0))
     channel_offset: int = 0
     in_channels: int | None = None   # channels of the full (concatenated) input
+    delays: np.ndarray | None = None
 
     def __post_init__(self):
         """Shapes and geometry as tuples of ints (a list or numpy ints in, the
@@ -140,6 +145,27 @@ def _check_shape(what: str, shape) -> None:
     if not (isinstance(shape, tuple) and shape and all(
             isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape)):
         raise NetworkError(f"{what} {shape!r} must be a tuple of integers >= 0")
+
+
+def _check_delays(where: str, spec: ConnectionSpec) -> None:
+    """NetworkError unless a connection's delays (if any) sit on a dense
+    connection, have the kernel's shape and are integers 0..DELAY_MAX."""
+    if spec.delays is None:
+        return
+    d = np.asarray(spec.delays)
+    if spec.kind != "dense":
+        raise NetworkError(f"{where} per-synapse delays on a {spec.kind} connection; delays "
+                           f"are supported on dense connections only")
+    if d.shape != np.shape(spec.kernel):
+        raise NetworkError(f"{where} delays of shape {d.shape}, the kernel has "
+                           f"{np.shape(spec.kernel)}")
+    if d.size and (d.dtype.kind not in "iuf" or not np.all(np.isfinite(d))
+                   or np.any(d != np.round(d))):
+        raise NetworkError(f"{where} delays must be integers (time steps)")
+    if d.size and (d.min() < 0 or d.max() > sf.DELAY_MAX):
+        bad = d.min() if d.min() < 0 else d.max()
+        raise NetworkError(f"{where} delay {bad:g} steps outside 0..{sf.DELAY_MAX}, the "
+                           f"delays a Loihi 1 synapse holds")
 
 
 class NetworkIR:
@@ -211,6 +237,7 @@ class NetworkIR:
                 _check_shape(f"{where} pool_size", spec.pool_size)
                 for pad in spec.pre_padding:
                     _check_shape(f"{where} pre_padding", pad)
+                _check_delays(where, spec)
                 n_src = int(np.prod(spec.source_shape))
                 if n_src != self.layer(src).n:
                     raise NetworkError(f"connection {src}->{name}: source_shape "
