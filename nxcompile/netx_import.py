@@ -30,9 +30,10 @@ Refused by name (NetworkError): neuron types of Loihi 2 (sigma-delta, resonate-
 and-fire) and graded spikes; blocks netx 0.6 does not build; a block without a
 neuron group (netx's default readout: vThMant 2**17 is beyond Loihi 1's 17-bit
 threshold mantissa; num_layers imports the blocks before it); delays on conv
-and pool blocks, delays beyond 62 steps (netx clamps them); dilation; other groups; shapes that do not follow
-from the geometry; values that Loihi 1's integer formats do not hold exactly
-(checked on the quantized network: from_netx).
+and pool blocks, delays beyond 62 steps (netx clamps them); dilation; other
+groups; shapes that do not follow from the geometry; values that Loihi 1's
+integer formats do not hold exactly (checked on the quantized network:
+from_netx).
 """
 from __future__ import annotations
 

@@ -152,13 +152,13 @@ def test_ntidigits_delays_run_as_netx_runs_them(lava_dl, tmp_path):
     assert train.sum() == gt.sum() == 22572 and not gt[:, 0].any()
     np.testing.assert_array_equal(train[:, :-1], gt[:, 1:])
     layers = list(net.layers)[1:]
-    short = compiled.run(x[:, :60], 60, record=layers)
-    lava = compiled.run(x[:, :60], 60, backend="lava", record=layers)
+    short = compiled.run(x[:, :130], 130, record=layers)      # 2 x 63: both delay lines wrap
+    lava = compiled.run(x[:, :130], 130, backend="lava", record=layers)
     for name in layers:
         assert short.trains[name].any()
         np.testing.assert_array_equal(lava.trains[name], short.trains[name], err_msg=name)
     again = load(compiled.save(tmp_path / "ntidigits.nxc"))
-    np.testing.assert_array_equal(again.run(x[:, :60], 60, record=["dense4"]).trains["dense4"],
+    np.testing.assert_array_equal(again.run(x[:, :130], 130, record=["dense4"]).trains["dense4"],
                                   short.trains["dense4"])
 
 
