@@ -14,6 +14,8 @@ depthwise, average pooling and dense, and its flatten + dense net; tiny.net
 imported without reset, an input block with neurons) are exported
 with CompiledModel.export_netx, loaded by netx.hdf5.Network and run on Lava
 with the input spikes (or bias mantissas) of nxcompile's run.
+Delays: ntidigits.net both ways' first 200 steps, and a random network with
+delays exported (netx builds DelayDense).
 Every block's spike trains are compared bit for bit (PilotNet: its last five
 blocks; reading a Lava sink moves one element per message).
 """
@@ -34,6 +36,7 @@ from lava.proc import io
 from mapper.lava_run import running
 from nxcompile.compiler import compile_ir
 from nxcompile.netx_import import from_netx
+from tests.test_delays import _random_net       # dense layers with delays
 from tests.test_netx import _cnn, _flat_net     # the exporter's test networks
 
 ROOT = Path(importlib.metadata.distribution("lava-dl").locate_file("tests/lava/lib/dl/netx"))
@@ -131,6 +134,32 @@ def nxcompile_to_netx(folder: Path) -> bool:
     return ok
 
 
+def delays(folder: Path) -> bool:
+    """Per-synapse delays both ways: ntidigits.net (delays 0..62; num_layers=5
+    skips its average readout, as lava-dl's test) with its input spikes, and
+    tests/test_delays.py's random network with delays, exported (DelayDense)."""
+    ok, steps = True, 200
+    t0 = time.perf_counter()
+    path = ROOT / "gts/ntidigits/ntidigits.net"
+    compiled = from_netx(path, num_layers=5)
+    names = list(compiled.network.layers)[1:]
+    spikes = np.load(ROOT / "gts/ntidigits/input.npy")[:, :steps].T          # (t, 64)
+    ref = compiled.run(spikes[None], steps, record=names)
+    got = run_real_netx(path, steps, [0, 1, 2], spikes=spikes, num_layers=5)
+    ok &= compare("netx -> nxcompile: ntidigits.net (delays 0..62)", compiled, got, ref, names,
+                  time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(1)
+    compiled = compile_ir(_random_net(rng, False))
+    x = (rng.random((1, 30, 12)) < 0.3).astype(np.int8)
+    ref = compiled.run(x, 30, record=["h", "out"])
+    path = compiled.export_netx(folder / "delays.net")
+    got = run_real_netx(path, 30, [0, 1], spikes=x[0])
+    ok &= compare("nxcompile -> netx: dense with delays 0..5", compiled, got, ref, ["h", "out"],
+                  time.perf_counter() - t0)
+    return ok
+
+
 def main() -> int:
     print(f"lava-dl {importlib.metadata.version('lava-dl')}, "
           f"lava-nc {importlib.metadata.version('lava-nc')}, "
@@ -138,7 +167,7 @@ def main() -> int:
     print("| direction: network | cores | blocks compared | steps | spikes | result | s |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        ok = netx_to_nxcompile() & nxcompile_to_netx(Path(tmp))
+        ok = netx_to_nxcompile() & nxcompile_to_netx(Path(tmp)) & delays(Path(tmp))
     print("all identical" if ok else "MISMATCH")
     return 0 if ok else 1
 
