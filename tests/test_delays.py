@@ -21,6 +21,7 @@ from nxcompile.compiler import compile_ir
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 from partitioner.edges import make_edge
 from partitioner.graph import PartitionGraph
+from partitioner.pipeline import partition_network
 from partitioner.tiling import Tiling
 from partitioner.validate import recount
 
@@ -199,3 +200,28 @@ def test_netx_export_then_import_keeps_the_delays(tmp_path):
     x = (rng.random((2, 25, 12)) < 0.3).astype(np.int8)
     np.testing.assert_array_equal(back.run(x, 25, record=["dense2"]).trains["dense2"],
                                   compiled.run(x, 25, record=["out"]).trains["out"])
+
+
+@pytest.mark.parametrize("encoding, shared_sign", [(None, False), ("sparse", True),
+                                                   ("dense2", False)])
+def test_search_estimate_equals_recount_with_delays_on_several_cores(encoding, shared_sign):
+    """A sparse 200 -> 1200 layer (2 cores) with delays 0..62 and few distinct
+    weights, then 1200 -> 30 with identical lists whose delays differ by
+    source: partition_network's validator recounts every core and fails on any
+    difference from the search's estimate (EstimateMismatchError)."""
+    rng = np.random.default_rng(7)
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (200,), input_mode="spikes"))
+    nrn = NeuronSpec(shared_sign=shared_sign, synapse_encoding=encoding)
+    ir.add_layer(LayerSpec("h", "dense", (1200,), neuron=nrn))
+    ir.add_layer(LayerSpec("o", "dense", (30,), neuron=nrn))
+    k = np.round(rng.normal(0, 1, (200, 1200)) * 4) / 4 * (rng.random((200, 1200)) < 0.3)
+    ir.connect("inp", "h", ConnectionSpec("dense", (200,), kernel=k,
+                                          delays=rng.integers(0, 63, (200, 1200))))
+    by_source = rng.integers(0, 5, (1200, 1)) * np.ones((1, 30), int)
+    ir.connect("h", "o", ConnectionSpec("dense", (1200,),
+                                        kernel=np.tile(rng.normal(0, 1, (1, 30)), (1200, 1)),
+                                        delays=by_source))
+    partition = partition_network(ir, get_board("loihi1"))      # validate=True
+    assert len(partition.cores_of("h")) >= 2
+    assert PartitionGraph(ir, get_board("loihi1")).w_bits == {"inp": 8, "h": 14, "o": 11}

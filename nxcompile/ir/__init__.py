@@ -8,6 +8,8 @@ window      WindowKind: what all 2-D window operations share (geometry)
 kinds/      one module per connection kind (dense, conv2d, depthwise_conv2d,
             avg_pool2d), each defining KIND; KINDS maps names to them
 """
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -29,12 +31,12 @@ def delay_matrix(spec: ConnectionSpec, target_shape: tuple):
     synapses; None for a connection without delays."""
     if spec.delays is None:
         return None
-    d = np.asarray(spec.delays, np.int64)
-    n_src = int(np.prod(spec.source_shape))
-    d = sp.csr_matrix(d[spec.channel_offset:spec.channel_offset + n_src, :].T)
+    as_kernel = replace(spec, kernel=np.asarray(spec.delays, np.float64), delays=None)
+    d = connection_matrix(as_kernel, target_shape)       # the kind's own layout of its kernel
     m = connection_matrix(spec, target_shape)
     return sp.csr_matrix(d.multiply(m != 0), dtype=np.int64)
 
 
 __all__ = ["INPUT", "KINDS", "ConnectionKind", "ConnectionSpec", "LayerSpec", "NetworkIR",
-           "NeuronSpec", "WindowKind", "connection_matrix", "delay_matrix", "get_kind", "output_size"]
+           "NeuronSpec", "WindowKind", "connection_matrix", "delay_matrix", "get_kind",
+           "output_size"]
