@@ -31,10 +31,12 @@ class PartitionGraph:
         self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}
         self.cpn = {n: model.compartments_per_neuron(ir.layer(n)) for n in self.order}
         self.w_bits = {n: model.synapse_bits(ir, n) for n in self.order}   # weight + delay
-        self.encodings = {n: model.layer_encodings(ir.layer(n)) for n in self.order}
         self.split_signs = {n: model.splits_signs(ir.layer(n), np.concatenate(
             [e.synapses[2] for e in self.in_edges[n]] or [np.zeros(0)]))
             if ir.layer(n).neuron.shared_sign else False for n in self.order}
+        self.encodings = {n: model.layer_encodings(ir.layer(n), self.split_signs[n],
+                                                   self.limits.synapse_formats)
+                          for n in self.order}
         self._target_cores = {}
         self._candidates = {}
         self._solo = {}

@@ -94,6 +94,7 @@ from hwmodel import synapse_format as sf
 from hwmodel.formats import sign_mode as sf_sign_mode
 from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
+from partitioner.errors import CoreLimitError
 from nxcompile.ir import INPUT, LayerSpec, NetworkIR, delay_matrix
 
 ENCODINGS = sf.ENCODINGS
@@ -127,15 +128,25 @@ def synapse_bits(ir: NetworkIR, name: str) -> int:
     return weight_bits(ir.layer(name)) + sf.delay_bits(top)
 
 
-def layer_encodings(layer: LayerSpec) -> tuple:
+def layer_encodings(layer: LayerSpec, split_signs: bool, formats: int) -> tuple:
     """The encodings the search may give the layer's cores: its synapseEncoding
-    alone, or AUTO_ENCODINGS."""
+    alone, or AUTO_ENCODINGS.  Run-length lists may use one format per skip
+    width (MIN_SKIP_BITS..MAX_SKIP_BITS), twice over when their positive and
+    negative parts are split (split_signs): where that exceeds the core's
+    `formats` limit, the search leaves run-length out and a forced run-length
+    is refused."""
+    widths = (sf.MAX_SKIP_BITS - sf.MIN_SKIP_BITS + 1) * (2 if split_signs else 1)
     forced = layer.neuron.synapse_encoding
     if forced is None:
-        return AUTO_ENCODINGS
+        return AUTO_ENCODINGS if widths <= formats else \
+            tuple(e for e in AUTO_ENCODINGS if e != "runlength")
     if forced not in ENCODINGS:
         raise NetworkError(f"layer {layer.name}: synapseEncoding={forced!r} not one of "
                            f"{ENCODINGS}")
+    if forced == "runlength" and widths > formats:
+        raise CoreLimitError(layer.name, "synapse formats", widths, formats,
+                             "synapseEncoding='runlength' with a shared sign: a positive and a "
+                             "negative format per skip width")
     return (forced,)
 
 

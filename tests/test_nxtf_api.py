@@ -9,12 +9,13 @@ import pytest
 
 import nxcompile
 from hwmodel.errors import NetworkError
-from hwmodel.limits import LOIHI1, Board, ChipSpec
+from hwmodel.limits import LOIHI1, Board, ChipSpec, get_board
 from mapper.quantize import QuantizationError
 from nxcompile import (NxAveragePooling2D, NxConv2D, NxDense, NxDepthwiseConv2D, NxFlatten,
                        NxInputLayer, NxModel, NxReshape, NxZeroPadding2D)
 from partitioner import search
 from partitioner.errors import CoreLimitError
+from partitioner.graph import PartitionGraph
 
 LAYERS = [(NxDense, (4,)), (NxConv2D, (2, 3)), (NxDepthwiseConv2D, (3,)),
           (NxAveragePooling2D, (2,)), (NxFlatten, ()), (NxReshape, ((4,),)), (NxZeroPadding2D, ()),
@@ -250,6 +251,20 @@ def test_a_shared_sign_splits_every_synapse_list_by_sign():
     words = {shared: _signed_model(useSharedSign=shared, synapseEncoding="dense1").compile()
              .partition.cores_of("out")[0].synapse_words for shared in (None, True)}
     assert words == {None: 16 * 9, True: 16 * 25}
+
+
+def test_a_shared_sign_keeps_run_length_within_the_synapse_formats():
+    """Split by sign, run-length lists may use 2 x 4 skip widths = 8 formats, one
+    more than a core's 7: the search leaves run-length out of a shared-sign
+    layer and a forced one is refused naming the limit."""
+    graph = PartitionGraph(_signed_model(useSharedSign=True).to_ir(), get_board("loihi1"))
+    assert graph.encodings["out"] == ("sparse", "dense")
+    graph = PartitionGraph(_signed_model(useSharedSign=False).to_ir(), get_board("loihi1"))
+    assert graph.encodings["out"] == ("sparse", "dense", "runlength")
+    with pytest.raises(CoreLimitError, match=r"layer out: 8 synapse formats needed on one core, "
+                                             r"limit 7 \(synapseEncoding='runlength' with a "
+                                             r"shared sign"):
+        _signed_model(useSharedSign=True, synapseEncoding="runlength").compile()
 
 
 def test_a_shared_sign_runs_bit_exact_on_lava():
