@@ -5,23 +5,15 @@ the order of Core.neurons, flat HWC indices of its layer): lava LIF (hard
 reset; LIFReset with a periodic reset), the two-compartment SoftResetLIF, or,
 for a spike-mode input layer, a RingBuffer replaying the samples' spikes.
 
-A batch runs in `rounds` one after another, `lanes` samples side by side in
-each round: with lanes > 1 every process holds its core's neurons once per
-lane (lane-major: index lane * len(core.neurons) + i) and every Sparse block is
-repeated along the diagonal, so the lanes never interact.  Between rounds
-start_round() resets what a sample leaves behind (u and v of every neuron, the
-synaptic input in flight in every Sparse, the sinks' counts) and writes the
-next round's input biases, as a host resets a Loihi between samples; spike
-inputs play all rounds from one RingBuffer.  Every sample's result is that of a
-network of its own (tests/test_lava_backend.py); a periodic reset counts the
-steps of the whole run (LIFReset's time step), so rounds share a network only
-where every reset interval divides the steps of a round (mapper.lava_run).
-Every IntConnection becomes one
+The samples of a batch run side by side, one lane each: every process holds
+its core's neurons once per lane (lane-major: index lane * len(core.neurons)
++ i) and every Sparse block is repeated along the diagonal, so the lanes never
+interact and every sample's result is that of a network of its own
+(tests/test_lava_backend.py).  Every IntConnection becomes one
 lava Sparse per (source core, target core) pair with a non-zero weight block,
 with the connection's weight_exp, bit width and sign mode (sign mode 'shared':
 an excitatory and an inhibitory Sparse); a block with per-synapse delays is a
-DelaySparse (its delays; a_buff (n, max_delay + 1), zeroed by start_round as
-Sparse's is).  Sparse is exact
+DelaySparse (its delays).  Sparse is exact
 for these blocks because weight_exp >= 0: a left shift distributes over the
 per-core partial sums.  A negative exponent is rejected (mapper.checks.check_connection).
 The output layer and the recorded layers get a SpikeSink per core.
@@ -58,10 +50,7 @@ class LavaNetwork:
     sinks: core index -> SpikeSink (output and recorded layers).
     components: core indices of the sinks of each connected Lava graph; each
     graph is compiled and run on its own (run one of its sinks).
-    lanes, rounds: samples side by side and one after another (module doc);
-    sample s runs in round s // lanes, lane s % lanes.
-    round_bias: input core index -> (rounds, lanes * len(core.neurons)) bias
-    mantissas of the input layer in bias mode, one row per round.
+    lanes: samples side by side (module doc); sample s is lane s.
     """
 
     neurons: dict = field(default_factory=dict)
@@ -69,27 +58,6 @@ class LavaNetwork:
     sinks: dict = field(default_factory=dict)
     components: list = field(default_factory=list)
     lanes: int = 1
-    rounds: int = 1
-    round_bias: dict = field(default_factory=dict)
-
-    def start_round(self, r: int, component: list) -> None:
-        """Prepare the paused graph of `component` (sink core indices) for round
-        r > 0: zero u and v of its neurons, the synaptic input its Sparse blocks
-        hold from the last step, and its sinks' counts; write round r's input
-        biases.  A spiking compartment's v_soma needs no reset: it is
-        overwritten from v every step."""
-        procs = find_processes(self.sinks[component[0]])
-        for proc in procs:
-            if isinstance(proc, LIF):
-                for var in (proc.u, proc.v):
-                    var.set(np.zeros(var.shape, np.int32))
-            elif isinstance(proc, Sparse):
-                proc.a_buff.set(np.zeros(proc.a_buff.shape, np.int32))
-            elif isinstance(proc, SpikeSink):
-                proc.counts.set(np.zeros(proc.counts.shape, np.int64))
-        for index, bias in self.round_bias.items():
-            if self.neurons[index] in procs:
-                self.neurons[index].bias_mant.set(bias[r])
 
 
 def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
@@ -105,16 +73,15 @@ def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
                 name=f"{layer.name}/core{core.index}", **periodic)
 
 
-def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int,
-                  lanes: int) -> RingBuffer:
-    """RingBuffer of the core's input spikes: data (lanes * neurons, rounds *
-    num_steps) 0/1, column r * num_steps + t holding step t of round r."""
+def _spike_source(layer: IntLayer, core: Core, x: np.ndarray, num_steps: int) -> RingBuffer:
+    """RingBuffer of the core's input spikes: data (lanes * neurons, num_steps)
+    0/1 for the samples x (lanes, steps, *shape)."""
     if x.shape[1] < num_steps:
         raise NetworkError(f"input layer {layer.name}: spike input has {x.shape[1]} steps, "
                            f"the run needs {num_steps}")
-    spikes = np.asarray(x[:, :num_steps]).reshape(-1, lanes, num_steps, layer.n) != 0
-    spikes = spikes[..., core.neurons]                    # (rounds, lanes, steps, neurons)
-    data = spikes.transpose(1, 3, 0, 2).reshape(lanes * len(core.neurons), -1)
+    spikes = np.asarray(x[:, :num_steps]).reshape(len(x), num_steps, layer.n) != 0
+    spikes = spikes[..., core.neurons]                    # (lanes, steps, neurons)
+    data = spikes.transpose(0, 2, 1).reshape(len(x) * len(core.neurons), num_steps)
     source = RingBuffer(data=data.astype(np.int32))
     source.name = f"{layer.name}/core{core.index}"
     return source
@@ -177,16 +144,15 @@ def _components(sinks: dict) -> list:
 
 
 def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
-                       record=(), lanes: int = 1, spike_source=None) -> LavaNetwork:
-    """Lava processes for a batch x run `lanes` samples side by side (module
+                       record=(), spike_source=None) -> LavaNetwork:
+    """Lava processes for the samples x side by side, one lane each (module
     doc): x (batch, *input_shape) frames in bias input mode, (batch, steps >=
     num_steps, *input_shape) 0/1 spikes in spike input mode; one sample without
-    the batch axis is a batch of one.  The processes start with round 0's
-    input.  Sinks of the layers in `record` keep the spike trains of all
-    rounds (rounds * num_steps steps).  spike_source(layer, core): what feeds a
-    spike-mode input core's synapses through its s_out (default: a RingBuffer
-    of x's spikes; mapper.lava_export passes the user's port instead, one lane,
-    and x's spikes are then not read)."""
+    the batch axis is a batch of one.  Sinks of the layers in `record` keep
+    their spike trains of num_steps steps.  spike_source(layer, core): what
+    feeds a spike-mode input core's synapses through its s_out (default: a
+    RingBuffer of x's spikes; mapper.lava_export passes the user's port
+    instead, one lane, and x's spikes are then not read)."""
     check_record(net, record)
     check_network(net)
     check_partition(net, partition)
@@ -194,9 +160,8 @@ def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num
     x = np.asarray(x)
     if x.ndim == len(inp.shape) + (inp.input_mode == "spikes"):
         x = x[None]
-    rounds = -(-len(x) // lanes)
-    x = np.concatenate([x, np.zeros((rounds * lanes - len(x), *x.shape[1:]), x.dtype)])
-    lnet = LavaNetwork(lanes=lanes, rounds=rounds)
+    lanes = len(x)
+    lnet = LavaNetwork(lanes=lanes)
     for name, layer in net.layers.items():
         spike_input = layer.is_input and layer.input_mode == "spikes"
         if not spike_input:
@@ -204,12 +169,10 @@ def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num
                               np.int64)
         for core in partition.cores_of(name):
             if spike_input:
-                proc = (_spike_source(layer, core, x, num_steps, lanes) if spike_source is None
+                proc = (_spike_source(layer, core, x, num_steps) if spike_source is None
                         else spike_source(layer, core))
             elif layer.is_input:
-                per_round = bias[:, core.neurons].reshape(rounds, -1)
-                lnet.round_bias[core.index] = per_round
-                proc = _neuron_process(layer, core, per_round[0])
+                proc = _neuron_process(layer, core, bias[:, core.neurons].ravel())
             else:
                 proc = _neuron_process(layer, core, np.tile(bias[core.neurons], lanes))
             lnet.neurons[core.index] = proc
@@ -218,7 +181,7 @@ def build_lava_network(net: IntNetwork, partition: Partition, x: np.ndarray, num
     for name in dict.fromkeys([net.output_layer, *record]):
         for core in partition.cores_of(name):
             sink = SpikeSink(shape=(lanes * len(core.neurons),),
-                             record_steps=rounds * num_steps if name in record else None,
+                             record_steps=num_steps if name in record else None,
                              name=f"{name}/core{core.index}/sink")
             lnet.neurons[core.index].s_out.connect(sink.s_in)
             lnet.sinks[core.index] = sink

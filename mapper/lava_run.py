@@ -1,13 +1,14 @@
-"""Run an IntNetwork on Lava: a whole batch in one Lava network.
+"""Run an IntNetwork on Lava: rounds of samples side by side in one Lava network each.
 
-The batch is built once (mapper.lava_network), compiled and run on a Lava run
+The batch runs in rounds; each round's samples run side by side (lanes) in one
+Lava network (mapper.lava_network), built, compiled and run on a Lava run
 configuration: by default Loihi2SimCfg(select_tag='fixed_pt'), Lava's
-bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg for a board).  On
-the simulator several samples run side by side (lanes); rounds of them run one
-after another in the same network, paused in between to read each round's
-results (one Var.get per sink and per output core for the final voltage) and to
-reset the state for the next.  Each sample's result is bit for bit that of a
-network of its own.
+bit-accurate CPU simulator (mapper.loihi passes Loihi2HwCfg and one lane for a
+board); results come back through one Var.get per sink (and per output core
+for the final voltage).  Each sample's result is bit for bit that of a network
+of its own.  A new network per round, not one network reset between rounds:
+Var.set moves one element per message (resetting u, v and the synaptic input in
+flight of 64 lanes of the MNIST example took longer than running the round).
 Every run ends, and none hangs.  When a ProcessModel raises, Lava's run()
 raises a bare RuntimeError, its processes are gone and stop() would wait for
 them forever: `running` then tears the runtime down itself and raises
@@ -160,108 +161,75 @@ def simulator_config() -> RunConfig:
 
 
 @contextmanager
-def lava_session(process: AbstractProcess, run_cfg: RunConfig | None = None):
-    """The Lava graph connected to `process` on run_cfg (default
-    simulator_config()), run piecewise: the block gets advance(num_steps), which
-    runs the graph that many more steps (compiling and starting it the first
-    time) and returns with it paused, so that Vars can be read and set between
-    calls; the run is stopped on exit.
+def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None = None):
+    """Compile and run the Lava graph connected to `process` for num_steps on
+    run_cfg (default simulator_config()); read its Vars inside the block;
+    stopped on exit.
 
-    Raises LavaRunError (with the ProcessModel tracebacks) if a step fails.
+    Raises LavaRunError (with the ProcessModel tracebacks) if the run fails.
     Nothing is left running and nothing hangs: a block that ends normally
     stop()s the run; a failed run, an exception in the block or an interrupt
     (Ctrl-C reaches Lava's processes too, and stop() would wait for them
     forever) tears the runtime down instead, and so do SIGTERM and SIGHUP in
     the main thread before they take their course.  Runs from other threads
     wait for this one."""
-    cfg = run_cfg or simulator_config()
-    torn_down = []
-
-    def advance(num_steps: int) -> None:
+    with _signals_end_the_run():
+        in_block = False
         try:
-            process.run(condition=RunSteps(num_steps=num_steps), run_cfg=cfg)
-        except Exception as exc:
+            process.run(condition=RunSteps(num_steps=num_steps),
+                        run_cfg=run_cfg or simulator_config())
+            in_block = True
+            yield
+        except BaseException as exc:
             if process.runtime is None:    # failed while compiling: nothing started
                 raise
             tracebacks = _tear_down(process.runtime)
-            torn_down.append(True)
+            if in_block or not isinstance(exc, Exception):
+                raise
             cause = "\n".join(tracebacks) or f"{type(exc).__name__}: {exc}"
-            raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") \
-                from exc
-
-    with _signals_end_the_run():
-        try:
-            yield advance
-        except BaseException:
-            if process.runtime is not None and not torn_down:
-                _tear_down(process.runtime)
-            raise
-        if process.runtime is None:        # never advanced
-            return
+            raise LavaRunError(f"Lava run of the graph of {process.name!r} failed:\n{cause}") from exc
         try:
             process.stop()
-        except BaseException:              # interrupted while stopping
+        except BaseException:        # interrupted while stopping
             _tear_down(process.runtime)
             raise
 
 
-@contextmanager
-def running(process: AbstractProcess, num_steps: int, run_cfg: RunConfig | None = None):
-    """lava_session() run for num_steps at once: read the graph's Vars inside
-    the block; stopped (or torn down) on exit as there."""
-    with lava_session(process, run_cfg) as advance:
-        advance(num_steps)
-        yield
-
-
-def _read_round(lnet: LavaNetwork, cores: list, output_layer: str, r: int, batch: int,
-                offset: int, out: RunOutput) -> None:
-    """Counts (of sinks that record no train) and the output cores' voltages
-    of round r, for the samples of that round that are in lnet's batch of
-    `batch` samples, which are samples offset.. of `out`."""
-    first = r * lnet.lanes
-    lanes = min(lnet.lanes, batch - first)
+def _read(lnet: LavaNetwork, cores: list, output_layer: str, num_steps: int, offset: int,
+          out: RunOutput) -> None:
+    """Fill samples offset .. offset + lnet.lanes - 1 of `out` from the sinks of
+    `cores` (and the output cores' voltages) of a running Lava graph."""
+    rows = slice(offset, offset + lnet.lanes)
     for core in cores:
-        rows = slice(offset + first, offset + first + lanes)
-        if core.layer not in out.trains:
-            counts = np.asarray(lnet.sinks[core.index].counts.get()).reshape(lnet.lanes, -1)
-            out.counts[core.layer][rows, core.neurons] = counts[:lanes]
+        n = len(core.neurons)
+        sink = lnet.sinks[core.index]
+        if core.layer in out.trains:
+            train = unpack_train(sink.train.get(), num_steps).reshape(num_steps, lnet.lanes, n)
+            out.trains[core.layer][rows, :, core.neurons] = train.transpose(1, 0, 2)
+            out.counts[core.layer][rows, core.neurons] = train.sum(axis=0)
+        else:
+            out.counts[core.layer][rows, core.neurons] = \
+                np.asarray(sink.counts.get()).reshape(lnet.lanes, n)
         if core.layer == output_layer:
-            v = np.asarray(lnet.neurons[core.index].v.get()).reshape(lnet.lanes, -1)
-            out.voltages[core.layer][rows, core.neurons] = v[:lanes]
-
-
-def _read_trains(lnet: LavaNetwork, cores: list, num_steps: int, batch: int, offset: int,
-                 out: RunOutput) -> None:
-    """Spike trains (and counts) of the recorded cores, all rounds at once, of
-    lnet's batch of `batch` samples (samples offset.. of `out`)."""
-    for core in cores:
-        if core.layer not in out.trains:
-            continue
-        train = unpack_train(lnet.sinks[core.index].train.get(), lnet.rounds * num_steps)
-        train = train.reshape(lnet.rounds, num_steps, lnet.lanes, len(core.neurons))
-        train = train.transpose(0, 2, 1, 3).reshape(-1, num_steps, len(core.neurons))[:batch]
-        rows = slice(offset, offset + batch)
-        out.trains[core.layer][rows, :, core.neurons] = train
-        out.counts[core.layer][rows, core.neurons] = train.sum(axis=1)
+            out.voltages[core.layer][rows, core.neurons] = \
+                np.asarray(lnet.neurons[core.index].v.get()).reshape(lnet.lanes, n)
 
 
 def default_lanes(net: IntNetwork, batch: int) -> int:
     """Samples side by side on Lava's CPU simulator: as many as the batch has,
     while the repeated Sparse blocks hold at most LANE_SYNAPSES synapses in
     all (memory and step time grow with lanes; Lava's fixed per-step cost of
-    every process does not)."""
+    every process and its compile time do not)."""
     synapses = max(1, sum(c.weights.nnz for c in net.connections))
     return max(1, min(batch, LANE_SYNAPSES // synapses))
 
 
 def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: int,
              record=(), run_cfg: RunConfig | None = None, lanes: int | None = None) -> RunOutput:
-    """Run the batch x in one Lava network laid out as `partition`, on run_cfg
-    (default simulator_config()): `lanes` samples side by side (default
-    default_lanes()), rounds of them one after another with the state reset
-    in between (mapper.lava_network); every sample's result is that of a
-    network of its own.
+    """Run the batch x on Lava laid out as `partition`, on run_cfg (default
+    simulator_config()), in rounds of `lanes` samples side by side (default
+    default_lanes()), each round a Lava network of its own (mapper.lava_network);
+    every sample's result is that of a network of its own.
 
     x: (batch, *input_shape) frames (bias input mode) or (batch, steps,
     *input_shape) 0/1 spikes (spike input mode).  Returns counts (batch, n) of
@@ -279,28 +247,14 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
         trains={name: np.zeros((batch, num_steps, net.layers[name].n), bool) for name in record},
         voltages={net.output_layer: np.zeros((batch, net.layers[net.output_layer].n), np.int64)})
     core_by_index = {c.index: c for c in partition.cores}
-    # LIFReset counts the steps of the whole run: rounds share a network only
-    # where every periodic reset falls at the same step of each round
-    share = all(num_steps % layer.reset_interval == 0
-                for layer in net.layers.values() if layer.reset_interval)
-    group = batch if share else lanes            # samples per Lava network
-    bar, done = None, 0
-    for first in range(0, batch, group):
-        samples = x[first:first + group]
-        lnet = build_lava_network(net, partition, samples, num_steps, record, lanes=lanes)
-        bar = bar or Progress(batch * len(lnet.components), f"Lava, {num_steps} steps",
-                              unit="sample runs")     # one per sample and connected graph
+    bar = Progress(batch, f"Lava, {num_steps} steps", unit="samples")
+    for first in range(0, batch, lanes):
+        lnet = build_lava_network(net, partition, x[first:first + lanes], num_steps, record)
         for component in lnet.components:
-            cores = [core_by_index[i] for i in component]
-            with lava_session(lnet.sinks[component[0]], run_cfg) as advance:
-                for r in range(lnet.rounds):
-                    if r:
-                        lnet.start_round(r, component)
-                    advance(num_steps)
-                    _read_round(lnet, cores, net.output_layer, r, len(samples), first, out)
-                    done += min(lanes, len(samples) - r * lanes)
-                    bar.update(done)
-                _read_trains(lnet, cores, num_steps, len(samples), first, out)
+            with running(lnet.sinks[component[0]], num_steps, run_cfg):
+                _read(lnet, [core_by_index[i] for i in component], net.output_layer, num_steps,
+                      first, out)
+        bar.update(first + lnet.lanes)
     return out
 
 BACKEND = Backend("lava", run_lava)

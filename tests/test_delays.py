@@ -1,7 +1,7 @@
 """Per-synapse delays: the delay field (hwmodel.synapse_format), the IR's and the
 integer network's checks, the reference simulator's delay line against Lava's
 DelaySparse (which delay arrives at which step; random networks on split
-cores, lanes and rounds, shared sign), the resource model's delay bits and
+cores, lanes side by side, shared sign), the resource model's delay bits and
 connection sharing (the search's count equals the validator's recount), and
 the model file."""
 import numpy as np
@@ -110,9 +110,8 @@ def _random_net(rng, shared_sign):
 @pytest.mark.parametrize("shared_sign", [False, True])
 def test_random_delays_run_on_lava_as_on_the_reference(shared_sign):
     """Random delays 0..5 and 0..3, every layer split over two cores in a
-    shuffled order, 3 samples in 2 lanes and 2 rounds (start_round zeroes the
-    DelaySparse delay lines): Lava equals the reference in every spike and the
-    output voltages; the delays change the run."""
+    shuffled order, 3 samples in rounds of 2 lanes: Lava equals the reference in
+    every spike and the output voltages; the delays change the run."""
     rng = np.random.default_rng(1)
     net, _ = quantize_network(_random_net(rng, shared_sign))
     assert [c.max_delay for c in net.connections] == [5, 3]

@@ -163,16 +163,15 @@ def test_lava_equals_reference_simulator_bit_for_bit(make):
 
 
 @pytest.mark.parametrize("make", [conv_net, spike_net])
-def test_a_batch_in_one_network_equals_one_network_per_sample(make):
-    """Three samples, two side by side: round 0 holds samples 0 and 1, round 1
-    sample 2 (sample 0 again) and a padding lane.  What a sample leaves behind (u, v, the
-    synaptic input in flight, the counts) is reset between rounds: every
-    sample's trains, counts and final voltages are those of its own network."""
+def test_samples_side_by_side_equal_one_network_per_sample(make):
+    """Three samples in rounds of two lanes: round 0 runs samples 0 and 1 side
+    by side in one network, round 1 sample 2 (sample 0 again): every sample's
+    trains, counts and final voltages are those of its own network."""
     net, part, x = make(np.random.default_rng(7))
     x = np.concatenate([x, x[:1]])
     layers = list(net.layers)
-    lnet = build_lava_network(net, part, x, NUM_STEPS, record=["out"], lanes=2)
-    assert (lnet.lanes, lnet.rounds) == (2, 2)
+    lnet = build_lava_network(net, part, x[:2], NUM_STEPS, record=["out"])
+    assert lnet.lanes == 2
     for (s, t), (syn,) in lnet.synapses.items():       # each lane its own block
         w = syn.weights.init
         half = (w.shape[0] // 2, w.shape[1] // 2)
