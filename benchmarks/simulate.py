@@ -68,7 +68,7 @@ def lava_table(compiled, x: np.ndarray, before: int, steps: int) -> None:
     print(f"{'run':<40} {'samples':>7} {'wall s':>8} {'samples/s':>10} {'== reference':>13}")
     for label, n, wall, same in (
             ("one network per sample (before)", before, t_before, same_before),
-            (f"one network per batch ({lanes} lanes)", len(x), t_after, _same(batch, ref, out))):
+            (f"rounds of {lanes} samples side by side", len(x), t_after, _same(batch, ref, out))):
         print(f"{label:<40} {n:>7} {wall:>8.1f} {n / wall:>10.2f} {str(same):>13}")
     print(f"speed-up: {(len(x) / t_after) / (before / t_before):.1f}x samples/s\n")
 
