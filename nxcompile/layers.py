@@ -1,7 +1,7 @@
 """Nx layers: Keras 3 layers that carry Loihi neuron parameters.
 
 Neuron layers (NxInputLayer, and one per connection kind of nxcompile.ir.kinds:
-NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D) own neurons on the
+NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxAdd) own neurons on the
 chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
 NX_NEURON_LAYERS maps that class name to the Nx class; NxFlatten, NxReshape and
 NxZeroPadding2D own none and are folded into the connections by
@@ -19,6 +19,9 @@ numWeightBits  bits of the layer's incoming weights, 1..8 (default 8).
 decayU         12-bit current decay, 0..4095 (default 4095: u is the input of
                the current step only, an integrate-and-fire neuron).
 decayV         12-bit voltage decay, 0..4095 (default 0: no leak).
+neurons        True (default); False for a weighted layer with activation
+               'linear' whose synapses target the neurons of the NxAdd it
+               feeds (it owns none itself; its Loihi arguments are unused).
 
 Dense, Conv2D and DepthwiseConv2D Nx layers default to activation='relu': the
 rate of a non-leaky integrate-and-fire neuron is a rectified linear function of
@@ -64,8 +67,14 @@ class _NxNeurons:
     the Loihi arguments (see the module docstring) and builds the NeuronSpec."""
 
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
-                 numWeightBits=8, decayU=DECAY_MAX, decayV=0, **kwargs):
+                 numWeightBits=8, decayU=DECAY_MAX, decayV=0, neurons=True, **kwargs):
         super().__init__(*args, **kwargs)
+        if not isinstance(neurons, bool):
+            raise NetworkError(f"{self._who()}: neurons={neurons!r} must be True or False")
+        if not neurons and getattr(self, "activation", None) is not keras.activations.linear:
+            raise NetworkError(f"{self._who()}: neurons=False needs a weighted layer with "
+                               "activation='linear' (its synapses feed the neurons of an NxAdd)")
+        self.neurons = neurons
         # vThMant 0 would give the layer a scale of 0 integer units per float unit.
         self._check_int("vThMant", vThMant, 1, THRESHOLD_MANT_MAX, optional=True)
         self._check_int("biasExp", biasExp, 0, BIAS_EXP_MAX, optional=True)
@@ -101,6 +110,7 @@ class _NxNeurons:
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({arg: getattr(self._neuron, f) for arg, f in _NEURON_ARGS.items()})
+        config["neurons"] = self.neurons
         return config
 
 
@@ -163,6 +173,37 @@ class NxDepthwiseConv2D(_NxNeurons, keras.layers.DepthwiseConv2D):
 @_register
 class NxAveragePooling2D(_NxNeurons, keras.layers.AveragePooling2D):
     """2-D average pooling layer of Loihi neurons (no activation, no bias)."""
+
+
+@_register
+class NxAdd(_NxNeurons, keras.layers.Add):
+    """Neurons at a sum: activation(sum_i gains[i] * inputs[i] + bias), gains
+    (inputs, channels), bias (channels,) if use_bias.  The residual pattern
+    relu(conv(h) + x): a summand from a weighted layer with neurons=False brings
+    that layer's synapses (its kernel times the gain), any other summand an
+    identity connection with the gain (nxcompile.ir.kinds.identity).
+    activation defaults to 'relu'."""
+
+    def __init__(self, activation="relu", use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        channels = input_shape[0][-1]
+        self.gains = self.add_weight(shape=(len(input_shape), channels), initializer="ones",
+                                     name="gains")
+        self.bias = (self.add_weight(shape=(channels,), initializer="zeros", name="bias")
+                     if self.use_bias else None)
+
+    def _merge_function(self, inputs):
+        total = sum(x * self.gains[i] for i, x in enumerate(inputs))
+        return self.activation(total if self.bias is None else total + self.bias)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias}
 
 
 @_register
