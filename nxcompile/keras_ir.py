@@ -197,7 +197,7 @@ class _Converter:
             for term in in_terms:
                 specs.setdefault(term.source, []).append(_connection(layer, kind, term))
             for source, found in specs.items():
-                merged = merge_connections(found)
+                merged = merge_connections(found, shape)
                 if merged is None:
                     raise NetworkError(
                         f"{who(layer)} receives layer '{source}' over several paths (through "

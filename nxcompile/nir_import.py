@@ -337,7 +337,7 @@ class _Importer:
         for t in terms:
             specs.setdefault(t.source, []).append(self._connection(who, t, gain))
         for source, found in specs.items():
-            merged = merge_connections(found)
+            merged = merge_connections(found, ir_shape(shape))
             if merged is None:
                 raise NetworkError(f"{who} receives node '{source}' over paths whose connections "
                                    "cannot be added into one (different windows or strides); "

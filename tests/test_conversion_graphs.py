@@ -205,8 +205,8 @@ def test_summands_from_one_source_become_one_connection():
     (lambda i: L.BatchNormalization(name="bn")(L.Conv2D(2, 3, activation="relu")(i)),
      r"'bn' \(BatchNormalization\) must directly follow"),
     (lambda i: L.ReLU(name="r")(L.Add(name="a")([
-        L.Conv2D(1, 3, strides=2, padding="same", name="lin")(i),
-        L.Conv2D(1, 1, strides=2, name="proj")(i)])),
+        L.Conv2D(1, 3, strides=2, name="lin")(i),
+        L.Conv2D(1, 1, strides=3, padding="same", name="proj")(i)])),
      r"'a' \(NxAdd\) receives layer 'input.*' over several paths"),
     (lambda i: L.Activation("softmax", name="sm")(L.Conv2D(2, 3, name="c")(i)),
      r"'c' \(Conv2D\): softmax is only supported on the output layer"),

@@ -2,8 +2,9 @@
 several paths (e.g. a residual block's conv(x) + x, or Add([x, x])) become one
 connection, since the IR has one per pair of layers.  Dense kernels add;
 window kernels add where they share a geometry, a per-channel kernel (depthwise,
-identity) spread over all channels as a conv2d, and a 1x1 kernel (an identity
-skip) joining a size-keeping convolution at its centre tap; a dense or conv2d
+identity) spread over all channels as a conv2d, and a smaller kernel (e.g. a 1x1
+identity skip or projection) joining a larger one of the same strides at the
+taps that read its pixels (the centre of a size-keeping convolution); a dense or conv2d
 source behind Concatenate contributes the kernel rows of its channels.
 """
 from __future__ import annotations
@@ -45,27 +46,27 @@ def as_conv2d(spec: ConnectionSpec) -> ConnectionSpec:
     return replace(spec, kind="conv2d", kernel=full)
 
 
-def centered(spec: ConnectionSpec, like: ConnectionSpec) -> ConnectionSpec | None:
-    """A 1x1, stride-1, unpadded conv2d `spec` as a kernel of `like`'s shape and
-    geometry (its centre tap), where `like` keeps the size (stride 1, odd kernel,
-    'same' or (k-1)/2 padding on each side); None otherwise."""
-    kh, kw = like.kernel.shape[:2]
-    keeps = like.strides == (1, 1) and kh % 2 == kw % 2 == 1 and (
-        (like.padding == "same" and like.pre_padding == _NO_PADDING)
-        or (like.padding == "valid" and like.pre_padding == ((kh // 2,) * 2, (kw // 2,) * 2)))
-    plain = (spec.kernel.shape[:2] == (1, 1) and spec.strides == (1, 1)
-             and spec.pre_padding == _NO_PADDING)
-    if not (keeps and plain):
+def embedded(spec: ConnectionSpec, like: ConnectionSpec, target_shape: tuple):
+    """conv2d `spec` as a kernel of `like`'s shape and geometry, where both have
+    the same strides and every tap of `spec` reads the source pixel of a tap of
+    `like` (e.g. a 1x1 identity skip at the centre of a size-keeping 3x3
+    convolution); None otherwise."""
+    if spec.strides != like.strides:
+        return None
+    shift = np.subtract(like.op.origin(like, target_shape), spec.op.origin(spec, target_shape))
+    small, big = np.array(spec.kernel.shape[:2]), np.array(like.kernel.shape[:2])
+    if np.any(shift < 0) or np.any(shift + small > big):
         return None
     kernel = np.zeros(like.kernel.shape)
-    kernel[kh // 2, kw // 2] = spec.kernel[0, 0]
+    kernel[shift[0]:shift[0] + small[0], shift[1]:shift[1] + small[1]] = spec.kernel
     return replace(like, kernel=kernel)
 
 
-def merge_connections(specs: list) -> ConnectionSpec | None:
-    """One connection equal to the sum of `specs` (all from one source into one
-    target), or None where they cannot be added into one (pooling, different
-    windows, strides, a per-channel kind behind Concatenate)."""
+def merge_connections(specs: list, target_shape: tuple) -> ConnectionSpec | None:
+    """One connection equal to the sum of `specs` (all from one source into the
+    target of shape `target_shape`), or None where they cannot be added into one
+    (pooling, different strides, windows that read different pixels, a
+    per-channel kind behind Concatenate)."""
     if len(specs) == 1:
         return specs[0]
     if any(s.kernel is None for s in specs):
@@ -81,10 +82,11 @@ def merge_connections(specs: list) -> ConnectionSpec | None:
         if not (merged.op.window and spec.op.window):
             return None
         a, b = as_conv2d(merged), as_conv2d(spec)
-        if a.kernel.shape != b.kernel.shape:
-            a, b = (a, centered(b, a)) if centered(b, a) is not None else (b, centered(a, b))
-        if b is None or (a.strides, a.padding, a.pre_padding) != (b.strides, b.padding,
-                                                                   b.pre_padding):
+        if (a.kernel.shape, a.padding, a.pre_padding) != (b.kernel.shape, b.padding,
+                                                          b.pre_padding):
+            big = embedded(b, a, target_shape)
+            a, b = (a, big) if big is not None else (b, embedded(a, b, target_shape))
+        if b is None or a.strides != b.strides:
             return None
         merged = replace(a, kernel=a.kernel + b.kernel)
     return merged
