@@ -172,7 +172,13 @@ class _Converter:
         if kind == INPUT:
             return []
         if not isinstance(layer, keras.layers.Add):
-            return self.resolve(node.input_tensors[0])
+            terms = self.resolve(node.input_tensors[0])
+            for t in terms:
+                if t.via is not None:
+                    raise NetworkError(f"{who(layer)}: its input comes from layer "
+                                       f"'{t.via.name}' without neurons (neurons=False), which "
+                                       "can only feed an NxAdd")
+            return terms
         gains = _numpy(layer.gains)
         return [replace(t, gain=gains[i]) for i, tensor in enumerate(node.input_tensors)
                 for t in self.resolve(tensor)]
@@ -267,10 +273,7 @@ def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
     """The ConnectionSpec of ``term`` into neuron layer ``layer`` (its kind's
     ConnectionKind.from_keras, or its via layer's; NxAdd's gain folded into the
     kernel's output channels)."""
-    if term.via is not None:
-        if not isinstance(layer, keras.layers.Add):
-            raise NetworkError(f"{who(layer)}: its input comes from layer '{term.via.name}' "
-                               "without neurons (neurons=False), which can only feed an NxAdd")
+    if term.via is not None:        # (into an NxAdd: _Converter._inputs)
         layer, kind = term.via, neuron_kind(term.via)
     elif isinstance(layer, keras.layers.Add):       # a shortcut: identity, flat: diagonal
         gain = np.asarray(term.gain, np.float64)

@@ -219,3 +219,20 @@ def test_graph_errors_name_the_layer(build, message):
     x = np.random.default_rng(0).uniform(size=(8, 6, 6, 1))
     with pytest.raises(ValueError, match=message):
         convert(model, x).to_ir()
+
+
+def test_nxtf_mnist_model_converts_as_shipped():
+    """NxTF's tutorial MNIST architecture ends in a 1x1x10 softmax conv and a
+    no-op Flatten: the conv is the readout, the trailing layers are dropped."""
+    ann = _randomize(keras.Sequential([
+        keras.Input((28, 28, 1)), L.Conv2D(16, 5, strides=2, activation="relu"), L.Dropout(0.1),
+        L.Conv2D(32, 3, activation="relu"), L.Dropout(0.1),
+        L.Conv2D(64, 3, strides=2, activation="relu"), L.Dropout(0.1),
+        L.Conv2D(10, 4, activation="softmax", name="logits"), L.Flatten()]), seed=6)
+    x = np.random.default_rng(7).uniform(size=(32, 28, 28, 1)).astype(np.float32)
+    snn = convert(ann, x)
+    assert tuple(snn.outputs[0].shape[1:]) == (1, 1, 10)
+    assert snn.to_ir().outputs == ["logits"]
+    z = keras.Model(ann.inputs, ann.get_layer("logits").output).predict(x, verbose=0)
+    np.testing.assert_array_equal(_logits(snn, x).argmax(axis=1),
+                                  np.log(z.reshape(len(x), -1)).argmax(axis=1))

@@ -256,6 +256,22 @@ def test_a_source_fed_twice_becomes_one_connection():
     np.testing.assert_allclose(spec.kernel, k[:, :, :2] + k[:, :, 2:])
 
 
+def test_layers_without_neurons_feed_an_nxadd_only():
+    from nxcompile.layers import NxAdd
+    with pytest.raises(ValueError, match=r"NxConv2D 'c': neurons=False needs a weighted layer "
+                                         "with activation='linear'"):
+        NxConv2D(2, 1, neurons=False, name="c")
+    lin = lambda x: NxConv2D(2, 1, activation="linear", neurons=False, name="lin")(x)  # noqa: E731
+    with pytest.raises(ValueError, match=r"'c' \(NxConv2D\): its input comes from layer 'lin' "
+                                         "without neurons"):
+        model_to_ir(_model(lambda x: NxConv2D(2, 1, name="c")(lin(x))))
+    with pytest.raises(ValueError, match=r"model output comes from layer 'lin'"):
+        model_to_ir(_model(lin))
+    ir = model_to_ir(_model(lambda x: NxAdd(name="s")([lin(x), x])))
+    assert {p: ir.connection(p, "s").kind for p in ir.predecessors("s")} == {
+        ir.inputs[0]: "conv2d"}             # conv(x) + x from one source: one connection
+
+
 def test_reused_neuron_layer_and_output_feeding_on():
     shared = NxDense(4, name="shared")
     inp = keras.Input((4,))
