@@ -30,7 +30,7 @@ from examples.mnist import check_lava  # noqa: E402
 from nxcompile import convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
 
-STEPS = (25, 50, 100, 200)
+STEPS = (50, 100, 200, 400)
 L = keras.layers
 
 
@@ -61,9 +61,10 @@ def build_ann(width: int) -> keras.Model:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--width", type=int, default=8, help="channels of the first block")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--width", type=int, default=16, help="channels of the first block")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     parser.add_argument("--percentile", type=float, default=99.9)
     parser.add_argument("--calibration", type=int, default=1000)
@@ -76,7 +77,8 @@ def main() -> None:
     (x_train, y_train), (x_test, y_test) = mnist_5k()
     keras.utils.set_random_seed(args.seed)
     ann = build_ann(args.width)
-    ann.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ann.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                loss="sparse_categorical_crossentropy")
     t0 = time.perf_counter()
     ann.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
     ann_pred = ann.predict(x_test, verbose=0).argmax(axis=1)

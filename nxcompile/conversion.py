@@ -17,7 +17,9 @@ nxcompile.normalization for the numerics):
    Flatten, Reshape, ZeroPadding2D, Add and Concatenate of spiking outputs
    become their Nx (folded) versions; GlobalAveragePooling2D is folded into
    the Dense after it (the kernel repeated over the map, divided by its size)
-   or else becomes an average pooling over the whole map and a Flatten.
+   or else becomes an average pooling over the whole map and a Flatten;
+   SeparableConv2D becomes one Conv2D, its depthwise and pointwise kernels
+   multiplied out (exact: there is no activation between them).
    Trailing Flatten, Reshape, Dropout and activations after the readout are
    dropped (they do not change its argmax).  Anything else raises
    NetworkError naming the layer and its type.
@@ -61,7 +63,8 @@ from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_
 
 _WEIGHTED = ", ".join(k.keras_class for k in KINDS.values() if k.weighted and k.keras_neurons)
 SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
-             + ", Add, Concatenate, GlobalAveragePooling2D, Flatten, Reshape, ZeroPadding2D, "
+             + ", SeparableConv2D, Add, Concatenate, GlobalAveragePooling2D, Flatten, Reshape, "
+             "ZeroPadding2D, "
              "BatchNormalization, ReLU (max_value too), Activation('relu'/'linear'/'softmax'), "
              "Softmax, Dropout")
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
@@ -218,6 +221,8 @@ class _Converter:
             return self._activation(layer, ins[0], tensor)
         if kind is not None and KINDS[kind].keras_neurons:
             return self._neuron_layer(layer, kind, ins[0], tensor)
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            return self._separable(layer, ins[0], tensor)
         if isinstance(layer, keras.layers.Add):
             return self._add(layer, ins)
         if isinstance(layer, keras.layers.GlobalAveragePooling2D):
@@ -263,11 +268,23 @@ class _Converter:
             source = self._spikes(layer, value)
             pool = _nx_layer(layer, kind, {"resetMode": self.reset})
             return _Spikes(pool(source.tensor), source.group)
+        return self._weighted_layer(layer, kind, _numpy(layer.kernel), value, tensor)
+
+    def _separable(self, layer, value, tensor):
+        """SeparableConv2D: its depthwise and pointwise kernels (no activation
+        between them) folded into one conv2d kernel, exactly."""
+        check_layer_options(layer, "conv2d")
+        dw, pw = _numpy(layer.depthwise_kernel), _numpy(layer.pointwise_kernel)
+        kh, kw, c_in, mult = dw.shape
+        kernel = np.einsum("hwcm,cmo->hwco", dw, pw.reshape(c_in, mult, -1))
+        return self._weighted_layer(layer, "conv2d", kernel, value, tensor)
+
+    def _weighted_layer(self, layer, kind: str, kernel: np.ndarray, value, tensor):
         gap = None
         if isinstance(value, _Gap) and KINDS[kind].source_ndim == 1:
             gap, value = value.layer, value.source       # folded into the kernel
-        lin = _Linear(layer, kind, _numpy(layer.kernel), _numpy(layer.bias),
-                      self._spikes(layer, value), gap=gap)
+        lin = _Linear(layer, kind, kernel, _numpy(layer.bias), self._spikes(layer, value),
+                      gap=gap)
         act = _activation_of(layer, layer.activation)
         if tensor is self.readout_tensor or act != "relu":
             return replace(lin, softmax=act == "softmax")

@@ -1,7 +1,8 @@
 """convert() on graphs: residual blocks (the pre-activation pattern, where a
 linear conv and a shortcut meet in one ReLU, with BatchNormalization after the
 conv and after the Add, projection shortcuts), Inception-style Concatenate with
-a pooled branch, GlobalAveragePooling2D heads, an output from Add, ReLU6 and
+a pooled branch and a SeparableConv2D after it, GlobalAveragePooling2D heads, an
+output from Add, ReLU6 and
 trailing layers after the readout.  Random weights: the converted Keras twin
 computes the ANN's logits up to the readout's shift and scale exactly (float),
 branch scales included; the compiled network runs the same on Lava as on the
@@ -14,6 +15,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import nxcompile  # noqa: E402
 from nxcompile import NxAdd, convert  # noqa: E402
 from nxcompile.normalization import percentile_scale  # noqa: E402
 
@@ -68,7 +70,7 @@ def _inception():
     c = L.AveragePooling2D(3, strides=1, padding="same", name="pool")(x)
     c = L.Conv2D(2, 1, activation="relu", name="bpool")(c)
     x = L.Concatenate(name="concat")([a, b, c])
-    x = L.Conv2D(4, 3, strides=2, activation="relu", name="after")(x)
+    x = L.SeparableConv2D(4, 3, strides=2, depth_multiplier=2, activation="relu", name="after")(x)
     out = L.Dense(4, name="logits")(L.Flatten()(x))
     return _randomize(keras.Model(inp, out, name="inception"), seed=1)
 
@@ -167,7 +169,7 @@ def test_relu6_below_the_percentile_clips_at_the_rate_limit():
                                ann.get_layer("hidden").get_weights()[0] / 0.1, rtol=1e-6)
 
 
-def test_resnet_runs_the_same_on_lava_and_the_reference():
+def test_resnet_runs_the_same_on_lava_and_the_reference(tmp_path):
     ann = _resnet()
     x = np.random.default_rng(5).uniform(size=(16, 8, 8, 1)).astype(np.float32)
     compiled = convert(ann, x).compile()
@@ -178,6 +180,9 @@ def test_resnet_runs_the_same_on_lava_and_the_reference():
     for name in layers:
         np.testing.assert_array_equal(got.trains[name], ref.trains[name], err_msg=name)
     np.testing.assert_array_equal(got.voltages, ref.voltages)
+    compiled.save(tmp_path / "resnet.nxc")          # identity connections in the model file
+    loaded = nxcompile.load(tmp_path / "resnet.nxc").run(x[:4], 20)
+    np.testing.assert_array_equal(loaded.potentials, compiled.run(x[:4], 20).potentials)
 
 
 def test_summands_from_one_source_become_one_connection():
