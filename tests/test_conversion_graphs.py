@@ -2,11 +2,10 @@
 linear conv and a shortcut meet in one ReLU, with BatchNormalization after the
 conv and after the Add, projection shortcuts), Inception-style Concatenate with
 a pooled branch and a SeparableConv2D after it, GlobalAveragePooling2D heads, an
-output from Add, ReLU6 and
-trailing layers after the readout.  Random weights: the converted Keras twin
-computes the ANN's logits up to the readout's shift and scale exactly (float),
-branch scales included; the compiled network runs the same on Lava as on the
-reference simulator."""
+output from Add, ReLU6 and trailing layers after the readout.  Random weights:
+the converted Keras twin computes the ANN's logits up to the readout's shift
+and scale exactly (float), branch scales included; the compiled network runs
+the same on Lava as on the reference simulator."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
