@@ -17,6 +17,7 @@ _EXPORTS = {
     "NxDepthwiseConv2D": "nxcompile.layers",
     "NxAveragePooling2D": "nxcompile.layers",
     "NxAdd": "nxcompile.layers",
+    "NxUpSampling2D": "nxcompile.layers",
     "NxFlatten": "nxcompile.layers",
     "NxReshape": "nxcompile.layers",
     "NxZeroPadding2D": "nxcompile.layers",

@@ -1,8 +1,8 @@
 """Nx layers: Keras 3 layers that carry Loihi neuron parameters.
 
 Neuron layers (NxInputLayer, and one per connection kind of nxcompile.ir.kinds:
-NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxAdd) own neurons on the
-chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
+NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxUpSampling2D, NxAdd)
+own neurons on the chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
 NX_NEURON_LAYERS maps that class name to the Nx class; NxFlatten, NxReshape and
 NxZeroPadding2D own none and are folded into the connections by
 nxcompile.keras_ir.  Each neuron layer takes the usual Keras arguments plus the
@@ -173,6 +173,12 @@ class NxDepthwiseConv2D(_NxNeurons, keras.layers.DepthwiseConv2D):
 @_register
 class NxAveragePooling2D(_NxNeurons, keras.layers.AveragePooling2D):
     """2-D average pooling layer of Loihi neurons (no activation, no bias)."""
+
+
+@_register
+class NxUpSampling2D(_NxNeurons, keras.layers.UpSampling2D):
+    """Nearest-neighbour 2-D upsampling layer of Loihi neurons (no activation, no
+    bias): each neuron relays the source pixel it copies."""
 
 
 @_register

@@ -149,6 +149,12 @@ class NetBuilder:
         self.current = name
         return name
 
+    def upsample(self, size, source=None):
+        h, w, c = self.shape(source)
+        out = (h * size[0], w * size[1], c)
+        return self._add("upsampling2d", out, ConnectionSpec("upsampling2d", (h, w, c),
+                                                             pool_size=size), source)
+
     def residual(self, k=3, source=None):
         """The pre-activation residual pattern on x (the current layer): neurons at
         relu(conv(h) + g * x), h = conv(x): an identity-kind layer fed by a

@@ -1,8 +1,9 @@
 """convert() on graphs: residual blocks (the pre-activation pattern, where a
 linear conv and a shortcut meet in one ReLU, with BatchNormalization after the
 conv and after the Add, projection shortcuts), Inception-style Concatenate with
-a pooled branch and a SeparableConv2D after it, GlobalAveragePooling2D heads, an
-output from Add, ReLU6 and trailing layers after the readout.  Random weights:
+a pooled branch (a SeparableConv2D and an UpSampling2D after it),
+GlobalAveragePooling2D heads, an output from Add, ReLU6 and trailing layers
+after the readout.  Random weights:
 the converted Keras twin computes the ANN's logits up to the readout's shift
 and scale exactly (float), branch scales included; the compiled network runs
 the same on Lava as on the reference simulator."""
@@ -70,6 +71,7 @@ def _inception():
     c = L.Conv2D(2, 1, activation="relu", name="bpool")(c)
     x = L.Concatenate(name="concat")([a, b, c])
     x = L.SeparableConv2D(4, 3, strides=2, depth_multiplier=2, activation="relu", name="after")(x)
+    x = L.UpSampling2D(2, name="up")(x)
     out = L.Dense(4, name="logits")(L.Flatten()(x))
     return _randomize(keras.Model(inp, out, name="inception"), seed=1)
 
@@ -129,7 +131,7 @@ def test_branches_become_neurons_at_the_sum_with_identity_shortcuts(converted):
             ["b1_add", "b2_add", "b3_add"]
     elif name == "inception":
         assert sorted(s for s, t in kinds if t == "after") == ["b1x1", "b3x3", "bpool"]
-        assert kinds[("stem", "pool")] == "avg_pool2d"
+        assert kinds[("stem", "pool")] == "avg_pool2d" and kinds[("after", "up")] == "upsampling2d"
     else:
         assert sorted(s for s, t in kinds if t == "sum") == ["conv", "hidden"]
         assert kinds[("conv", "sum")] == "dense" and ir.outputs == ["sum"]

@@ -1,6 +1,6 @@
 """Property tests: random small float networks (conv with strides and padding,
-depthwise conv, average pooling, residual sums with identity shortcuts, flatten,
-dense; frames or spikes in; branches
+depthwise conv, average pooling, residual sums with identity shortcuts,
+nearest upsampling, flatten, dense; frames or spikes in; branches
 that meet through Concatenate or Add in a conv or depthwise conv), quantized
 by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
@@ -49,7 +49,17 @@ def networks(draw, reset):
                            neuron=NeuronSpec(reset=reset)))
     prev, shape = "inp", (h, w, c)
     for i in range(draw(st.integers(1, 2))):
-        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d", "identity"]))
+        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d", "identity",
+                                     "upsampling2d"]))
+        if kind == "upsampling2d":
+            size = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+            pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
+            up = ((shape[0] + sum(pre[0])) * size[0], (shape[1] + sum(pre[1])) * size[1], shape[2])
+            name = f"up{i}"
+            ir.add_layer(LayerSpec(name, kind, up, neuron=_neuron(rng, reset)))
+            ir.connect(prev, name, ConnectionSpec(kind, shape, pool_size=size, pre_padding=pre))
+            prev, shape = name, up
+            continue
         if kind == "identity":      # neurons at conv(h) + g * x, h = conv(x): a residual sum
             k = draw(st.integers(1, 3))
             c = shape[2]

@@ -250,13 +250,15 @@ def test_estimates_equal_recount_where_branches_meet(how, kind):
     assert len(part.cores_of(b.ir.order()[2])) > 1
 
 
-def test_estimates_equal_recount_on_residual_sums():
+def test_estimates_equal_recount_on_residual_sums_and_upsampling():
     # neurons at relu(conv(h) + g * x): the identity shortcut counted analytically,
-    # the sum split over cores
+    # the sum split over cores; then a nearest upsampling
     b = NetBuilder((8, 8, 6), np.random.default_rng(4))
     b.conv(6, 3, padding="same")
     b.residual(3)
     b.residual(1)
+    b.upsample((2, 2))
+    b.conv(2, 3, stride=2)
     b.dense(5)
     part = partition_network(b.ir, TINY, placement_time_limit=0.2)
     _assert_estimates_equal_recount(b.ir, part)
@@ -297,7 +299,7 @@ def networks(draw):
         ops = ["dense"]
         h = b.shape()
         if len(h) == 3:
-            ops += ["conv", "depthwise", "branch", "merge", "residual"] + (
+            ops += ["conv", "depthwise", "branch", "merge", "residual", "upsample"] + (
                 ["pool"] if min(h[:2]) >= 2 else [])
         op = draw(st.sampled_from(ops))
         if op == "dense":
@@ -308,6 +310,8 @@ def networks(draw):
             b.depthwise(draw(st.integers(1, 3)), draw(st.integers(1, 2)),
                         draw(st.sampled_from(["valid", "same"])) if min(h[:2]) >= 3 else "same",
                         multiplier=draw(st.integers(1, 2)))
+        elif op == "upsample":
+            b.upsample((draw(st.integers(1, 3)), draw(st.integers(1, 2))))
         elif op == "residual":
             b.residual(draw(st.integers(1, min(3, *h[:2]))))
         elif op == "merge":
