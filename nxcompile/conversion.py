@@ -15,9 +15,10 @@ nxcompile.normalization for the numerics):
    with max_value (ReLU6) sets its layer's scale to at most max_value: a rate
    neuron saturates at one spike per step, the clip.  Dropout is dropped;
    Flatten, Reshape, ZeroPadding2D, Add and Concatenate of spiking outputs
-   become their Nx (folded) versions; GlobalAveragePooling2D is folded into
-   the Dense after it (the kernel repeated over the map, divided by its size)
-   or else becomes an average pooling over the whole map and a Flatten;
+   become their Nx (folded) versions; GlobalAveragePooling2D of a neuron layer
+   is folded into the Dense after it (the kernel repeated over the map, divided
+   by its size), else (after Concatenate, or before another layer) it becomes
+   an average pooling over the whole map and a Flatten;
    SeparableConv2D becomes one Conv2D, its depthwise and pointwise kernels
    multiplied out (exact: there is no activation between them).
    Trailing Flatten, Reshape, Dropout and activations after the readout are
@@ -281,7 +282,8 @@ class _Converter:
 
     def _weighted_layer(self, layer, kind: str, kernel: np.ndarray, value, tensor):
         gap = None
-        if isinstance(value, _Gap) and KINDS[kind].source_ndim == 1:
+        if (isinstance(value, _Gap) and KINDS[kind].source_ndim == 1
+                and neuron_kind(value.source.tensor._keras_history[0]) is not None):
             gap, value = value.layer, value.source       # folded into the kernel
         lin = _Linear(layer, kind, kernel, _numpy(layer.bias), self._spikes(layer, value),
                       gap=gap)

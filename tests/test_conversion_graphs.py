@@ -87,7 +87,17 @@ def _add_output():
     return _randomize(keras.Model(inp, out, name="add_output"), seed=2)
 
 
-MODELS = {"resnet": _resnet, "inception": _inception, "add_output": _add_output}
+def _gap_concat():
+    """GlobalAveragePooling2D of a Concatenate: average pooling neurons, then the Dense."""
+    inp = keras.Input((6, 6, 1))
+    a = L.Conv2D(2, 3, padding="same", activation="relu", name="a")(inp)
+    b = L.Conv2D(3, 1, activation="relu", name="b")(inp)
+    x = L.GlobalAveragePooling2D(name="gap")(L.Concatenate()([a, b]))
+    return _randomize(keras.Model(inp, L.Dense(3, name="logits")(x), name="gap_concat"), seed=8)
+
+
+MODELS = {"resnet": _resnet, "inception": _inception, "add_output": _add_output,
+          "gap_concat": _gap_concat}
 
 
 def _logits(model, x):
@@ -132,6 +142,9 @@ def test_branches_become_neurons_at_the_sum_with_identity_shortcuts(converted):
     elif name == "inception":
         assert sorted(s for s, t in kinds if t == "after") == ["b1x1", "b3x3", "bpool"]
         assert kinds[("stem", "pool")] == "avg_pool2d" and kinds[("after", "up")] == "upsampling2d"
+    elif name == "gap_concat":
+        assert kinds[("a", "gap")] == kinds[("b", "gap")] == "avg_pool2d"
+        assert kinds[("gap", "logits")] == "dense"
     else:
         assert sorted(s for s, t in kinds if t == "sum") == ["conv", "hidden"]
         assert kinds[("conv", "sum")] == "dense" and ir.outputs == ["sum"]
@@ -151,7 +164,7 @@ def test_branches_that_meet_share_a_scale_and_sums_normalize_at_the_relu(convert
         for n in ("b1_add", "b2_add", "b3_add"):
             t = keras.Model(snn.inputs, snn.get_layer(n).output).predict(x, verbose=0)
             assert percentile_scale(t, 99.9) == pytest.approx(1.0, rel=1e-4)
-    else:                     # ReLU6's scale is at most its max_value
+    elif name == "add_output":    # ReLU6's scale is at most its max_value
         ann_h = keras.Model(ann.inputs, ann.get_layer("relu6").output).predict(x, verbose=0)
         lam = min(percentile_scale(ann_h, 99.9), 6.0)
         t = keras.Model(snn.inputs, snn.get_layer("hidden").output).predict(x, verbose=0)
