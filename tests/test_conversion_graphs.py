@@ -255,3 +255,15 @@ def test_nxtf_mnist_model_converts_as_shipped():
     z = keras.Model(ann.inputs, ann.get_layer("logits").output).predict(x, verbose=0)
     np.testing.assert_array_equal(_logits(snn, x).argmax(axis=1),
                                   np.log(z.reshape(len(x), -1)).argmax(axis=1))
+
+
+def test_converted_graph_saves_and_loads_in_keras(converted, tmp_path):
+    """NxAdd's gains and the layers without neurons survive a Keras model file."""
+    _, _, snn, x = converted
+    snn.save(tmp_path / "snn.keras")
+    back = keras.models.load_model(tmp_path / "snn.keras")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), snn.predict(x, verbose=0))
+    assert [type(layer).__name__ for layer in back.layers] == \
+        [type(layer).__name__ for layer in snn.layers]
+    assert [getattr(layer, "neurons", None) for layer in back.layers] == \
+        [getattr(layer, "neurons", None) for layer in snn.layers]
