@@ -12,7 +12,13 @@ Add                each summand gets its own edge into the consuming layer,
                    all with that layer's kernel;
 Concatenate        (channels axis) each part gets its own edge with its
                    channel_offset and the total in_channels; for flat vectors
-                   the channel offset is the flat offset.
+                   the channel offset is the flat offset;
+Dropout            nothing (inference);
+a weighted layer   (Nx, neurons=False) its synapses go, with its kernel and
+                   bias, to the NxAdd it feeds (the residual pattern
+                   relu(conv(h) + x)); NxAdd's other summands get identity
+                   connections (nxcompile.ir.kinds.identity; diagonal dense for
+                   flat summands), each scaled by NxAdd's gain.
 
 A softmax activation is taken on the output layer only, as a linear readout
 (NxTF's tutorials end in one; the class is the argmax of the readout's input).
@@ -29,20 +35,25 @@ import numpy as np
 
 from hwmodel.errors import NetworkError
 from nxcompile.ir import INPUT, KINDS, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from nxcompile.ir.merge import merge_connections
+from nxcompile.layers import NX_NEURON_LAYERS
 
 # Keras layer class -> IR layer kind: InputLayer -> 'input', each connection
-# kind's keras_class -> that kind (nxcompile.ir.kinds).
+# kind's keras_class (where a plain layer of it owns neurons) and Nx class ->
+# that kind (nxcompile.ir.kinds).
 _KIND_OF_CLASS = {keras.layers.InputLayer: INPUT,
-                  **{getattr(keras.layers, k.keras_class): name for name, k in KINDS.items()}}
+                  **{getattr(keras.layers, k.keras_class): name for name, k in KINDS.items()
+                     if k.keras_neurons},
+                  **{NX_NEURON_LAYERS[k.keras_class]: name for name, k in KINDS.items()}}
 
 _FOLDED = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
-           keras.layers.Add, keras.layers.Concatenate)
+           keras.layers.Add, keras.layers.Concatenate, keras.layers.Dropout)
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
 _SUPPORTED = ("supported: neuron layers InputLayer, "
               + ", ".join(k.keras_class for k in KINDS.values())
-              + " (and their Nx versions); folded layers Flatten, Reshape, ZeroPadding2D, Add, "
-              "Concatenate")
+              + " (and their Nx versions), NxAdd; folded layers Flatten, Reshape, ZeroPadding2D, "
+              "Add, Concatenate, Dropout")
 _NO_PADDING = ((0, 0), (0, 0))
 
 
@@ -50,13 +61,17 @@ _NO_PADDING = ((0, 0), (0, 0))
 class _Term:
     """One neuron layer's share of a tensor: the output of layer ``source`` seen
     with ``shape`` (after Flatten/Reshape), zero padded by ``pre_padding`` and
-    placed at ``channel_offset`` of ``in_channels`` channels (Concatenate)."""
+    placed at ``channel_offset`` of ``in_channels`` channels (Concatenate);
+    ``via``: a weighted layer without neurons applied to that (its synapses
+    form the connection), ``gain``: NxAdd's gain per channel of the sum."""
 
     source: str
     shape: tuple
     pre_padding: tuple = _NO_PADDING
     channel_offset: int = 0
     in_channels: int | None = None
+    via: object = None
+    gain: np.ndarray | None = None
 
 
 def who(layer) -> str:
@@ -132,7 +147,9 @@ class _Converter:
             layer, node_index, _ = tensor._keras_history
             node = layer._inbound_nodes[node_index]
             kind = neuron_kind(layer)
-            if kind is not None:
+            if kind is not None and not getattr(layer, "neurons", True):
+                self.terms[key] = self._via(layer, kind, node)
+            elif kind is not None:
                 self.terms[key] = [_Term(self._add_layer(layer, kind, node, tensor),
                                          _shape(layer, tensor))]
             elif isinstance(layer, _FOLDED):
@@ -142,8 +159,38 @@ class _Converter:
                 raise NetworkError(f"{who(layer)} is not supported; {_SUPPORTED}")
         return self.terms[key]
 
+    def _via(self, layer, kind: str, node) -> list:
+        """The terms of a weighted layer without neurons: its input's, through it."""
+        check_layer_options(layer, kind)
+        if not KINDS[kind].weighted:
+            raise NetworkError(f"{who(layer)}: neurons=False is for weighted layers only")
+        if len(layer._inbound_nodes) > 1:
+            raise NetworkError(f"{who(layer)} is called more than once")
+        terms = self.resolve(node.input_tensors[0])
+        for t in terms:
+            if t.via is not None:
+                raise NetworkError(f"{who(layer)}: its input comes from layer '{t.via.name}' "
+                                   "without neurons; two weighted layers need neurons between")
+        return [replace(t, via=layer) for t in terms]
+
+    def _inputs(self, layer, kind: str, node) -> list:
+        """The terms of a neuron layer's input: NxAdd's summands with their gains."""
+        if kind == INPUT:
+            return []
+        if not isinstance(layer, keras.layers.Add):
+            terms = self.resolve(node.input_tensors[0])
+            for t in terms:
+                if t.via is not None:
+                    raise NetworkError(f"{who(layer)}: its input comes from layer "
+                                       f"'{t.via.name}' without neurons (neurons=False), which "
+                                       "can only feed an NxAdd")
+            return terms
+        gains = _numpy(layer.gains)
+        return [replace(t, gain=gains[i]) for i, tensor in enumerate(node.input_tensors)
+                for t in self.resolve(tensor)]
+
     def _add_layer(self, layer, kind: str, node, tensor) -> str:
-        in_terms = self.resolve(node.input_tensors[0]) if kind != INPUT else []
+        in_terms = self._inputs(layer, kind, node)
         if layer.name in self.ir.graph:
             raise NetworkError(f"{who(layer)} is called more than once; a neuron layer "
                                "must be used once (its neurons exist once on the chip)")
@@ -159,20 +206,34 @@ class _Converter:
                                         input_mode=getattr(layer, "input_mode", "bias"),
                                         probe=getattr(layer, "probe_spikes", False)))
         else:
-            bias = _numpy(layer.bias) if getattr(layer, "bias", None) is not None else None
-            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias,
+            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
+                                        _bias(layer, in_terms),
                                         probe=getattr(layer, "probe_spikes", False)))
+            specs: dict[str, list] = {}
             for term in in_terms:
-                if self.ir.graph.has_edge(term.source, layer.name):
+                specs.setdefault(term.source, []).append(_connection(layer, kind, term))
+            for source, found in specs.items():
+                merged = merge_connections(found, shape)
+                if merged is None:
                     raise NetworkError(
-                        f"{who(layer)} receives layer '{term.source}' more than once "
-                        "(through Add/Concatenate); the IR has one connection per layer pair")
-                self.ir.connect(term.source, layer.name, _connection(layer, kind, term))
+                        f"{who(layer)} receives layer '{source}' over several paths (through "
+                        "Add/Concatenate) whose connections cannot be added into one (pooling, "
+                        "different windows or strides, Concatenate offsets); the IR has one "
+                        "connection per layer pair")
+                self.ir.connect(source, layer.name, merged)
         return layer.name
 
     def _fold(self, layer, node, parts: list, tensor) -> list:
         check_channels_last(layer)
         shape = _shape(layer, tensor)
+        if isinstance(layer, keras.layers.Dropout):
+            return parts[0]
+        for terms in parts:
+            for t in terms:
+                if t.via is not None and not isinstance(layer, keras.layers.Add):
+                    raise NetworkError(f"{who(layer)}: its input comes from layer "
+                                       f"'{t.via.name}' without neurons (neurons=False), which "
+                                       "can only feed an NxAdd (through Add)")
         if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
             (terms,) = parts
             if shape == _shape(layer, node.input_tensors[0]):
@@ -209,16 +270,39 @@ def _neuron_spec(layer) -> NeuronSpec:
     return layer.neuron_spec if hasattr(layer, "neuron_spec") else NeuronSpec()
 
 
+def _bias(layer, terms: list) -> np.ndarray | None:
+    """The layer's bias per channel: its own, plus the gained biases of the
+    weighted layers without neurons among its summands (NxAdd)."""
+    parts = [_numpy(layer.bias)] if getattr(layer, "bias", None) is not None else []
+    parts += [_numpy(t.via.bias) * t.gain for t in terms
+              if t.via is not None and t.via.bias is not None]
+    return sum(parts) if parts else None
+
+
 def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
     """The ConnectionSpec of ``term`` into neuron layer ``layer`` (its kind's
-    ConnectionKind.from_keras)."""
+    ConnectionKind.from_keras, or its via layer's; NxAdd's gain folded into the
+    kernel's output channels)."""
+    if term.via is not None:        # (into an NxAdd: _Converter._inputs)
+        layer, kind = term.via, neuron_kind(term.via)
+    elif isinstance(layer, keras.layers.Add):       # a shortcut: identity, flat: diagonal
+        gain = np.asarray(term.gain, np.float64)
+        kind, kernel = ("dense", np.diag(gain)) if len(term.shape) == 1 else \
+            (kind, gain.reshape(1, 1, -1, 1))
+        return ConnectionSpec(kind, term.shape, kernel=kernel, pre_padding=term.pre_padding,
+                              channel_offset=term.channel_offset, in_channels=term.in_channels)
     op = KINDS[kind]
     if len(term.shape) != op.source_ndim:
         raise NetworkError(f"{who(layer)}: input from '{term.source}' has shape {term.shape}; "
                            f"{op.source_hint}")
+    fields = op.from_keras(layer, term.shape)
+    if term.gain is not None:
+        kernel = np.asarray(fields["kernel"], np.float64)
+        fields["kernel"] = kernel * np.asarray(term.gain).reshape(
+            kernel.shape[-op.output_channel_axes:])
     return ConnectionSpec(kind, term.shape, pre_padding=term.pre_padding,
                           channel_offset=term.channel_offset, in_channels=term.in_channels,
-                          **op.from_keras(layer, term.shape))
+                          **fields)
 
 
 def model_to_ir(model) -> NetworkIR:
@@ -240,7 +324,7 @@ def model_to_ir(model) -> NetworkIR:
         conv.resolve(tensor)
     for tensor in outputs:
         layer = tensor._keras_history[0]
-        if neuron_kind(layer) is None:
+        if neuron_kind(layer) is None or not getattr(layer, "neurons", True):
             kinds = ", ".join(k.keras_class for k in KINDS.values())
             raise NetworkError(f"model output comes from {who(layer)}; model outputs must be "
                                f"neuron layers ({kinds})")

@@ -1,8 +1,8 @@
 """Nx layers: Keras 3 layers that carry Loihi neuron parameters.
 
 Neuron layers (NxInputLayer, and one per connection kind of nxcompile.ir.kinds:
-NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D) own neurons on the
-chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
+NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxUpSampling2D, NxAdd)
+own neurons on the chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
 NX_NEURON_LAYERS maps that class name to the Nx class; NxFlatten, NxReshape and
 NxZeroPadding2D own none and are folded into the connections by
 nxcompile.keras_ir.  Each neuron layer takes the usual Keras arguments plus the
@@ -33,6 +33,9 @@ useSharedSign  True: positive and negative weights in separate synapse entries,
                layer's weights have one sign, else a sign bit.
 probeSpikes    record the layer's spike trains in every run that gives no
                record list (default False).
+neurons        True (default); False for a weighted layer with activation
+               'linear' whose synapses target the neurons of the NxAdd it
+               feeds (it owns none itself; its Loihi arguments are unused).
 
 Dense, Conv2D and DepthwiseConv2D Nx layers default to activation='relu': the
 rate of a non-leaky integrate-and-fire neuron is a rectified linear function of
@@ -115,7 +118,8 @@ class _NxNeurons(_NxLayer):
 
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
                  numWeightBits=8, decayU=DECAY_MAX, decayV=0, weightExponent=None,
-                 synapseEncoding=None, useSharedSign=None, probeSpikes=False, **kwargs):
+                 synapseEncoding=None, useSharedSign=None, probeSpikes=False, neurons=True,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._check_int("weightExponent", weightExponent, 0, WEIGHT_EXP_MAX, optional=True)
         if synapseEncoding is not None and synapseEncoding not in _ENCODING_NAMES:
@@ -127,6 +131,12 @@ class _NxNeurons(_NxLayer):
         if not isinstance(probeSpikes, bool):
             raise NetworkError(f"{self._who()}: probeSpikes={probeSpikes!r} must be True or False")
         self.probe_spikes = probeSpikes
+        if not isinstance(neurons, bool):
+            raise NetworkError(f"{self._who()}: neurons={neurons!r} must be True or False")
+        if not neurons and getattr(self, "activation", None) is not keras.activations.linear:
+            raise NetworkError(f"{self._who()}: neurons=False needs a weighted layer with "
+                               "activation='linear' (its synapses feed the neurons of an NxAdd)")
+        self.neurons = neurons
         # vThMant 0 would give the layer a scale of 0 integer units per float unit.
         self._check_int("vThMant", vThMant, 1, THRESHOLD_MANT_MAX, optional=True)
         self._check_int("biasExp", biasExp, 0, BIAS_EXP_MAX, optional=True)
@@ -166,6 +176,7 @@ class _NxNeurons(_NxLayer):
         config = super().get_config()
         config.update({arg: getattr(self._neuron, f) for arg, f in _NEURON_ARGS.items()})
         config["probeSpikes"] = self.probe_spikes
+        config["neurons"] = self.neurons
         return config
 
 
@@ -247,6 +258,43 @@ class NxDepthwiseConv2D(_NxNeurons, keras.layers.DepthwiseConv2D):
 @_register
 class NxAveragePooling2D(_NxNeurons, keras.layers.AveragePooling2D):
     """2-D average pooling layer of Loihi neurons (no activation, no bias)."""
+
+
+@_register
+class NxUpSampling2D(_NxNeurons, keras.layers.UpSampling2D):
+    """Nearest-neighbour 2-D upsampling layer of Loihi neurons (no activation, no
+    bias): each neuron relays the source pixel it copies."""
+
+
+@_register
+class NxAdd(_NxNeurons, keras.layers.Add):
+    """Neurons at a sum: activation(sum_i gains[i] * inputs[i] + bias), gains
+    (inputs, channels), bias (channels,) if use_bias.  The residual pattern
+    relu(conv(h) + x): a summand from a weighted layer with neurons=False brings
+    that layer's synapses (its kernel times the gain), any other summand an
+    identity connection with the gain (nxcompile.ir.kinds.identity).
+    activation defaults to 'relu'."""
+
+    def __init__(self, activation="relu", use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        channels = input_shape[0][-1]
+        self.gains = self.add_weight(shape=(len(input_shape), channels), initializer="ones",
+                                     name="gains")
+        self.bias = (self.add_weight(shape=(channels,), initializer="zeros", name="bias")
+                     if self.use_bias else None)
+
+    def _merge_function(self, inputs):
+        total = sum(x * self.gains[i] for i, x in enumerate(inputs))
+        return self.activation(total if self.bias is None else total + self.bias)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias}
 
 
 @_register

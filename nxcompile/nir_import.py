@@ -54,6 +54,7 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError
 from mapper.quantize import QuantizationError
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from nxcompile.ir.merge import merge_connections
 
 _NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
 _WINDOWS = (nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
@@ -336,7 +337,12 @@ class _Importer:
         for t in terms:
             specs.setdefault(t.source, []).append(self._connection(who, t, gain))
         for source, found in specs.items():
-            self.ir.connect(source, name, _merge(who, source, found))
+            merged = merge_connections(found, ir_shape(shape))
+            if merged is None:
+                raise NetworkError(f"{who} receives node '{source}' over paths whose connections "
+                                   "cannot be added into one (different windows or strides); "
+                                   "the IR has one connection per pair of neuron layers")
+            self.ir.connect(source, name, merged)
         return [_Term(name, shape, shape)]
 
     def _neuron_spec(self, who: str, node, shape: tuple) -> tuple:
@@ -428,56 +434,6 @@ class _Importer:
             kernel = t.kernel * s_c[None, None, :, None] * o_c.reshape(len(s_c), -1)[None, None]
         return ConnectionSpec(t.op, ir_shape(t.src_shape), kernel=kernel, strides=t.strides,
                               padding=t.padding, pre_padding=t.pre_padding)
-
-
-def _as_conv2d(spec: ConnectionSpec) -> ConnectionSpec:
-    """A window connection as a conv2d (a depthwise kernel spread over all channels)."""
-    if spec.kind == "conv2d":
-        return spec
-    kh, kw, channels, mult = spec.kernel.shape
-    full = np.zeros((kh, kw, channels, channels * mult))
-    for c in range(channels):
-        full[:, :, c, c * mult:(c + 1) * mult] = spec.kernel[:, :, c, :]
-    return replace(spec, kind="conv2d", kernel=full)
-
-
-def _centered(spec: ConnectionSpec, like: ConnectionSpec) -> ConnectionSpec | None:
-    """A 1x1, stride-1, unpadded conv2d `spec` as a kernel of `like`'s shape and
-    geometry (its centre tap), where `like` keeps the size (stride 1, odd kernel,
-    'same' or (k-1)/2 padding on each side); None otherwise."""
-    kh, kw = like.kernel.shape[:2]
-    keeps = like.strides == (1, 1) and kh % 2 == kw % 2 == 1 and (
-        (like.padding == "same" and like.pre_padding == ((0, 0), (0, 0)))
-        or (like.padding == "valid" and like.pre_padding == ((kh // 2,) * 2, (kw // 2,) * 2)))
-    plain = (spec.kernel.shape[:2] == (1, 1) and spec.strides == (1, 1)
-             and spec.pre_padding == ((0, 0), (0, 0)))
-    if not (keeps and plain):
-        return None
-    kernel = np.zeros(like.kernel.shape)
-    kernel[kh // 2, kw // 2] = spec.kernel[0, 0]
-    return replace(like, kernel=kernel)
-
-
-def _merge(who: str, source: str, specs: list) -> ConnectionSpec:
-    """One connection from the summands that reach a layer from one source over
-    several paths (the IR has one connection per pair of layers): dense kernels
-    add; window kernels add where they share a geometry, a 1x1 kernel (e.g. an
-    identity skip) joining a size-keeping convolution at its centre tap."""
-    merged = specs[0]
-    for spec in specs[1:]:
-        if merged.kind == spec.kind == "dense":
-            merged = replace(merged, kernel=merged.kernel + spec.kernel)
-            continue
-        a, b = _as_conv2d(merged), _as_conv2d(spec)
-        if a.kernel.shape != b.kernel.shape:
-            a, b = (a, _centered(b, a)) if _centered(b, a) is not None else (b, _centered(a, b))
-        if b is None or (a.strides, a.padding, a.pre_padding) != (b.strides, b.padding,
-                                                                   b.pre_padding):
-            raise NetworkError(f"{who} receives node '{source}' over paths whose connections "
-                               "cannot be added into one (different windows or strides); the "
-                               "IR has one connection per pair of neuron layers")
-        merged = replace(a, kernel=a.kernel + b.kernel)
-    return merged
 
 
 def from_nir(graph_or_path, dt: float, reset: str = "hard") -> NetworkIR:

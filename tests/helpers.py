@@ -149,6 +149,30 @@ class NetBuilder:
         self.current = name
         return name
 
+    def upsample(self, size, source=None):
+        h, w, c = self.shape(source)
+        out = (h * size[0], w * size[1], c)
+        return self._add("upsampling2d", out, ConnectionSpec("upsampling2d", (h, w, c),
+                                                             pool_size=size), source)
+
+    def residual(self, k=3, source=None):
+        """The pre-activation residual pattern on x (the current layer): neurons at
+        relu(conv(h) + g * x), h = conv(x): an identity-kind layer fed by a
+        size-keeping conv2d from h and an identity connection (gain g per channel)
+        from x."""
+        x = source or self.current
+        h, w, c = self.shape(x)
+        mid = self.conv(c, k, padding="same", source=x)
+        self._count += 1
+        name = f"identity{self._count}"
+        self.ir.add_layer(LayerSpec(name, "identity", (h, w, c), neuron=self.neuron))
+        self.ir.connect(mid, name, ConnectionSpec("conv2d", (h, w, c), padding="same",
+                                                  kernel=self.rng.normal(0, 1, (k, k, c, c))))
+        self.ir.connect(x, name, ConnectionSpec("identity", (h, w, c),
+                                                kernel=self.rng.normal(1, 0.3, (1, 1, c, 1))))
+        self.current = name
+        return name
+
     def dense(self, units, source=None):
         n = int(np.prod(self.shape(source)))
         kernel = self.rng.normal(0, 1, (n, units))

@@ -237,12 +237,39 @@ def _model(build, shape=(6, 6, 2)):
      r"'f' \(NxFlatten\): reshaping the output of ZeroPadding2D"),
     (lambda x: NxConv2D(2, 1)(L.Concatenate(axis=1, name="cat")([x, x])),
      r"'cat' \(Concatenate\): axis=1"),
-    (lambda x: NxConv2D(2, 1, name="c")(L.Concatenate()([x, x])),
-     r"'c' \(NxConv2D\) receives layer '.*' more than once"),
+    (lambda x: NxDepthwiseConv2D(1, name="c")(L.Concatenate()([x, x])),
+     r"'c' \(NxDepthwiseConv2D\) receives layer '.*' over several paths"),
 ])
 def test_unsupported_graphs_raise_clear_errors(build, match):
     with pytest.raises(ValueError, match=match):
         model_to_ir(_model(build))
+
+
+def test_a_source_fed_twice_becomes_one_connection():
+    """Concatenate([x, x]) -> conv: the kernel rows of both copies added."""
+    conv = NxConv2D(2, 3, name="c")
+    ir = model_to_ir(_model(lambda x: conv(L.Concatenate()([x, x]))))
+    (src,) = ir.predecessors("c")
+    k = conv.get_weights()[0]
+    spec = ir.connection(src, "c")
+    assert (spec.channel_offset, spec.in_channels) == (0, None)
+    np.testing.assert_allclose(spec.kernel, k[:, :, :2] + k[:, :, 2:])
+
+
+def test_layers_without_neurons_feed_an_nxadd_only():
+    from nxcompile.layers import NxAdd
+    with pytest.raises(ValueError, match=r"NxConv2D 'c': neurons=False needs a weighted layer "
+                                         "with activation='linear'"):
+        NxConv2D(2, 1, neurons=False, name="c")
+    lin = lambda x: NxConv2D(2, 1, activation="linear", neurons=False, name="lin")(x)  # noqa: E731
+    with pytest.raises(ValueError, match=r"'c' \(NxConv2D\): its input comes from layer 'lin' "
+                                         "without neurons"):
+        model_to_ir(_model(lambda x: NxConv2D(2, 1, name="c")(lin(x))))
+    with pytest.raises(ValueError, match=r"model output comes from layer 'lin'"):
+        model_to_ir(_model(lin))
+    ir = model_to_ir(_model(lambda x: NxAdd(name="s")([lin(x), x])))
+    assert {p: ir.connection(p, "s").kind for p in ir.predecessors("s")} == {
+        ir.inputs[0]: "conv2d"}             # conv(x) + x from one source: one connection
 
 
 def test_reused_neuron_layer_and_output_feeding_on():

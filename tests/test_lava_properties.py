@@ -1,5 +1,6 @@
 """Property tests: random small float networks (conv with strides and padding,
-depthwise conv, average pooling, flatten, dense; frames or spikes in; branches
+depthwise conv, average pooling, residual sums with identity shortcuts,
+nearest upsampling, flatten, dense; frames or spikes in; branches
 that meet through Concatenate or Add in a conv or depthwise conv), quantized
 by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
@@ -48,7 +49,33 @@ def networks(draw, reset):
                            neuron=NeuronSpec(reset=reset)))
     prev, shape = "inp", (h, w, c)
     for i in range(draw(st.integers(1, 2))):
-        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d"]))
+        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d", "identity",
+                                     "upsampling2d"]))
+        if kind == "upsampling2d":
+            size = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+            pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
+            up = ((shape[0] + sum(pre[0])) * size[0], (shape[1] + sum(pre[1])) * size[1], shape[2])
+            name = f"up{i}"
+            ir.add_layer(LayerSpec(name, kind, up, neuron=_neuron(rng, reset)))
+            ir.connect(prev, name, ConnectionSpec(kind, shape, pool_size=size, pre_padding=pre))
+            prev, shape = name, up
+            continue
+        if kind == "identity":      # neurons at conv(h) + g * x, h = conv(x): a residual sum
+            k = draw(st.integers(1, 3))
+            c = shape[2]
+            mid, name = f"mid{i}", f"identity{i}"
+            ir.add_layer(LayerSpec(mid, "conv2d", shape, neuron=_neuron(rng, reset),
+                                   bias=rng.normal(0.05, 0.05, c)))
+            ir.connect(prev, mid, ConnectionSpec("conv2d", shape, padding="same",
+                                                 kernel=_kernel(rng, (k, k, c, c), k * k * c)))
+            ir.add_layer(LayerSpec(name, kind, shape, neuron=_neuron(rng, reset),
+                                   bias=rng.normal(0.05, 0.05, c)))
+            ir.connect(mid, name, ConnectionSpec("conv2d", shape, padding="same",
+                                                 kernel=_kernel(rng, (k, k, c, c), 2 * k * k * c)))
+            ir.connect(prev, name, ConnectionSpec("identity", shape,
+                                                  kernel=rng.normal(0.5, 0.3, (1, 1, c, 1))))
+            prev = name
+            continue
         k = draw(st.integers(1, 3)) if kind != "avg_pool2d" else 2
         stride = draw(st.integers(1, 2))
         padding = draw(st.sampled_from(["same", "valid"]))
@@ -205,7 +232,8 @@ def test_convolutions_equal_the_matrix_products(reset, data):
     ir = data.draw(st.one_of(networks(reset), merged_networks(reset, how, kind)))
     net, _ = quantize_network(ir)
     for conn in net.connections:
-        if ir.connection(conn.source, conn.target).kind in ("conv2d", "depthwise_conv2d"):
+        if ir.connection(conn.source, conn.target).kind in ("conv2d", "depthwise_conv2d",
+                                                            "identity"):
             assert conn.window is not None, (conn.source, conn.target)
     x = _inputs(data.draw, net)
     layers = list(net.layers)

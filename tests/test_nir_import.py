@@ -324,9 +324,10 @@ def test_spatial_skip_and_average_pooling_match_the_float_simulation():
 
 
 def test_paths_from_one_layer_join_into_one_connection_or_are_refused():
-    """Dense: if0 -> Linear -> b and if0 -> b add into one kernel (W.T + I).  Two
-    windows that cannot be added (2x2 stride 2 and 3x3 stride 2 padding 1) are
-    refused naming the layer and the source."""
+    """Dense: if0 -> Linear -> b and if0 -> b add into one kernel (W.T + I).  A
+    2x2 window joins a 3x3 one of the same stride at the taps that read its
+    pixels; windows of different strides (2x2 stride 2, 1x1 stride 3 padding 1)
+    are refused naming the layer and the source."""
     w = np.arange(9.0).reshape(3, 3)
     g = nir.NIRGraph(nodes={
         "in": nir.Input(input_type={"input": np.array([3])}),
@@ -337,15 +338,21 @@ def test_paths_from_one_layer_join_into_one_connection_or_are_refused():
     np.testing.assert_array_equal(from_nir(g, dt=DT).connection("if0", "b").kernel,
                                   w.T + np.eye(3))
 
-    def conv(k, pad):
-        return nir.Conv2d(input_shape=(6, 6), weight=np.ones((1, 1, k, k)), stride=2,
+    def conv(k, pad, stride=2):
+        return nir.Conv2d(input_shape=(6, 6), weight=np.ones((1, 1, k, k)), stride=stride,
                           padding=pad, dilation=1, groups=1, bias=np.zeros(1))
-    g = nir.NIRGraph(nodes={
-        "in": nir.Input(input_type={"input": np.array([1, 6, 6])}),
-        "c2": conv(2, 0), "c3": conv(3, 1), "b": _if((1, 3, 3)),
-        "out": nir.Output(output_type={"output": np.array([1, 3, 3])}),
-    }, edges=[("in", "c2"), ("in", "c3"), ("c2", "b"), ("c3", "b"), ("b", "out")],
-        type_check=False)
+
+    def graph(other):
+        return nir.NIRGraph(nodes={
+            "in": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+            "c2": conv(2, 0), "c3": other, "b": _if((1, 3, 3)),
+            "out": nir.Output(output_type={"output": np.array([1, 3, 3])}),
+        }, edges=[("in", "c2"), ("in", "c3"), ("c2", "b"), ("c3", "b"), ("b", "out")],
+            type_check=False)
+    # 3x3 padding 1 reads rows 2o-1..2o+1, the 2x2 rows 2o..2o+1: its taps 1..2
+    kernel = from_nir(graph(conv(3, 1)), dt=DT).connection("in", "b").kernel[:, :, 0, 0]
+    np.testing.assert_array_equal(kernel / kernel[0, 0], [[1, 1, 1], [1, 2, 2], [1, 2, 2]])
+    g = graph(conv(1, 1, stride=3))
     with pytest.raises(NetworkError, match=r"node 'b' \(IF\) receives node 'in' over paths "
                                            "whose connections cannot be added"):
         from_nir(g, dt=DT)

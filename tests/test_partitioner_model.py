@@ -252,6 +252,21 @@ def test_estimates_equal_recount_where_branches_meet(how, kind):
     assert len(part.cores_of(b.ir.order()[2])) > 1
 
 
+def test_estimates_equal_recount_on_residual_sums_and_upsampling():
+    # neurons at relu(conv(h) + g * x): the identity shortcut counted analytically,
+    # the sum split over cores; then a nearest upsampling
+    b = NetBuilder((8, 8, 6), np.random.default_rng(4))
+    b.conv(6, 3, padding="same")
+    b.residual(3)
+    b.residual(1)
+    b.upsample((2, 2))
+    b.conv(2, 3, stride=2)
+    b.dense(5)
+    part = partition_network(b.ir, TINY, placement_time_limit=0.2)
+    _assert_estimates_equal_recount(b.ir, part)
+    assert len(part.cores_of(b.ir.order()[3])) > 1
+
+
 def test_compile_fails_when_the_estimate_differs_from_the_recount(monkeypatch):
     ir = dense_chain([40, 30, 5], np.random.default_rng(0))
     import partitioner.pipeline as pipeline
@@ -286,7 +301,8 @@ def networks(draw):
         ops = ["dense"]
         h = b.shape()
         if len(h) == 3:
-            ops += ["conv", "depthwise", "branch", "merge"] + (["pool"] if min(h[:2]) >= 2 else [])
+            ops += ["conv", "depthwise", "branch", "merge", "residual", "upsample"] + (
+                ["pool"] if min(h[:2]) >= 2 else [])
         op = draw(st.sampled_from(ops))
         if op == "dense":
             b.dense(draw(st.integers(1, 40)))
@@ -296,6 +312,10 @@ def networks(draw):
             b.depthwise(draw(st.integers(1, 3)), draw(st.integers(1, 2)),
                         draw(st.sampled_from(["valid", "same"])) if min(h[:2]) >= 3 else "same",
                         multiplier=draw(st.integers(1, 2)))
+        elif op == "upsample":
+            b.upsample((draw(st.integers(1, 3)), draw(st.integers(1, 2))))
+        elif op == "residual":
+            b.residual(draw(st.integers(1, min(3, *h[:2]))))
         elif op == "merge":
             # Concatenate or Add of the current layer and a 1x1 conv of it, into a conv2d
             # or depthwise_conv2d layer (channel offsets, two sources per target)

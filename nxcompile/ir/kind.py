@@ -15,6 +15,8 @@ class ConnectionKind:
 
     name           the IR name (ConnectionSpec.kind, LayerSpec.kind of its target)
     keras_class    the keras.layers class it maps from ('Conv2D')
+    keras_neurons  a plain `keras_class` layer owns neurons (False: only its Nx
+                   class does, the plain layer is folded, as Add)
     keras_args     the arguments of that class that fix the connection (what a
                    converted layer copies from the trained one)
     netx_type      the netx block type it exports as ('dense', 'conv'; '' none)
@@ -27,6 +29,7 @@ class ConnectionKind:
 
     name = ""
     keras_class = ""
+    keras_neurons = True
     keras_args = ()
     netx_type = ""
     weighted = True

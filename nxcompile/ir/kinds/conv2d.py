@@ -19,7 +19,7 @@ class Conv2D(WindowKind):
 
     def check_keras(self, layer, who: str) -> None:
         super().check_keras(layer, who)
-        if layer.groups != 1:
+        if getattr(layer, "groups", 1) != 1:
             raise NetworkError(f"{who}: groups={layer.groups}; only 1 is supported "
                                "(use DepthwiseConv2D for per-channel filters)")
 
