@@ -54,6 +54,16 @@ def train(x, y, epochs: int, seed: int) -> keras.Model:
     return model
 
 
+def convert_and_compile(ann, x_calibration, percentile: float):
+    """The ANN converted (calibrated on x_calibration) and compiled for Loihi 1;
+    prints the time and the partition report."""
+    t0 = time.perf_counter()
+    compiled = convert(ann, x_calibration, percentile=percentile).compile(board="loihi1")
+    print(f"converted and compiled in {time.perf_counter() - t0:.1f} s\n")
+    print(compiled.report())
+    return compiled
+
+
 def check_lava(compiled, x, num_steps: int) -> bool:
     """Run x on Lava and on the reference simulator; print and return whether
     output spike counts and voltages agree exactly."""
@@ -117,11 +127,7 @@ def main() -> None:
     print(f"ANN trained {args.epochs} epochs on {len(x_train)} digits in "
           f"{time.perf_counter() - t0:.1f} s; test accuracy on {len(x_test)} digits: {ann_acc:.4f}")
 
-    t0 = time.perf_counter()
-    snn = convert(ann, x_train[:args.calibration], percentile=args.percentile)
-    compiled = snn.compile(board="loihi1")
-    print(f"converted and compiled in {time.perf_counter() - t0:.1f} s\n")
-    print(compiled.report())
+    compiled = convert_and_compile(ann, x_train[:args.calibration], args.percentile)
 
     rows = []
     print(f"\n{'steps':>5}  {'SNN acc':>7}  {'ANN acc':>7}  {'agree':>6}  {'dyn uJ':>8}  "

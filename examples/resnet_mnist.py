@@ -26,8 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from examples.mnist import check_lava  # noqa: E402
-from nxcompile import convert  # noqa: E402
+from examples.mnist import check_lava, convert_and_compile  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
 
 STEPS = (50, 100, 200, 400)
@@ -87,11 +86,7 @@ def main() -> None:
           f"{len(x_train)} digits in {time.perf_counter() - t0:.1f} s; test accuracy on "
           f"{len(x_test)} digits: {ann_acc:.4f}")
 
-    t0 = time.perf_counter()
-    snn = convert(ann, x_train[:args.calibration], percentile=args.percentile)
-    compiled = snn.compile(board="loihi1")
-    print(f"converted and compiled in {time.perf_counter() - t0:.1f} s\n")
-    print(compiled.report())
+    compiled = convert_and_compile(ann, x_train[:args.calibration], args.percentile)
 
     rows = []
     print(f"\n{'steps':>5}  {'SNN acc':>7}  {'ANN acc':>7}  {'agree':>6}  {'sim s':>5}")
