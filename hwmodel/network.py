@@ -97,9 +97,9 @@ class IntWindow:
     kernel: (kh, kw, C, k) int, the very integers of the connection's weights.
     depthwise False: source channel ci reaches the target's k channels through
     kernel[:, :, ci, :]; True: it reaches target channels first + ci * k + m
-    through kernel[:, :, ci, m].  strides (sy, sx); origin (top, left): output
-    pixel (oy, ox) sees source pixels (oy * sy - top + ky, ox * sx - left + kx),
-    those outside the source being zeros.
+    through kernel[:, :, ci, m].  strides (sy, sx); origin (top, left);
+    dilation (dy, dx): output pixel (oy, ox) sees source pixels (oy * sy - top +
+    ky * dy, ox * sx - left + kx * dx), those outside the source being zeros.
     """
 
     kernel: np.ndarray
@@ -107,6 +107,7 @@ class IntWindow:
     origin: tuple
     depthwise: bool = False
     first: int = 0
+    dilation: tuple = (1, 1)
 
 
 @dataclass

@@ -182,16 +182,18 @@ class _Synapses:
         win, (h, w, c) = self.window, self.source_shape
         ho, wo, co = self.target_shape
         kh, kw = self.kernel.shape[:2]
-        (sy, sx), (top, left) = win.strides, win.origin
+        (sy, sx), (top, left), (dy, dx) = win.strides, win.origin, win.dilation
         batch = len(spikes)
         if self.padded is None or len(self.padded) != batch:
-            rows, cols = (ho - 1) * sy + kh, (wo - 1) * sx + kw    # the extent the windows read
+            rows = (ho - 1) * sy + (kh - 1) * dy + 1       # the extent the windows read
+            cols = (wo - 1) * sx + (kw - 1) * dx + 1
             self.padded = np.zeros((batch, max(rows, top + h), max(cols, left + w), c), self.dtype)
         x = self.padded
         x[:, top:top + h, left:left + w] = spikes.reshape(batch, h, w, c)
         sb, sh, sw, sc = x.strides
         patches = np.lib.stride_tricks.as_strided(
-            x, (batch, ho, wo, kh, kw, c), (sb, sh * sy, sw * sx, sh, sw, sc), writeable=False)
+            x, (batch, ho, wo, kh, kw, c), (sb, sh * sy, sw * sx, sh * dy, sw * dx, sc),
+            writeable=False)
         if not win.depthwise:
             return patches.reshape(-1, kh * kw * c) @ self.kernel.reshape(kh * kw * c, co)
         k = self.kernel.shape[3]

@@ -103,6 +103,9 @@ def _window_weight(name: str, spec: ConnectionSpec, target_shape: tuple,
     (WindowKind.netx_weight); average pooling is a depthwise kernel."""
     if spec.channel_offset or (spec.in_channels not in (None, spec.source_shape[2])):
         raise NetxExportError(f"layer {name}: a concatenated input is not a netx chain")
+    if spec.dilation != (1, 1):
+        raise NetxExportError(f"layer {name}: dilation {spec.dilation}; the exporter writes "
+                              f"(1, 1) only")
     kernel = spec.op.kernel_of(spec, target_shape, weights)
     if kernel is None:
         raise NetxExportError(f"layer {name}: its weights differ between positions of the same "

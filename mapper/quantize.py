@@ -352,7 +352,8 @@ def window_of(spec: ConnectionSpec, target_shape: tuple, weights,
     return IntWindow(kernel=np.asarray(kernel[:, :, channels], np.int64),
                      strides=tuple(spec.strides), origin=tuple(kind.origin(spec, tuple(target_shape))),
                      depthwise=kind.per_channel,
-                     first=spec.channel_offset * kernel.shape[3] if kind.per_channel else 0)
+                     first=spec.channel_offset * kernel.shape[3] if kind.per_channel else 0,
+                     dilation=tuple(spec.dilation))
 
 
 def _warn_accumulator(name: str, conns: list) -> None:

@@ -408,6 +408,9 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
 
 
 def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
-    """WindowEdge for a window kind (counted analytically), else MatrixEdge."""
-    window = ir.connection(source, target).op.window
+    """WindowEdge for a window kind (counted analytically), else MatrixEdge.  A
+    dilated window is a MatrixEdge: an input pixel reaches outputs `dilation`
+    apart, not the contiguous range _Axis counts."""
+    spec = ir.connection(source, target)
+    window = spec.op.window and spec.dilation == (1, 1)
     return (WindowEdge if window else MatrixEdge)(ir, source, target)

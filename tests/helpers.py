@@ -110,12 +110,14 @@ class NetBuilder:
         self.current = name
         return name
 
-    def conv(self, filters, k, stride=1, padding="valid", source=None):
+    def conv(self, filters, k, stride=1, padding="valid", source=None, dilation=1):
         h, w, c = self.shape(source)
-        out = (self._size(h, k, stride, padding), self._size(w, k, stride, padding), filters)
+        span = (k - 1) * dilation + 1                # the window with its gaps
+        out = (self._size(h, span, stride, padding), self._size(w, span, stride, padding), filters)
         kernel = self.rng.normal(0, 1, (k, k, c, filters))
-        return self._add("conv2d", out, ConnectionSpec("conv2d", (h, w, c), kernel=kernel,
-                                                       strides=(stride, stride), padding=padding), source)
+        return self._add("conv2d", out, ConnectionSpec(
+            "conv2d", (h, w, c), kernel=kernel, strides=(stride, stride), padding=padding,
+            dilation=(dilation, dilation)), source)
 
     def depthwise(self, k, stride=1, padding="same", multiplier=1, source=None):
         h, w, c = self.shape(source)

@@ -78,10 +78,13 @@ def networks(draw, reset):
             continue
         k = draw(st.integers(1, 3)) if kind != "avg_pool2d" else 2
         stride = draw(st.integers(1, 2))
+        # dilated kernels (Keras: stride 1 only) span (k - 1) * d + 1 pixels
+        d = draw(st.integers(1, 2)) if kind != "avg_pool2d" and k > 1 and stride == 1 else 1
         padding = draw(st.sampled_from(["same", "valid"]))
         pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
         hp, wp = shape[0] + sum(pre[0]), shape[1] + sum(pre[1])
-        out_hw = (output_size(hp, k, stride, padding), output_size(wp, k, stride, padding))
+        span = (k - 1) * d + 1
+        out_hw = (output_size(hp, span, stride, padding), output_size(wp, span, stride, padding))
         if min(out_hw) < 1:
             break
         if kind == "conv2d":
@@ -97,7 +100,8 @@ def networks(draw, reset):
         ir.add_layer(LayerSpec(name, kind, (*out_hw, c_out), neuron=_neuron(rng, reset),
                                bias=rng.normal(0.05, 0.05, c_out) if kernel is not None else None))
         ir.connect(prev, name, ConnectionSpec(kind, shape, kernel=kernel, strides=(stride, stride),
-                                              padding=padding, pool_size=(k, k), pre_padding=pre))
+                                              padding=padding, pool_size=(k, k), pre_padding=pre,
+                                              dilation=(d, d)))
         prev, shape = name, (*out_hw, c_out)
     n_in, n_out = int(np.prod(shape)), draw(st.integers(2, 6))
     ir.add_layer(LayerSpec("out", "dense", (n_out,), neuron=_neuron(rng, reset),

@@ -196,6 +196,9 @@ def test_what_netx_cannot_describe_is_refused_by_name(tmp_path):
     ir.connection("pool", "hid").kernel = rng.normal(0.3, 0.5, (24, 7))
     _refused(ir, r"layer pool: its weights differ between positions of the same kernel tap",
              tmp_path)
+    ir = _cnn(rng)                     # 'same' 3x3 with dilation 2: taps 2 pixels apart
+    ir.connection("inp", "conv").dilation = (2, 2)
+    _refused(ir, r"layer conv: dilation \(2, 2\); the exporter writes \(1, 1\) only", tmp_path)
     ir = _flat_net(rng)
     ir.add_layer(LayerSpec("skip", "dense", (5,)))
     ir.connect("inp", "skip", ConnectionSpec("dense", (32,), kernel=np.ones((32, 5))))

@@ -326,8 +326,10 @@ def networks(draw):
                     multiplier=draw(st.integers(1, 2)), padding=draw(st.sampled_from(["valid", "same"])))
         elif op == "conv" or branched:
             k = draw(st.integers(1, min(3, *h[:2])))
-            b.conv(draw(st.integers(1, 8)), k, draw(st.integers(1, 2)),
-                   draw(st.sampled_from(["valid", "same"])))
+            stride, padding = draw(st.integers(1, 2)), draw(st.sampled_from(["valid", "same"]))
+            dilated = stride == 1 and k > 1 and (padding == "same" or 2 * k - 1 <= min(h[:2]))
+            b.conv(draw(st.integers(1, 8)), k, stride, padding,
+                   dilation=draw(st.integers(1, 2)) if dilated else 1)
         else:
             # a layer with two successors that meet again (a residual Add); the strided
             # right branch leaves some stem neurons feeding the left branch only

@@ -108,8 +108,10 @@ class ConnectionSpec:
     which answers every question about the kind.  source_shape: the source's output shape as
     this operation sees it (after Flatten/Reshape but before ZeroPadding2D, so
     HWC for spatial ops, (n,) for dense).  pre_padding: ((top, bottom), (left, right))
-    zero padding folded in from ZeroPadding2D.  channel_offset: where the
-    source's channels start in the target's input (Concatenate).  delays: None,
+    zero padding folded in from ZeroPadding2D.  dilation (dy, dx): the kernel's
+    taps dy rows and dx columns apart (window kinds; (1, 1): adjacent).
+    channel_offset: where the source's channels start in the target's input
+    (Concatenate).  delays: None,
     or (dense only) an int array of the kernel's shape (n_in, n_out): the
     per-synapse delay in time steps (0..hwmodel.synapse_format.DELAY_MAX; 0 is
     the one-step hop every connection has, d arrives d steps later).
@@ -125,12 +127,14 @@ class ConnectionSpec:
     channel_offset: int = 0
     in_channels: int | None = None   # channels of the full (concatenated) input
     delays: np.ndarray | None = None
+    dilation: tuple = (1, 1)
 
     def __post_init__(self):
         """Shapes and geometry as tuples of ints (a list or numpy ints in, the
         same tuple out), as the model file stores them."""
         self.source_shape = _int_tuple(self.source_shape)
         self.strides, self.pool_size = _int_tuple(self.strides), _int_tuple(self.pool_size)
+        self.dilation = _int_tuple(self.dilation)
         self.pre_padding = tuple(_int_tuple(p) for p in self.pre_padding)
 
     @property
@@ -235,6 +239,9 @@ class NetworkIR:
                 _check_shape(f"{where} source_shape", spec.source_shape)
                 _check_shape(f"{where} strides", spec.strides)
                 _check_shape(f"{where} pool_size", spec.pool_size)
+                _check_shape(f"{where} dilation", spec.dilation)
+                if min(spec.dilation) < 1:
+                    raise NetworkError(f"{where} dilation {spec.dilation} must be >= 1")
                 for pad in spec.pre_padding:
                     _check_shape(f"{where} pre_padding", pad)
                 _check_delays(where, spec)

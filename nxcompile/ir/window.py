@@ -35,11 +35,11 @@ def padding_before(n_in: int, n_out: int, k: int, stride: int, mode: str) -> int
     return max((n_out - 1) * stride + k - n_in, 0) // 2
 
 
-def window_1d(n_in: int, n_out: int, k: int, stride: int, pad_before: int):
+def window_1d(n_in: int, n_out: int, k: int, stride: int, pad_before: int, dilation: int = 1):
     """(out index, kernel offset, in index) triples of one spatial axis that hit
-    the (unpadded) input."""
+    the (unpadded) input; taps `dilation` apart."""
     o, kk = np.meshgrid(np.arange(n_out), np.arange(k), indexing="ij")
-    i = o * stride - pad_before + kk
+    i = o * stride - pad_before + kk * dilation
     ok = (i >= 0) & (i < n_in)
     return o[ok], kk[ok], i[ok]
 
@@ -52,29 +52,29 @@ class WindowKind(ConnectionKind):
     per_channel = True   # kernel_of's kernel is (kh, kw, c_in, multiplier); False: (.., c_out)
 
     # -- Keras -----------------------------------------------------------------
-    def check_keras(self, layer, who: str) -> None:
-        rate = tuple(getattr(layer, "dilation_rate", (1, 1)))
-        if rate != (1, 1):
-            raise NetworkError(f"{who}: dilation_rate={rate}; only (1, 1) is supported")
-
     def from_keras(self, layer, source_shape: tuple) -> dict:
         return dict(kernel=np.array(layer.kernel), strides=tuple(layer.strides),
-                    padding=layer.padding)
+                    padding=layer.padding, dilation=tuple(layer.dilation_rate))
 
     # -- the four answers (module doc) -----------------------------------------
     def kernel_hw(self, spec) -> tuple:
         """(kh, kw) of the window."""
         return tuple(spec.kernel.shape[:2])
 
+    def extent(self, spec) -> tuple:
+        """(rows, columns) of the source one window spans: the kernel with its
+        dilation's gaps."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_hw(spec), spec.dilation))
+
     def window_axes(self, spec, target_shape: tuple) -> tuple:
         """((oy, ky, iy), (ox, kx, ix)): per spatial axis the (out index, kernel
         offset, in index) triples that hit real (unpadded) source pixels."""
         h_in, w_in = spec.source_shape[0], spec.source_shape[1]
         kh, kw = self.kernel_hw(spec)
-        sy, sx = spec.strides
+        (sy, sx), (dy, dx) = spec.strides, spec.dilation
         pad_y, pad_x = self.origin(spec, target_shape)
-        return (window_1d(h_in, target_shape[0], kh, sy, pad_y),
-                window_1d(w_in, target_shape[1], kw, sx, pad_x))
+        return (window_1d(h_in, target_shape[0], kh, sy, pad_y, dy),
+                window_1d(w_in, target_shape[1], kw, sx, pad_x, dx))
 
     def origin(self, spec, target_shape: tuple) -> tuple:
         """(top, left): zero rows and columns before the first source pixel, so
@@ -82,7 +82,7 @@ class WindowKind(ConnectionKind):
         ox * sx - left + kx); pre-padding and 'same' padding together."""
         (pt, pb), (pl, pr) = spec.pre_padding
         h_in, w_in = spec.source_shape[0], spec.source_shape[1]
-        kh, kw = self.kernel_hw(spec)
+        kh, kw = self.extent(spec)
         sy, sx = spec.strides
         return (pt + padding_before(h_in + pt + pb, target_shape[0], kh, sy, spec.padding),
                 pl + padding_before(w_in + pl + pr, target_shape[1], kw, sx, spec.padding))

@@ -14,7 +14,7 @@ from nxcompile.ir.window import WindowKind
 class Conv2D(WindowKind):
     name = "conv2d"
     keras_class = "Conv2D"
-    keras_args = ("filters", "kernel_size", "strides", "padding")
+    keras_args = ("filters", "kernel_size", "strides", "padding", "dilation_rate")
     per_channel = False
 
     def check_keras(self, layer, who: str) -> None:

@@ -13,7 +13,7 @@ from nxcompile.ir.window import WindowKind
 class DepthwiseConv2D(WindowKind):
     name = "depthwise_conv2d"
     keras_class = "DepthwiseConv2D"
-    keras_args = ("kernel_size", "strides", "padding", "depth_multiplier")
+    keras_args = ("kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate")
     output_channel_axes = 2       # target channel c * multiplier + m is kernel[..., c, m]
 
     def target_channels(self, spec, c_out: int) -> tuple:
