@@ -257,4 +257,5 @@ def run_lava(net: IntNetwork, partition: Partition, x: np.ndarray, num_steps: in
         bar.update(first + lnet.lanes)
     return out
 
+
 BACKEND = Backend("lava", run_lava)

@@ -167,7 +167,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
                 entries.append({"type": fmt.FLATTEN})
-                chw = np.arange(int(np.prod(source))).reshape(source).transpose(2, 0, 1).ravel()
+                chw = fmt.chw_order(source)
                 weight = weight[:, chw]
                 delay = None if delay is None else delay[:, chw]
             entry = {"type": fmt.DENSE, "shape": [layer.n], "weight": weight}

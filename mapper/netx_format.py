@@ -85,6 +85,12 @@ def hwc(shape_chw) -> tuple:
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
 
 
+def chw_order(shape_hwc: tuple) -> np.ndarray:
+    """For each flat netx (C, H, W) position of a layer of IR shape (H, W, C),
+    the flat (H, W, C) index of the same neuron (how netx's flatten orders it)."""
+    return np.arange(int(np.prod(shape_hwc))).reshape(shape_hwc).transpose(2, 0, 1).ravel()
+
+
 def lif_params(neuron) -> dict:
     """Lava LIF parameters of a CUBA/LOIHI neuron group (or DEFAULT_NEURON)."""
     return {"vth": scalar(neuron, "vThMant"), "du": scalar(neuron, "iDecay") - 1,

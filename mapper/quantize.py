@@ -290,17 +290,23 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
                 f"{w_top}; they need weight exponent {w_exp} (or a lower vThMant)")
         w_exp = fixed_exp
 
-    def on_grid(values: np.ndarray) -> np.ndarray:
-        """Float weights -> the integers Loihi stores (rounded, clipped)."""
-        units = np.round(values * sigma / 2 ** w_exp / step)
+    def units_of(values: np.ndarray) -> np.ndarray:
+        """Float weights in steps of the grid, rounded (before clipping)."""
+        return np.round(values * sigma / 2 ** w_exp / step)
+
+    def stored(units: np.ndarray) -> np.ndarray:
+        """Rounded units -> the integers Loihi stores (clipped to the grid)."""
         return (np.clip(units, lo_units, hi_units) * step).astype(np.int64)
+
+    def on_grid(values: np.ndarray) -> np.ndarray:
+        return stored(units_of(values))
 
     conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
     for src, m in mats.items():
         w = m.copy()
-        units = np.round(m.data * sigma / 2 ** w_exp / step)
+        units = units_of(m.data)
         clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
-        w.data = on_grid(m.data)
+        w.data = stored(units)
         err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
         err_den += float(np.sum(m.data ** 2))
         w.eliminate_zeros()

@@ -209,7 +209,7 @@ class _Reader:
             if not self.flatten_next:
                 raise NetworkError(f"{where}: reads the spatial layer {source} {shape} without "
                                    f"a flatten block before it")
-            order = np.arange(weight.shape[1]).reshape(shape).transpose(2, 0, 1).ravel()
+            order = fmt.chw_order(shape)
             hwc = np.empty_like(weight)
             hwc[:, order] = weight             # column k of netx reads (C, H, W) index k
             weight = hwc
