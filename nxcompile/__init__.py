@@ -13,6 +13,7 @@ _EXPORTS = {
     "NxModel": "nxcompile.model",
     "NxInputLayer": "nxcompile.layers",
     "NxDense": "nxcompile.layers",
+    "NxConv1D": "nxcompile.layers",
     "NxConv2D": "nxcompile.layers",
     "NxDepthwiseConv2D": "nxcompile.layers",
     "NxAveragePooling2D": "nxcompile.layers",

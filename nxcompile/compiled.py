@@ -162,13 +162,17 @@ class CompiledModel:
 
     def _check_input(self, x: np.ndarray, num_steps: int) -> np.ndarray:
         """x as a batch; NetworkError unless it holds at least one sample of the
-        input's shape with real values, frames in [0, 1] or spikes of 0 and 1."""
+        input's shape with real values, frames in [0, 1] or spikes of 0 and 1; a
+        (steps, channels) sequence is the map (1, steps, channels) the IR holds."""
         inp = self.network.layers[self.network.input_layer]
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise NetworkError(f"layer {inp.name}: input of dtype {x.dtype}; inputs are real "
                                f"numbers")
         want = (num_steps, *inp.shape) if inp.input_mode == "spikes" else tuple(inp.shape)
+        if len(inp.shape) == 3 and inp.shape[0] == 1 and x.ndim >= 2 and \
+                x.shape[-3:] != tuple(inp.shape) and x.shape[-2:] == tuple(inp.shape[1:]):
+            x = np.expand_dims(x, -3)   # (steps, channels) sequences: maps of height 1
         if x.ndim == len(want):
             x = x[None]
         if tuple(x.shape[1:]) != want:

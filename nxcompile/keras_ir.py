@@ -90,12 +90,14 @@ def neuron_kind(layer) -> str | None:
 
 
 def _shape(layer, tensor) -> tuple:
-    """Tensor shape without the batch dimension; must be fully defined."""
+    """Tensor shape without the batch dimension, a (steps, channels) sequence as
+    a (1, steps, channels) map (Conv1D is a conv of height 1); must be fully
+    defined."""
     shape = tuple(tensor.shape[1:])
     if any(d is None for d in shape):
         raise NetworkError(f"{who(layer)}: shape {shape} has undefined dimensions; "
                            "give the input layer a full shape")
-    return shape
+    return (1, *shape) if len(shape) == 2 else shape
 
 
 def check_channels_last(layer) -> None:
@@ -296,11 +298,13 @@ def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
         raise NetworkError(f"{who(layer)}: input from '{term.source}' has shape {term.shape}; "
                            f"{op.source_hint}")
     fields = op.from_keras(layer, term.shape)
+    own = fields.pop("pre_padding", _NO_PADDING)       # Conv1D's causal padding
+    pre_padding = tuple((a + c, b + d) for (a, b), (c, d) in zip(term.pre_padding, own))
     if term.gain is not None:
         kernel = np.asarray(fields["kernel"], np.float64)
         fields["kernel"] = kernel * np.asarray(term.gain).reshape(
             kernel.shape[-op.output_channel_axes:])
-    return ConnectionSpec(kind, term.shape, pre_padding=term.pre_padding,
+    return ConnectionSpec(kind, term.shape, pre_padding=pre_padding,
                           channel_offset=term.channel_offset, in_channels=term.in_channels,
                           **fields)
 

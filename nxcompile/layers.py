@@ -1,7 +1,7 @@
 """Nx layers: Keras 3 layers that carry Loihi neuron parameters.
 
 Neuron layers (NxInputLayer, and one per connection kind of nxcompile.ir.kinds:
-NxDense, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxUpSampling2D, NxAdd)
+NxDense, NxConv1D, NxConv2D, NxDepthwiseConv2D, NxAveragePooling2D, NxUpSampling2D, NxAdd)
 own neurons on the chip; each subclasses its kind's Keras class (ConnectionKind.keras_class), and
 NX_NEURON_LAYERS maps that class name to the Nx class; NxFlatten, NxReshape and
 NxZeroPadding2D own none and are folded into the connections by
@@ -239,6 +239,18 @@ class NxConv2D(_NxNeurons, keras.layers.Conv2D):
     defaults to 'relu'."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", *,
+                 activation="relu", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding,
+                         activation=activation, **kwargs)
+
+
+@_register
+class NxConv1D(_NxNeurons, keras.layers.Conv1D):
+    """1-D convolution layer of Loihi neurons over (steps, channels); on the chip
+    a 2-D one of height 1 (nxcompile.ir.kinds.conv1d); activation defaults to
+    'relu'."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", *,
                  activation="relu", **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          activation=activation, **kwargs)

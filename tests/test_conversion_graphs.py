@@ -2,8 +2,8 @@
 linear conv and a shortcut meet in one ReLU, with BatchNormalization after the
 conv and after the Add, projection shortcuts), Inception-style Concatenate with
 a pooled branch (a SeparableConv2D and an UpSampling2D after it),
-GlobalAveragePooling2D heads, an output from Add, ReLU6 and trailing layers
-after the readout.  Random weights:
+GlobalAveragePooling2D heads, an output from Add, ReLU6, trailing layers
+after the readout, and Conv1D sequences.  Random weights:
 the converted Keras twin computes the ANN's logits up to the readout's shift
 and scale exactly (float), branch scales included; the compiled network runs
 the same on Lava as on the reference simulator."""
@@ -96,8 +96,19 @@ def _gap_concat():
     return _randomize(keras.Model(inp, L.Dense(3, name="logits")(x), name="gap_concat"), seed=8)
 
 
+def _sequence():
+    """Conv1D over (steps, channels): causal and dilated, with BatchNormalization,
+    then strided."""
+    inp = keras.Input((16, 2))
+    x = L.Conv1D(4, 3, padding="causal", dilation_rate=2, name="causal")(inp)
+    x = L.ReLU()(L.BatchNormalization(name="bn")(x))
+    x = L.Conv1D(3, 3, strides=2, padding="same", activation="relu", name="strided")(x)
+    return _randomize(keras.Model(inp, L.Dense(3, name="logits")(L.Flatten()(x)),
+                                  name="sequence"), seed=5)
+
+
 MODELS = {"resnet": _resnet, "inception": _inception, "add_output": _add_output,
-          "gap_concat": _gap_concat}
+          "gap_concat": _gap_concat, "sequence": _sequence}
 
 
 def _logits(model, x):
@@ -145,6 +156,9 @@ def test_branches_become_neurons_at_the_sum_with_identity_shortcuts(converted):
     elif name == "gap_concat":
         assert kinds[("a", "gap")] == kinds[("b", "gap")] == "avg_pool2d"
         assert kinds[("gap", "logits")] == "dense"
+    elif name == "sequence":    # Conv1D: a conv of height 1, causal padding before the steps
+        assert kinds[("causal", "strided")] == "conv1d"
+        assert ir.connection(ir.order()[0], "causal").pre_padding == ((0, 0), (4, 0))
     else:
         assert sorted(s for s, t in kinds if t == "sum") == ["conv", "hidden"]
         assert kinds[("conv", "sum")] == "dense" and ir.outputs == ["sum"]

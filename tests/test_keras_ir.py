@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from hwmodel.errors import NetworkError  # noqa: E402
 from nxcompile.ir import NeuronSpec, connection_matrix  # noqa: E402
 from nxcompile.keras_ir import model_to_ir  # noqa: E402
-from nxcompile.layers import (NxAveragePooling2D, NxConv2D, NxDense,  # noqa: E402
+from nxcompile.layers import (NxAveragePooling2D, NxConv1D, NxConv2D, NxDense,  # noqa: E402
                               NxDepthwiseConv2D, NxFlatten, NxInputLayer, NxReshape,
                               NxZeroPadding2D)
 from nxcompile.model import NxModel  # noqa: E402
@@ -75,6 +75,32 @@ def test_conv2d(seed, strides, padding):
     ir = assert_ir_faithful(NxModel(inp.input, out), rng)
     conv = ir.connection(inp.name, c._keras_history[0].name)
     assert (conv.strides, conv.padding, conv.kernel.shape[:2]) == ((strides, strides), padding, k)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("strides,padding,dilation", [(1, "same", 1), (2, "valid", 1),
+                                                      (2, "same", 1), (1, "causal", 1),
+                                                      (1, "causal", 2), (1, "valid", 3)])
+def test_conv1d(seed, strides, padding, dilation):
+    """Conv1D over (steps, channels): a conv of height 1 on the (1, steps,
+    channels) map the IR holds, equal to Keras' outputs ('causal' as zeros
+    before the first step); compiled, it runs on (batch, steps, channels)."""
+    rng = np.random.default_rng(seed)
+    steps, c = int(rng.integers(9, 14)), int(rng.integers(1, 4))
+    inp = NxInputLayer(shape=(steps, c))
+    k = int(rng.integers(2, 4))
+    h = NxConv1D(int(rng.integers(1, 4)), k, strides=strides, padding=padding,
+                 dilation_rate=dilation, name="c1", **LIN)(inp.input)
+    h = NxConv1D(2, 2, padding="same", **LIN)(h)
+    model = NxModel(inp.input, NxDense(3, **LIN)(NxFlatten()(h)))
+    ir = assert_ir_faithful(model, rng)
+    conv = ir.connection(inp.name, "c1")
+    assert (ir.layer(inp.name).shape, conv.kind, conv.kernel.shape[:2]) == ((1, steps, c),
+                                                                           "conv1d", (1, k))
+    assert conv.pre_padding == ((0, 0), ((k - 1) * dilation if padding == "causal" else 0, 0))
+    x = rng.uniform(0, 1, (2, steps, c))
+    result = model.compile(board="loihi1").run(x, num_steps=5)
+    assert result.predictions.shape == (2,)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

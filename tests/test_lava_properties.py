@@ -49,8 +49,8 @@ def networks(draw, reset):
                            neuron=NeuronSpec(reset=reset)))
     prev, shape = "inp", (h, w, c)
     for i in range(draw(st.integers(1, 2))):
-        kind = draw(st.sampled_from(["conv2d", "depthwise_conv2d", "avg_pool2d", "identity",
-                                     "upsampling2d"]))
+        kind = draw(st.sampled_from(["conv2d", "conv1d", "depthwise_conv2d", "avg_pool2d",
+                                     "identity", "upsampling2d"]))
         if kind == "upsampling2d":
             size = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
             pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
@@ -83,13 +83,14 @@ def networks(draw, reset):
         padding = draw(st.sampled_from(["same", "valid"]))
         pre = ((draw(st.integers(0, 1)), 0), (0, draw(st.integers(0, 1))))
         hp, wp = shape[0] + sum(pre[0]), shape[1] + sum(pre[1])
-        span = (k - 1) * d + 1
-        out_hw = (output_size(hp, span, stride, padding), output_size(wp, span, stride, padding))
+        kh, sy, dy = (1, 1, 1) if kind == "conv1d" else (k, stride, d)   # a row of height 1
+        out_hw = (output_size(hp, (kh - 1) * dy + 1, sy, padding),
+                  output_size(wp, (k - 1) * d + 1, stride, padding))
         if min(out_hw) < 1:
             break
-        if kind == "conv2d":
+        if kind in ("conv2d", "conv1d"):
             c_out = draw(st.integers(1, 3))
-            kernel = _kernel(rng, (k, k, shape[2], c_out), k * k * shape[2])
+            kernel = _kernel(rng, (kh, k, shape[2], c_out), kh * k * shape[2])
         elif kind == "depthwise_conv2d":
             mult = draw(st.integers(1, 2))
             c_out = shape[2] * mult
@@ -99,9 +100,9 @@ def networks(draw, reset):
         name = f"{kind}{i}"
         ir.add_layer(LayerSpec(name, kind, (*out_hw, c_out), neuron=_neuron(rng, reset),
                                bias=rng.normal(0.05, 0.05, c_out) if kernel is not None else None))
-        ir.connect(prev, name, ConnectionSpec(kind, shape, kernel=kernel, strides=(stride, stride),
+        ir.connect(prev, name, ConnectionSpec(kind, shape, kernel=kernel, strides=(sy, stride),
                                               padding=padding, pool_size=(k, k), pre_padding=pre,
-                                              dilation=(d, d)))
+                                              dilation=(dy, d)))
         prev, shape = name, (*out_hw, c_out)
     n_in, n_out = int(np.prod(shape)), draw(st.integers(2, 6))
     ir.add_layer(LayerSpec("out", "dense", (n_out,), neuron=_neuron(rng, reset),
