@@ -11,7 +11,10 @@ nxcompile.normalization for the numerics):
    weighted layer's kernel (a layer with neurons=False into an NxAdd) or an
    identity connection for a shortcut (the pre-activation pattern of ResNet,
    relu(conv(h) + x)).  BatchNormalization is folded into the weighted layer
-   before it, or into every summand of the sum before it (after Add); ReLU
+   before it, or into every summand of the sum before it (after Add); after
+   neurons (after a ReLU) it stays in the NxModel, its shift in the spikes'
+   units, and keras_ir folds it into the connections that read it (exact;
+   refused where zero padding would reach it); ReLU
    with max_value (ReLU6) sets its layer's scale to at most max_value: a rate
    neuron saturates at one spike per step, the clip.  Dropout is dropped;
    Flatten, Reshape, ZeroPadding2D, Add and Concatenate of spiking outputs
@@ -55,7 +58,8 @@ import numpy as np
 
 from hwmodel.errors import NetworkError
 from nxcompile.ir import KINDS
-from nxcompile.keras_ir import check_channels_last, check_layer_options, neuron_kind, who
+from nxcompile.keras_ir import (batch_norm_affine, batch_norm_weights, check_channels_last,
+                               check_layer_options, neuron_kind, who)
 from nxcompile.layers import (NX_NEURON_LAYERS, RESET_MODES, NxAdd, NxAveragePooling2D,
                               NxFlatten, NxInputLayer, NxReshape, NxZeroPadding2D)
 from nxcompile.model import NxModel
@@ -139,27 +143,27 @@ def _relu_max(layer) -> float | None:
     return None if layer.max_value is None else float(layer.max_value)
 
 
+def _check_bn_axis(layer) -> None:
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis not in (-1, len(layer.input.shape) - 1):
+        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
+                           "can be folded")
+
+
 def _fold_bn(layer, value):
     """value (a _Linear or _Sum) followed by inference-mode BatchNormalization."""
     if not isinstance(value, (_Linear, _Sum)):
         raise NetworkError(f"{who(layer)} must directly follow a {_WEIGHTED} layer without "
                            "activation (or an Add of them), to be folded in")
-    axis = layer.axis if isinstance(layer.axis, int) else None
-    rank = len(layer.input.shape) - 1
-    if axis not in (-1, rank):
-        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
-                           "can be folded")
-    n = layer.moving_mean.shape[0]
-    gamma = _numpy(layer.gamma) if layer.scale else np.ones(n)
-    beta = _numpy(layer.beta) if layer.center else np.zeros(n)
-    mean, var = _numpy(layer.moving_mean), _numpy(layer.moving_variance)
+    _check_bn_axis(layer)
+    scale, shift = batch_norm_affine(layer)
     if isinstance(value, _Linear):
-        kernel, bias = fold_batch_norm(value.kernel, value.bias, gamma, beta, mean, var,
-                                       layer.epsilon, KINDS[value.kind].output_channel_axes)
+        kernel, bias = fold_batch_norm(value.kernel, value.bias, scale, shift,
+                                       KINDS[value.kind].output_channel_axes)
         return replace(value, kernel=kernel, bias=bias)
     # y = s * sum + t: every summand's coefficient and the bias times s, plus t
-    scale, shift = fold_batch_norm(np.ones(n), value.bias, gamma, beta, mean, var, layer.epsilon)
-    return replace(value, terms=[(item, coef * scale) for item, coef in value.terms], bias=shift)
+    return replace(value, terms=[(item, coef * scale) for item, coef in value.terms],
+                   bias=np.asarray(value.bias, np.float64) * scale + shift)
 
 
 class _Converter:
@@ -174,6 +178,7 @@ class _Converter:
         self.hidden: list = []                 # (group, ANN tensor, max_value, layer)
         self.setters: list = []                # f(lambda of a group) -> None, per layer
         self.used: set[int] = set()            # ids of the _Linear values built
+        self.spike_norms: list = []            # BatchNormalization layers after neurons
         self.readout_tensor = _strip_trailing(model.outputs[0])
         self.input_layer = None
 
@@ -217,6 +222,8 @@ class _Converter:
         if isinstance(layer, keras.layers.Dropout):
             return ins[0]
         if isinstance(layer, keras.layers.BatchNormalization):
+            if isinstance(ins[0], _Spikes):
+                return self._normalized_spikes(layer, ins[0])
             return _fold_bn(layer, ins[0])
         if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax)):
             return self._activation(layer, ins[0], tensor)
@@ -237,6 +244,23 @@ class _Converter:
                                        else parts[0].tensor)
             return _Spikes(out, self._join(p.group for p in parts))
         raise NetworkError(f"{who(layer)} is not supported by convert; supported: {SUPPORTED}")
+
+    def _normalized_spikes(self, layer, value: _Spikes) -> _Spikes:
+        """BatchNormalization after neurons (after a ReLU): kept in the NxModel,
+        its shift in the spikes' units (beta and the mean over the source's
+        lambda), for keras_ir to fold into the connections that read it."""
+        _check_bn_axis(layer)
+        bn = keras.layers.BatchNormalization(epsilon=layer.epsilon, name=layer.name)
+        out = bn(value.tensor)
+        gamma, beta, mean, var = batch_norm_weights(layer)
+        group = value.group
+
+        def setter(lam) -> None:
+            bn.set_weights([p.astype(np.float32) for p in
+                            (gamma, beta / lam(group), mean / lam(group), var)])
+        self.setters.append(setter)
+        self.spike_norms.append(layer)
+        return _Spikes(out, group)
 
     def _input(self, layer, tensor):
         shape = tuple(tensor.shape[1:])
@@ -500,6 +524,8 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     for setter in conv.setters:
         setter(lam_of)
     snn = NxModel(conv.input_layer.output, out.tensor, name=f"{keras_model.name}_snn")
+    if conv.spike_norms:
+        snn.to_ir()     # where a BatchNormalization after neurons cannot be folded: say so now
     _scale_readout(snn, out.tensor._keras_history[0], value, x, batch_size)
     return snn
 

@@ -14,6 +14,10 @@ Concatenate        (channels axis) each part gets its own edge with its
                    channel_offset and the total in_channels; for flat vectors
                    the channel offset is the flat offset;
 Dropout            nothing (inference);
+BatchNormalization (inference) after neurons: y = scale * x + shift per channel,
+                   absorbed by the connections that read it (nxcompile.ir.affine:
+                   the kernel scaled per source channel, the shift a bias of the
+                   target; refused where zero padding makes that inexact);
 a weighted layer   (Nx, neurons=False) its synapses go, with its kernel and
                    bias, to the NxAdd it feeds (the residual pattern
                    relu(conv(h) + x)); NxAdd's other summands get identity
@@ -35,6 +39,7 @@ import numpy as np
 
 from hwmodel.errors import NetworkError
 from nxcompile.ir import INPUT, KINDS, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
+from nxcompile.ir.affine import absorb_source_affine
 from nxcompile.ir.merge import merge_connections
 from nxcompile.layers import NX_NEURON_LAYERS
 
@@ -47,13 +52,14 @@ _KIND_OF_CLASS = {keras.layers.InputLayer: INPUT,
                   **{NX_NEURON_LAYERS[k.keras_class]: name for name, k in KINDS.items()}}
 
 _FOLDED = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
-           keras.layers.Add, keras.layers.Concatenate, keras.layers.Dropout)
+           keras.layers.Add, keras.layers.Concatenate, keras.layers.Dropout,
+           keras.layers.BatchNormalization)
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
 _SUPPORTED = ("supported: neuron layers InputLayer, "
               + ", ".join(k.keras_class for k in KINDS.values())
               + " (and their Nx versions), NxAdd; folded layers Flatten, Reshape, ZeroPadding2D, "
-              "Add, Concatenate, Dropout")
+              "Add, Concatenate, Dropout, BatchNormalization")
 _NO_PADDING = ((0, 0), (0, 0))
 
 
@@ -63,7 +69,9 @@ class _Term:
     with ``shape`` (after Flatten/Reshape), zero padded by ``pre_padding`` and
     placed at ``channel_offset`` of ``in_channels`` channels (Concatenate);
     ``via``: a weighted layer without neurons applied to that (its synapses
-    form the connection), ``gain``: NxAdd's gain per channel of the sum."""
+    form the connection), ``gain``: NxAdd's gain per channel of the sum;
+    ``affine``: (scale, shift, names) of BatchNormalization after the source's
+    neurons, per element of the flat source (the connection absorbs it)."""
 
     source: str
     shape: tuple
@@ -72,6 +80,7 @@ class _Term:
     in_channels: int | None = None
     via: object = None
     gain: np.ndarray | None = None
+    affine: tuple | None = None
 
 
 def who(layer) -> str:
@@ -208,12 +217,15 @@ class _Converter:
                                         input_mode=getattr(layer, "input_mode", "bias"),
                                         probe=getattr(layer, "probe_spikes", False)))
         else:
-            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
-                                        _bias(layer, in_terms),
-                                        probe=getattr(layer, "probe_spikes", False)))
             specs: dict[str, list] = {}
+            bias = _bias(layer, in_terms)
             for term in in_terms:
-                specs.setdefault(term.source, []).append(_connection(layer, kind, term))
+                spec, added = _connection(layer, kind, term, shape)
+                specs.setdefault(term.source, []).append(spec)
+                if added is not None:
+                    bias = added if bias is None else bias + added
+            self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias,
+                                        probe=getattr(layer, "probe_spikes", False)))
             for source, found in specs.items():
                 merged = merge_connections(found, shape)
                 if merged is None:
@@ -230,6 +242,8 @@ class _Converter:
         shape = _shape(layer, tensor)
         if isinstance(layer, keras.layers.Dropout):
             return parts[0]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return _batch_norm(layer, parts[0], shape)
         for terms in parts:
             for t in terms:
                 if t.via is not None and not isinstance(layer, keras.layers.Add):
@@ -267,6 +281,56 @@ class _Converter:
                 for terms, off in zip(parts, offsets) for t in terms]
 
 
+def _batch_norm(layer, terms: list, shape: tuple) -> list:
+    """The terms of a tensor after inference-mode BatchNormalization: each with
+    y = scale * x + shift over its channels (the shift once per channel where
+    summands overlap), composed with any earlier one."""
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis not in (-1, len(shape)):
+        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
+                           "is supported")
+    scale, shift = batch_norm_affine(layer)
+    shifted = np.zeros(len(scale), bool)
+    out = []
+    for t in terms:
+        if t.via is not None:
+            raise NetworkError(f"{who(layer)}: its input comes from layer '{t.via.name}' without "
+                               "neurons; fold the BatchNormalization into that layer's kernel")
+        if t.pre_padding != _NO_PADDING:
+            raise NetworkError(f"{who(layer)}: ZeroPadding2D before BatchNormalization is not "
+                               "supported (the padding would be shifted too); pad after it")
+        ch = slice(t.channel_offset, t.channel_offset + t.shape[-1])
+        own = np.where(shifted[ch], 0.0, shift[ch])
+        shifted[ch] = True
+        reps = int(np.prod(t.shape[:-1]))
+        s, b = np.tile(scale[ch], reps), np.tile(own, reps)
+        if t.affine is not None:
+            s0, b0, names = t.affine
+            s, b, names = s0 * s, b0 * s + b, f"{names[:-1]}, '{layer.name}']"
+        else:
+            names = f"['{layer.name}']"
+        out.append(replace(t, affine=(s, b, names)))
+    return out
+
+
+def batch_norm_weights(layer) -> tuple:
+    """gamma, beta, moving mean and moving variance of a BatchNormalization,
+    float64 (ones and zeros where it has no scale or center)."""
+    n = layer.moving_mean.shape[0]
+    return (_numpy(layer.gamma).astype(np.float64) if layer.scale else np.ones(n),
+            _numpy(layer.beta).astype(np.float64) if layer.center else np.zeros(n),
+            _numpy(layer.moving_mean).astype(np.float64),
+            _numpy(layer.moving_variance).astype(np.float64))
+
+
+def batch_norm_affine(layer) -> tuple:
+    """(scale, shift) per channel, float64, of an inference-mode
+    BatchNormalization: y = scale * x + shift."""
+    gamma, beta, mean, var = batch_norm_weights(layer)
+    scale = gamma / np.sqrt(var + layer.epsilon)
+    return scale, beta - mean * scale
+
+
 def _neuron_spec(layer) -> NeuronSpec:
     """Loihi parameters of an Nx layer; defaults for a plain Keras layer."""
     return layer.neuron_spec if hasattr(layer, "neuron_spec") else NeuronSpec()
@@ -281,10 +345,23 @@ def _bias(layer, terms: list) -> np.ndarray | None:
     return sum(parts) if parts else None
 
 
-def _connection(layer, kind: str, term: _Term) -> ConnectionSpec:
-    """The ConnectionSpec of ``term`` into neuron layer ``layer`` (its kind's
-    ConnectionKind.from_keras, or its via layer's; NxAdd's gain folded into the
-    kernel's output channels)."""
+def _connection(layer, kind: str, term: _Term, shape: tuple) -> tuple:
+    """(ConnectionSpec, bias per target channel or None) of ``term`` into neuron
+    layer ``layer`` of output ``shape``: its kind's ConnectionKind.from_keras, or
+    its via layer's, NxAdd's gain folded into the kernel's output channels, and
+    the term's BatchNormalization absorbed (nxcompile.ir.affine)."""
+    spec = _connection_spec(layer, kind, term)
+    if term.affine is None:
+        return spec, None
+    scale, shift, names = term.affine
+    try:
+        return absorb_source_affine(spec, shape, scale, shift)
+    except NetworkError as e:
+        raise NetworkError(f"BatchNormalization {names} after layer '{term.source}' cannot be "
+                           f"folded into {who(layer)}: {e}") from None
+
+
+def _connection_spec(layer, kind: str, term: _Term) -> ConnectionSpec:
     if term.via is not None:        # (into an NxAdd: _Converter._inputs)
         layer, kind = term.via, neuron_kind(term.via)
     elif isinstance(layer, keras.layers.Add):       # a shortcut: identity, flat: diagonal

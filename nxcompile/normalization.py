@@ -20,20 +20,19 @@ import numpy as np
 from hwmodel import formats
 
 
-def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray,
-                    beta: np.ndarray, mean: np.ndarray, variance: np.ndarray,
-                    epsilon: float, channel_axes: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel and bias of a layer followed by inference-mode BatchNormalization
-    over its output channels: y = gamma * (x - mean) / sqrt(variance + epsilon)
-    + beta.  channel_axes: the kernel's trailing axes that index the output
-    channel (ConnectionKind.output_channel_axes: 1 for Dense and Conv2D, 2 for
+def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, scale: np.ndarray,
+                    shift: np.ndarray, channel_axes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a layer followed by y = scale * x + shift per output
+    channel (inference-mode BatchNormalization: nxcompile.keras_ir.batch_norm_affine).
+    channel_axes: the kernel's trailing axes that index the output channel
+    (ConnectionKind.output_channel_axes: 1 for Dense and Conv2D, 2 for
     DepthwiseConv2D, whose channel c * multiplier + m is kernel[..., c, m]).
     Returns float64 arrays; bias (None: no bias) becomes a bias per output channel."""
-    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(variance, np.float64) + epsilon)
+    scale = np.asarray(scale, np.float64)
     kernel = np.asarray(kernel, np.float64)
     folded = kernel * scale.reshape(kernel.shape[-channel_axes:])
     b = np.zeros(scale.shape) if bias is None else np.asarray(bias, np.float64)
-    return folded, (b - np.asarray(mean, np.float64)) * scale + np.asarray(beta, np.float64)
+    return folded, b * scale + np.asarray(shift, np.float64)
 
 
 def percentile_scale(activations: np.ndarray, percentile: float) -> float:

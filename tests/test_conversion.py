@@ -15,6 +15,7 @@ from hwmodel.simulator import simulate  # noqa: E402
 from nxcompile import convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
 from nxcompile.ir import get_kind  # noqa: E402
+from nxcompile.keras_ir import batch_norm_affine  # noqa: E402
 from nxcompile.normalization import (fold_batch_norm, percentile_scale,  # noqa: E402
                                      readout_offset_and_scale)
 
@@ -85,7 +86,7 @@ def test_batch_norm_folding_is_exact_in_float(kind):
     gamma, beta, mean, var = (rng.normal(size=6), rng.normal(size=6), rng.normal(size=6),
                               rng.uniform(0.1, 2, size=6))
     bn.set_weights([gamma, beta, mean, var])
-    k, b = fold_batch_norm(*layer.get_weights(), gamma, beta, mean, var, 0.01,
+    k, b = fold_batch_norm(*layer.get_weights(), *batch_norm_affine(bn),
                            channel_axes=get_kind(kind).output_channel_axes)
     x = rng.uniform(size=(4, *shape)).astype(np.float32)
     folded = keras.Sequential([keras.Input(shape), type(layer).from_config(layer.get_config())])
@@ -152,8 +153,8 @@ def _int8(model):
      r"layer 'maxpool' \(MaxPooling2D\) is not supported by convert; supported: Dense"),
     (lambda: _seq(L.Conv2D(2, 3, name="c"), L.LeakyReLU(name="leaky"), L.Flatten(), L.Dense(3)),
      r"'leaky' \(LeakyReLU\) is not supported"),
-    (lambda: _seq(L.Conv2D(2, 3, activation="relu"), L.BatchNormalization(name="bn"),
-                  L.Flatten(), L.Dense(3)),
+    (lambda: _seq(L.Conv2D(2, 3, activation="relu"), L.GlobalAveragePooling2D(),
+                  L.BatchNormalization(name="bn"), L.Dense(3)),
      r"'bn' \(BatchNormalization\) must directly follow .* without activation"),
     (lambda: _seq(L.Flatten(), L.Dense(4, name="lin"), L.Dense(3)),
      r"'lin' \(Dense\): a hidden layer needs a ReLU activation"),

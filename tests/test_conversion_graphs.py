@@ -3,7 +3,7 @@ linear conv and a shortcut meet in one ReLU, with BatchNormalization after the
 conv and after the Add, projection shortcuts), Inception-style Concatenate with
 a pooled branch (a SeparableConv2D and an UpSampling2D after it),
 GlobalAveragePooling2D heads, an output from Add, ReLU6, trailing layers
-after the readout, and Conv1D sequences.  Random weights:
+after the readout, Conv1D sequences and BatchNormalization after ReLUs.  Random weights:
 the converted Keras twin computes the ANN's logits up to the readout's shift
 and scale exactly (float), branch scales included; the compiled network runs
 the same on Lava as on the reference simulator."""
@@ -107,7 +107,20 @@ def _sequence():
                                   name="sequence"), seed=5)
 
 
-MODELS = {"resnet": _resnet, "inception": _inception, "add_output": _add_output,
+def _bn_after_relu():
+    """BatchNormalization after ReLUs: before a 'valid' conv, before Flatten ->
+    Dense, and before an Add's shortcut."""
+    inp = keras.Input((7, 7, 2), name="in")
+    x = L.BatchNormalization(name="bn1")(L.Conv2D(4, 3, padding="same", activation="relu",
+                                                  name="c1")(inp))
+    x = L.BatchNormalization(name="bn2")(L.Conv2D(4, 3, activation="relu", name="c2")(x))
+    x = L.ReLU()(L.Add(name="add")([L.Conv2D(4, 1, name="c3")(x), x]))
+    x = L.BatchNormalization(name="bn3")(L.Flatten()(x))
+    return _randomize(keras.Model(inp, L.Dense(3, name="logits")(x), name="bn_after_relu"),
+                      seed=6)
+
+
+MODELS = {"bn_after_relu": _bn_after_relu, "resnet": _resnet, "inception": _inception, "add_output": _add_output,
           "gap_concat": _gap_concat, "sequence": _sequence}
 
 
@@ -156,6 +169,9 @@ def test_branches_become_neurons_at_the_sum_with_identity_shortcuts(converted):
     elif name == "gap_concat":
         assert kinds[("a", "gap")] == kinds[("b", "gap")] == "avg_pool2d"
         assert kinds[("gap", "logits")] == "dense"
+    elif name == "bn_after_relu":    # folded into the layers after them: no neurons of their own
+        assert sorted(ir.graph.edges) == [("add", "logits"), ("c1", "c2"), ("c2", "add"),
+                                          ("in", "c1")]
     elif name == "sequence":    # Conv1D: a conv of height 1, causal padding before the steps
         assert kinds[("causal", "strided")] == "conv1d"
         assert ir.connection(ir.order()[0], "causal").pre_padding == ((0, 0), (4, 0))
@@ -235,7 +251,12 @@ def test_summands_from_one_source_become_one_connection():
 @pytest.mark.parametrize("build, message", [
     (lambda i: L.Conv2D(2, 1, name="lin2")(L.Conv2D(2, 3, name="lin1")(i)),
      r"'lin1' \(Conv2D\): a hidden layer needs a ReLU activation"),
-    (lambda i: L.BatchNormalization(name="bn")(L.Conv2D(2, 3, activation="relu")(i)),
+    (lambda i: L.Conv2D(2, 3, padding="same", activation="relu", name="c2")(
+        L.BatchNormalization(name="bn")(L.Conv2D(2, 3, activation="relu")(i))),
+     r"BatchNormalization \['bn'\] after layer '.*' cannot be folded into layer 'c2' "
+     r"\(NxConv2D\): its shift would reach border neurons"),
+    (lambda i: L.BatchNormalization(name="bn")(L.GlobalAveragePooling2D()(
+        L.Conv2D(2, 3, activation="relu")(i))),
      r"'bn' \(BatchNormalization\) must directly follow"),
     (lambda i: L.ReLU(name="r")(L.Add(name="a")([
         L.Conv2D(1, 3, strides=2, name="lin")(i),
