@@ -204,11 +204,13 @@ class _Converter:
         if kind == INPUT:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
                                         input_mode=getattr(layer, "input_mode", "bias"),
-                                        probe=getattr(layer, "probe_spikes", False)))
+                                        probe=getattr(layer, "probe_spikes", False),
+                                        v_init=_v_init(layer, shape)))
         else:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
                                         _bias(layer, in_terms),
-                                        probe=getattr(layer, "probe_spikes", False)))
+                                        probe=getattr(layer, "probe_spikes", False),
+                                        v_init=_v_init(layer, shape)))
             specs: dict[str, list] = {}
             for term in in_terms:
                 specs.setdefault(term.source, []).append(_connection(layer, kind, term))
@@ -268,6 +270,17 @@ class _Converter:
 def _neuron_spec(layer) -> NeuronSpec:
     """Loihi parameters of an Nx layer; defaults for a plain Keras layer."""
     return layer.neuron_spec if hasattr(layer, "neuron_spec") else NeuronSpec()
+
+
+def _v_init(layer, shape: tuple) -> np.ndarray | None:
+    """An Nx layer's vInit per output channel (None for 0 or a plain Keras layer)."""
+    v = np.asarray(getattr(layer, "v_init", 0.0), np.float64)
+    if not v.any():
+        return None
+    if v.size not in (1, shape[-1]):
+        raise NetworkError(f"{who(layer)}: vInit has {v.size} values, the layer has "
+                           f"{shape[-1]} output channels")
+    return np.broadcast_to(v, (shape[-1],)).copy()
 
 
 def _bias(layer, terms: list) -> np.ndarray | None:
