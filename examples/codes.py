@@ -69,19 +69,8 @@ class Data:
 
 
 def build_digits_ann(activation=None) -> keras.Model:
-    """Conv-BN-act x2, average pooling, softmax readout, for 8x8 digits."""
-    L = keras.layers
-    activation = activation or (lambda name: L.ReLU(name=name))
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        L.Conv2D(16, 3, use_bias=False, name="conv1"),
-        L.BatchNormalization(name="bn1"), activation("relu1"),
-        L.Conv2D(32, 3, use_bias=False, name="conv2"),
-        L.BatchNormalization(name="bn2"), activation("relu2"),
-        L.AveragePooling2D(2, name="pool"),
-        L.Flatten(name="flatten"), L.Dropout(0.3, name="dropout"),
-        L.Dense(10, activation="softmax", name="readout"),
-    ], name="digits_cnn")
+    """examples/mnist.py's network for 8x8 digits: a 3x3 first convolution, stride 1."""
+    return build_ann(activation, shape=(8, 8, 1), kernel=3, strides=1, name="digits_cnn")
 
 
 def digits(seed: int = 0, num_test: int = 497):
