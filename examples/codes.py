@@ -22,8 +22,10 @@ code starts every layer d hops deep d steps of bias lower (nxcompile.low_latency
 so its readout holds T steps of input and T of bias; the rate codes start at 0
 and integrate their biases from the first step, as convert's default always
 has.  Energy, time and EDP per inference (hwmodel.energy, SANA-FE's calibrated
-costs) are those of the whole T + depth steps.  Trained ANN weights are cached
-in --out (delete them to retrain).
+costs) are those of the whole T + depth steps.  A few test samples of every
+converted code also run on Lava (--lava-samples) and must give the reference
+simulator's spike counts and voltages (exit status 1 otherwise).  Trained ANN
+weights are cached in --out (delete them to retrain).
 
     PYTHONPATH=. .venv/bin/python examples/codes.py --out out/codes
 """
@@ -41,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from examples.mnist import build_ann, train  # noqa: E402
+from examples.mnist import build_ann, check_lava, train  # noqa: E402
 from nxcompile import QuantizedClippedReLU, convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
 from nxcompile.low_latency import hops_from_input  # noqa: E402
@@ -66,6 +68,7 @@ class Data:
     epochs: int
     cache: pathlib.Path
     seed: int = 0
+    lava_samples: int = 2   # test samples also run on Lava (checked equal to the reference)
 
 
 def build_digits_ann(activation=None) -> keras.Model:
@@ -117,6 +120,10 @@ def converted_rows(data: Data, ann: str, method: str, steps) -> list:
     ann_pred = model.predict(data.x_test, verbose=0).argmax(axis=1)
     snn = convert(model, data.x_train[:CALIBRATION], percentile=PERCENTILE, method=method)
     compiled = snn.compile(board="loihi1")
+    if data.lava_samples and not check_lava(compiled, data.x_test[:data.lava_samples],
+                                            LEVELS + depth(compiled)):
+        raise SystemExit(f"{data.name}, {ann} ANN, method {method}: Lava and the reference "
+                         "simulator disagree")
     return run_rows(compiled, data, ann_pred, steps)
 
 
@@ -200,6 +207,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lava-samples", type=int, default=2,
+                        help="test samples per code also run on Lava for 8 + depth steps and "
+                             "checked equal to the reference (0: none)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/codes"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +219,8 @@ def main() -> None:
     for name in args.datasets:
         load, build, epochs = loaders[name]
         (x_train, y_train), (x_test, y_test) = load(args.seed)
-        data = Data(name, x_train, y_train, x_test, y_test, build, epochs, args.out, args.seed)
+        data = Data(name, x_train, y_train, x_test, y_test, build, epochs, args.out, args.seed,
+                    args.lava_samples)
         all_results[name] = {}
         for code in args.codes:
             t0 = time.perf_counter()

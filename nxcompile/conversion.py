@@ -26,8 +26,9 @@ nxcompile.normalization for the numerics):
    NetworkError naming the layer and its type.
 2. Every hidden neuron layer gets the scale lambda = the percentile of its
    positive activations on x_calibration, or the clip of its
-   QuantizedClippedReLU (nxcompile.activations: the ANN was trained for it); the input layer has lambda = 1
-   (pixels in [0, 1]: a pixel of 1.0 fires every step).  Outputs that meet
+   QuantizedClippedReLU (nxcompile.activations: the ANN was trained with
+   it); the input layer has lambda = 1 (pixels in [0, 1]: a pixel of 1.0
+   fires every step).  Outputs that meet
    without neurons in between (Add or Concatenate of spiking outputs, average
    pooling of them) share one lambda, the largest of their layers' (the input's
    1 if it is among them).  Weights and biases are rescaled by
