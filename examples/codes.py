@@ -218,7 +218,7 @@ def main() -> None:
     all_results = {}
     for name in args.datasets:
         load, build, epochs = loaders[name]
-        (x_train, y_train), (x_test, y_test) = load(args.seed)
+        (x_train, y_train), (x_test, y_test) = load()     # the fixed split; --seed: training
         data = Data(name, x_train, y_train, x_test, y_test, build, epochs, args.out, args.seed,
                     args.lava_samples)
         all_results[name] = {}
