@@ -2,7 +2,9 @@
 inference against time steps, for the examples/mnist.py network (offline MNIST,
 4000 train / 1000 held-out digits) and a small CNN on scikit-learn's 8x8 digits.
 
-Codes (CODES: code name -> function(Data, steps) -> one row per step count;
+Codes (CODES: code name -> function(Data, steps) -> one row per step count, a
+dict as run_rows makes it: steps, total_steps, accuracy, ann_accuracy,
+agreement, spikes, synaptic_ops, dynamic_uJ, energy_uJ, time_ms, edp_uJ_ms, ...;
 add a code by adding an entry):
   rate         Rueckauer et al. 2017: a ReLU ANN, layers scaled by the 99.9th
                activation percentile, neurons start at v = 0 (convert's default).
@@ -135,8 +137,7 @@ def run_rows(compiled, data: Data, ann_pred: np.ndarray, steps) -> list:
     for t in steps:
         t0 = time.perf_counter()
         result = compiled.run(data.x_test, t + hops)
-        pred = result.predictions
-        est = compiled.energy(result)
+        pred, est = result.predictions, compiled.energy(result)
         rows.append({"steps": t, "total_steps": t + hops,
                      "accuracy": float(np.mean(pred == data.y_test)),
                      "ann_accuracy": float(np.mean(ann_pred == data.y_test)),
