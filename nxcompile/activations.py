@@ -18,6 +18,8 @@ back-propagation; lambda is learned (trainable_clip=True) or set from data
 """
 from __future__ import annotations
 
+import numbers
+
 import keras
 import numpy as np
 
@@ -25,6 +27,10 @@ from hwmodel.errors import NetworkError
 from nxcompile.normalization import percentile_scale
 
 CLIP_MIN = 1e-3     # the smallest clip the layer uses (a learned clip is kept above it)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @keras.saving.register_keras_serializable(package="nxcompile")
@@ -40,13 +46,13 @@ class QuantizedClippedReLU(keras.layers.Layer):
     def __init__(self, levels: int = 8, clip: float = 1.0, trainable_clip: bool = True,
                  shift: float = 0.5, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(levels, (int, np.integer)) or isinstance(levels, bool) or levels < 1:
+        if not isinstance(levels, numbers.Integral) or isinstance(levels, bool) or levels < 1:
             raise NetworkError(f"QuantizedClippedReLU '{self.name}': levels={levels!r} must be "
                                f"an integer >= 1")
-        if not (isinstance(clip, (int, float)) and np.isfinite(clip) and clip >= CLIP_MIN):
+        if not (_is_real(clip) and np.isfinite(clip) and clip >= CLIP_MIN):
             raise NetworkError(f"QuantizedClippedReLU '{self.name}': clip={clip!r} must be a "
                                f"finite number >= {CLIP_MIN}")
-        if not (isinstance(shift, (int, float)) and 0 <= shift < 1):
+        if not (_is_real(shift) and 0 <= shift < 1):
             raise NetworkError(f"QuantizedClippedReLU '{self.name}': shift={shift!r} must be "
                                f"in [0, 1)")
         self.levels, self.shift = int(levels), float(shift)
@@ -71,7 +77,7 @@ class QuantizedClippedReLU(keras.layers.Layer):
 
     def set_clip(self, value: float) -> None:
         """Set lambda (> 0)."""
-        if not (np.isfinite(value) and value >= CLIP_MIN):
+        if not (_is_real(value) and np.isfinite(value) and value >= CLIP_MIN):
             raise NetworkError(f"QuantizedClippedReLU '{self.name}': clip {value!r} must be "
                                f"finite and >= {CLIP_MIN}")
         self.lam.assign(float(value))
