@@ -31,24 +31,30 @@ from nxcompile.datasets import mnist_5k  # noqa: E402
 STEPS = (10, 20, 30, 50, 75, 100, 150, 200)
 
 
-def build_ann() -> keras.Model:
-    """Conv-BN-ReLU x2, average pooling, softmax readout (7.1k neurons)."""
+def build_ann(activation=None, shape=(28, 28, 1), kernel: int = 5, strides: int = 2,
+              name: str = "mnist_cnn") -> keras.Model:
+    """Conv-BN-ReLU x2, average pooling, softmax readout (7.1k neurons).
+    activation(name): the layer after each BatchNormalization (default ReLU;
+    examples/codes.py passes a QuantizedClippedReLU); shape, kernel, strides:
+    the input and the first convolution's (examples/codes.py: 8x8 digits)."""
     L = keras.layers
+    activation = activation or (lambda name: L.ReLU(name=name))
     return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        L.Conv2D(16, 5, strides=2, use_bias=False, name="conv1"),
-        L.BatchNormalization(name="bn1"), L.ReLU(name="relu1"),
+        keras.Input(shape),
+        L.Conv2D(16, kernel, strides=strides, use_bias=False, name="conv1"),
+        L.BatchNormalization(name="bn1"), activation("relu1"),
         L.Conv2D(32, 3, use_bias=False, name="conv2"),
-        L.BatchNormalization(name="bn2"), L.ReLU(name="relu2"),
+        L.BatchNormalization(name="bn2"), activation("relu2"),
         L.AveragePooling2D(2, name="pool"),
         L.Flatten(name="flatten"), L.Dropout(0.3, name="dropout"),
         L.Dense(10, activation="softmax", name="readout"),
-    ], name="mnist_cnn")
+    ], name=name)
 
 
-def train(x, y, epochs: int, seed: int) -> keras.Model:
+def train(x, y, epochs: int, seed: int, build=build_ann) -> keras.Model:
+    """The model build() makes, seeded, trained with Adam on x, y."""
     keras.utils.set_random_seed(seed)
-    model = build_ann()
+    model = build()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
     return model

@@ -30,6 +30,10 @@ class IntLayer:
     it (lava-dl's netx resets between samples this way): at time step t
     (counted from 1) with t % reset_interval == reset_offset, u and v are
     zeroed before the step's synaptic input is integrated; 0 = never.
+    v_init: (n,) int, the voltage v of each neuron before the first step, in
+    v units (weight units << 6, as Lava's v and vth << 6; 24-bit signed:
+    -(2**23 - 1)..2**23 - 1), or None for 0 (Lava LIF's `v` initial value); a
+    periodic reset zeroes it like the rest of the state.
     An input layer (is_input) gets its bias per sample from input_bias() in
     'bias' mode (frames in [0, 1] times input_gain) or 'bias_mant' mode (the
     frames are the integer bias mantissas, as netx's input block takes them);
@@ -49,6 +53,7 @@ class IntLayer:
     input_gain: float = 0.0   # bias mantissa per unit of input (bias mode)
     reset_interval: int = 0   # steps between periodic resets; 0: never
     reset_offset: int = 0     # reset at steps t with t % reset_interval == reset_offset
+    v_init: np.ndarray | None = None   # initial v per neuron (v units); None: 0
 
     @property
     def n(self) -> int:

@@ -4,6 +4,7 @@ fixed-point LIF / Dense / Sparse models (Loihi2SimCfg(select_tag='fixed_pt')).
 Per step t, for every layer in topological order:
   a_in(t) = sum over incoming connections of shift(W @ s_source(t-1), weight_exp)
             (one step of delay per synaptic hop, as every Lava connection buffers)
+  (v starts at the layer's v_init, u at 0)
   u <- decay(u, du + 1) + (a_in << 6), wrapped to 24 bit
   v <- decay(v, dv) + u + (bias_mant << bias_exp), clipped to 24 bit
   s <- v > (vth << 6);  hard reset: v <- 0;  soft reset: v <- v - (vth << 6)
@@ -60,6 +61,8 @@ class _LayerState:
         self.dtype = np.float32 if simple else np.float64
         self.u = np.zeros((batch, layer.n), self.dtype)
         self.v = np.zeros((batch, layer.n), self.dtype)
+        if layer.v_init is not None:
+            self.v[:] = np.asarray(layer.v_init, self.dtype)
         bias = np.asarray(bias_mant, np.int64)
         bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
         self.bias = bias.astype(self.dtype) if bias.any() else None

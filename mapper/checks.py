@@ -46,6 +46,27 @@ def check_layer(layer: IntLayer) -> None:
     if np.shape(layer.bias_mant) != (layer.n,):
         raise NetworkError(f"{where} bias_mant has shape {np.shape(layer.bias_mant)}, the layer "
                            f"has {layer.n} neurons")
+    check_initial_voltage(layer)
+
+
+def check_initial_voltage(layer: IntLayer) -> None:
+    """NetworkError unless v_init is None or (n,) integers within the 24-bit
+    voltage (v units, +-(2**23 - 1), which Lava's v holds and clips to); a
+    spike-mode input layer has no compartments, so no initial voltage."""
+    v = layer.v_init
+    if v is None:
+        return
+    where = f"layer {layer.name}:"
+    if not isinstance(v, np.ndarray) or v.dtype.kind not in "iu":
+        raise NetworkError(f"{where} v_init has type {type(v).__name__} "
+                           f"{getattr(v, 'dtype', '')}; it is an integer array (v units)")
+    if v.shape != (layer.n,):
+        raise NetworkError(f"{where} v_init has shape {v.shape}, the layer has {layer.n} neurons")
+    _check_range(f"{where} v_init (v units, 24-bit)", v, -formats.STATE_MAX + 1,
+                 formats.STATE_MAX - 1)
+    if layer.is_input and layer.input_mode == "spikes" and v.any():
+        raise NetworkError(f"{where} v_init is set, but a spike-mode input layer has no "
+                           f"compartments (its spikes are given)")
 
 
 def check_connection(conn: IntConnection) -> None:

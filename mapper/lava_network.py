@@ -63,13 +63,15 @@ class LavaNetwork:
 def _neuron_process(layer: IntLayer, core: Core, bias_mant: np.ndarray):
     """LIF, SoftResetLIF, or LIFReset for a periodic reset (hard reset only:
     mapper.checks); bias_mant: (lanes * len(core.neurons),) mantissas of the
-    core's lanes."""
+    core's lanes.  The layer's v_init is the LIF's initial `v`, every lane."""
     kind, periodic = SoftResetLIF if layer.reset == "soft" else LIF, {}
     if layer.reset_interval:
         kind, periodic = LIFReset, dict(reset_interval=layer.reset_interval,
                                         reset_offset=layer.reset_offset)
+    lanes = len(bias_mant) // len(core.neurons)
+    v = 0 if layer.v_init is None else np.tile(layer.v_init[core.neurons], lanes)
     return kind(shape=(len(bias_mant),), vth=layer.vth, du=layer.du, dv=layer.dv,
-                bias_mant=bias_mant, bias_exp=layer.bias_exp,
+                bias_mant=bias_mant, bias_exp=layer.bias_exp, v=v,
                 name=f"{layer.name}/core{core.index}", **periodic)
 
 

@@ -4,7 +4,9 @@ The very processes that run on Lava's simulator (one neuron process per core,
 one Sparse per core pair, sinks) are compiled with Loihi2HwCfg, which takes a
 process's NeuroCore model where Intel's lava-loihi provides one (meant for LIF
 and Sparse) and otherwise a Python model on the host (the input RingBuffers
-and the SpikeSinks).  Soft-reset layers are refused: SoftResetLIF has no
+and the SpikeSinks).  A layer's initial voltage (IntLayer.v_init) is its LIF
+process's initial `v`, as on Lava's simulator, for lava-loihi to load into the
+compartments (untested, as below).  Soft-reset layers are refused: SoftResetLIF has no
 hardware model.  The partition fixes which neurons share a process; lava-loihi's
 own compiler places the processes on cores.  The host is chosen with lava.utils.loihi: the SLURM
 scheduler where `sinfo` answers (Intel's neuromorphic cloud), otherwise the

@@ -30,7 +30,8 @@ exponent 0 (netx keeps 8-bit weights), biases (bias_mant << bias_exp, v units)
 that are multiples of 64 within 13 bits (compile with biasExp=6 for that), and
 padding that netx's symmetric padding reproduces, and no Reshape before a
 spatial layer (netx has none), no periodic reset (netx sets one for the whole
-network: hdf5.Network(reset_interval=...)).  An input layer in bias or spike
+network: hdf5.Network(reset_interval=...)), no initial voltage (IntLayer.v_init:
+netx's neuron group has no initial state).  An input layer in bias or spike
 mode is not described: its spikes (the frames' spikes in bias input mode) feed
 Network.inp.  Anything else raises NetxExportError naming the layer.
 """
@@ -70,6 +71,10 @@ def _check_neurons(layer: IntLayer, conn: IntConnection | None) -> None:
         raise NetxExportError(f"layer {layer.name}: periodic reset every {layer.reset_interval} "
                               f"steps; a netx file has none (hdf5.Network(reset_interval=...) "
                               f"sets one for all layers)")
+    if layer.v_init is not None and layer.v_init.any():
+        raise NetxExportError(f"layer {layer.name}: initial voltage v_init up to "
+                              f"{int(np.abs(layer.v_init).max())} (v units); a netx file has no "
+                              f"initial state (netx's LIF starts at v = 0)")
     if layer.reset != "hard":
         raise NetxExportError(f"layer {layer.name}: reset {layer.reset!r}; netx's LIF resets to 0 "
                               f"(compile with resetMode='hard' to export)")

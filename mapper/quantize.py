@@ -115,10 +115,13 @@ def _quantize_bias(bias_v: np.ndarray, bias_exp: int) -> np.ndarray:
 
 def _flat_bias(layer: LayerSpec) -> np.ndarray:
     """Per-neuron float bias in HWC flat order (Keras bias is per output channel)."""
-    if layer.bias is None:
-        return np.zeros(layer.n)
-    b = np.asarray(layer.bias, dtype=np.float64).ravel()
-    return np.tile(b, layer.n // b.size)
+    return np.zeros(layer.n) if layer.bias is None else _per_neuron(layer, layer.bias)
+
+
+def _per_neuron(layer: LayerSpec, per_channel) -> np.ndarray:
+    """Values per output channel (or one per neuron) -> per neuron, flat HWC order."""
+    values = np.asarray(per_channel, dtype=np.float64).ravel()
+    return np.tile(values, layer.n // values.size)
 
 
 def _check_range(name: str, what: str, value, lo: int, hi: int) -> None:
@@ -160,6 +163,28 @@ def _input_gain(vth: int, bias_exp: int, threshold: float) -> float:
     return (vth * 2 ** formats.THRESHOLD_SHIFT / 2 ** bias_exp + 1) / threshold
 
 
+def _initial_voltage(layer: LayerSpec, sigma: float) -> np.ndarray | None:
+    """IntLayer.v_init of the layer at scale sigma: v_init * sigma << 6 (v
+    units) rounded, per neuron (None where v_init is None or all 0);
+    QuantizationError where it is not finite or beyond the 24-bit voltage."""
+    if layer.v_init is None:
+        return None
+    v = _per_neuron(layer, layer.v_init)
+    _check_finite(layer.name, "v_init", v)
+    if layer.kind == INPUT and layer.input_mode == "spikes" and v.any():
+        raise QuantizationError(f"layer {layer.name}: v_init is set, but a spike-mode input "
+                                f"layer has no compartments to start from it")
+    v_units = np.round(v * sigma * 2 ** formats.ACTIVATION_SHIFT)
+    worst = float(np.max(np.abs(v_units), initial=0))
+    if worst > formats.STATE_MAX - 1:
+        raise QuantizationError(
+            f"layer {layer.name}: v_init up to {np.max(np.abs(v)):.4g} is {worst:.0f} in v "
+            f"units at the layer's scale (threshold mantissa "
+            f"{round(layer.neuron.threshold * sigma)}), beyond the 24-bit voltage "
+            f"+-{formats.STATE_MAX - 1}")
+    return v_units.astype(np.int64) if v_units.any() else None
+
+
 def _periodic_reset(layer: LayerSpec) -> dict:
     """The IntLayer fields of the layer's periodic reset."""
     return dict(reset_interval=layer.neuron.reset_interval,
@@ -192,7 +217,8 @@ def _quantize_input(layer: LayerSpec) -> tuple[IntLayer, LayerQuantization]:
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth,
                  bias_mant=np.zeros(layer.n, np.int64), bias_exp=bias_exp,
                  du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset, is_input=True,
-                 input_mode=layer.input_mode, input_gain=gain, **_periodic_reset(layer))
+                 input_mode=layer.input_mode, input_gain=gain,
+                 v_init=_initial_voltage(layer, sigma), **_periodic_reset(layer))
     return q, LayerQuantization(sigma=sigma, weight_exp=0, bias_exp=bias_exp, vth=vth)
 
 
@@ -325,7 +351,7 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     mant = _quantize_bias(bias_v, bias_exp)
     q = IntLayer(name=layer.name, shape=tuple(layer.shape), vth=vth, bias_mant=mant,
                  bias_exp=bias_exp, du=nrn.decay_u, dv=nrn.decay_v, reset=nrn.reset,
-                 **_periodic_reset(layer))
+                 v_init=_initial_voltage(layer, sigma), **_periodic_reset(layer))
     info = LayerQuantization(
         sigma=sigma, weight_exp=w_exp, bias_exp=bias_exp, vth=vth,
         weight_error=math.sqrt(err_num / err_den) if err_den > 0 else 0.0,

@@ -27,6 +27,8 @@ _EXPORTS = {
     "compile_ir": "nxcompile.compiler",
     "load": "nxcompile.compiled",
     "convert": "nxcompile.conversion",
+    "QuantizedClippedReLU": "nxcompile.activations",
+    "calibrate_clips": "nxcompile.activations",
     "from_nir": "nxcompile.nir_import",
     "from_netx": "nxcompile.netx_import",
     "netx_to_ir": "nxcompile.netx_import",

@@ -28,8 +28,10 @@ nxcompile.normalization for the numerics):
    dropped (they do not change its argmax).  Anything else raises
    NetworkError naming the layer and its type.
 2. Every hidden neuron layer gets the scale lambda = the percentile of its
-   positive activations on x_calibration; the input layer has lambda = 1
-   (pixels in [0, 1]: a pixel of 1.0 fires every step).  Outputs that meet
+   positive activations on x_calibration, or the clip of its
+   QuantizedClippedReLU (nxcompile.activations: the ANN was trained with
+   it); the input layer has lambda = 1 (pixels in [0, 1]: a pixel of 1.0
+   fires every step).  Outputs that meet
    without neurons in between (Add or Concatenate of spiking outputs, average
    pooling of them) share one lambda, the largest of their layers' (the input's
    1 if it is among them).  Weights and biases are rescaled by
@@ -57,11 +59,13 @@ import keras
 import numpy as np
 
 from hwmodel.errors import NetworkError
+from nxcompile.activations import QuantizedClippedReLU
 from nxcompile.ir import KINDS
 from nxcompile.keras_ir import (batch_norm_affine, batch_norm_weights, check_channels_last,
                                check_layer_options, neuron_kind, who)
 from nxcompile.layers import (NX_NEURON_LAYERS, RESET_MODES, NxAdd, NxAveragePooling2D,
                               NxFlatten, NxInputLayer, NxReshape, NxZeroPadding2D)
+from nxcompile.low_latency import start_at_half_threshold
 from nxcompile.model import NxModel
 from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_offset_and_scale,
                                      scale_parameters)
@@ -71,9 +75,10 @@ SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
              + ", SeparableConv2D, Add, Concatenate, GlobalAveragePooling2D, Flatten, Reshape, "
              "ZeroPadding2D, "
              "BatchNormalization, ReLU (max_value too), Activation('relu'/'linear'/'softmax'), "
-             "Softmax, Dropout")
+             "Softmax, Dropout, QuantizedClippedReLU")
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
+METHODS = ("rate", "low_latency")     # convert(method=...): see convert
 _TRAILING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
              keras.layers.Softmax, keras.layers.ReLU, keras.layers.Activation)
 
@@ -172,6 +177,7 @@ class _Converter:
 
     def __init__(self, model, reset: str):
         self.reset = reset
+        self.clips: dict[int, float] = {}      # group -> lambda of its QuantizedClippedReLU
         self.values: dict[int, object] = {}    # id(KerasTensor) -> _Spikes/_Linear/_Sum/_Gap
         self.parent: list[int] = []            # union-find over scale groups
         self.fixed: set[int] = set()           # groups of the input layer: lambda 1
@@ -227,6 +233,8 @@ class _Converter:
             return _fold_bn(layer, ins[0])
         if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax)):
             return self._activation(layer, ins[0], tensor)
+        if isinstance(layer, QuantizedClippedReLU):
+            return self._quantized_relu(layer, ins[0], tensor)
         if kind is not None and KINDS[kind].keras_neurons:
             return self._neuron_layer(layer, kind, ins[0], tensor)
         if isinstance(layer, keras.layers.SeparableConv2D):
@@ -338,6 +346,16 @@ class _Converter:
                            f"{'' if max_value is None else f' (max_value={max_value})'} must "
                            f"directly follow a {_WEIGHTED} layer without activation, or an Add "
                            "(softmax: only on the output layer)")
+
+    def _quantized_relu(self, layer, value, tensor) -> _Spikes:
+        """A QuantizedClippedReLU: neurons as for a ReLU, scaled by its clip."""
+        if not isinstance(value, (_Linear, _Sum)):
+            raise NetworkError(f"{who(layer)} must directly follow a {_WEIGHTED} layer without "
+                               "activation, or an Add")
+        build = self._weighted if isinstance(value, _Linear) else self._sum
+        out = build(value, tensor, layer.clip_value)
+        self.clips[out.group] = layer.clip_value
+        return out
 
     def _add(self, layer, ins: list):
         if all(isinstance(v, (_Spikes, _Gap)) for v in ins):
@@ -470,7 +488,7 @@ def _calibration_scales(model, conv: _Converter, x: np.ndarray, percentile: floa
         acts = probe.predict(x, batch_size=batch_size, verbose=0)
         acts = acts if isinstance(acts, (list, tuple)) else [acts]
         for (group, _, max_value, layer), a in zip(conv.hidden, acts):
-            lam = percentile_scale(a, percentile)
+            lam = conv.clips.get(group) or percentile_scale(a, percentile)
             if lam <= 0:
                 raise NetworkError(f"{who(layer)}: no positive activation on the calibration "
                                    "data (a dead layer); the layer cannot be normalized")
@@ -485,7 +503,7 @@ def _calibration_scales(model, conv: _Converter, x: np.ndarray, percentile: floa
 
 
 def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",
-            batch_size: int = 256) -> NxModel:
+            batch_size: int = 256, method: str = "rate") -> NxModel:
     """An NxModel equivalent to a trained Keras model (see the module docstring).
 
     x_calibration: (N, *input_shape) samples in [0, 1] (they enter as constant
@@ -493,10 +511,18 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     percentile: p in (0, 100], the activation percentile put at the threshold.
     reset: 'soft' (reset by subtraction, default) or 'hard' (reset to zero) for
     the hidden layers; the readout always resets by subtraction.  batch_size: of
-    the Keras forward pass over x_calibration.
+    the Keras forward pass over x_calibration.  method: 'rate' (default:
+    every neuron starts at v = 0) or 'low_latency' (needs reset='soft'; the
+    neurons start so that each is at half its threshold when its input
+    arrives: nxcompile.low_latency).
     """
     if reset not in RESET_MODES:
         raise NetworkError(f"reset={reset!r} not one of {RESET_MODES}")
+    if method not in METHODS:
+        raise NetworkError(f"method={method!r} not one of {METHODS}")
+    if method == "low_latency" and reset != "soft":
+        raise NetworkError(f"method='low_latency' resets by subtraction; reset={reset!r} must "
+                           "be 'soft'")
     if not 0 < percentile <= 100:
         raise NetworkError(f"percentile={percentile} must be in (0, 100]")
     try:
@@ -527,6 +553,8 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     if conv.spike_norms:
         snn.to_ir()     # where a BatchNormalization after neurons cannot be folded: say so now
     _scale_readout(snn, out.tensor._keras_history[0], value, x, batch_size)
+    if method == "low_latency":
+        start_at_half_threshold(snn)
     return snn
 
 

@@ -215,7 +215,8 @@ class _Converter:
         if kind == INPUT:
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer),
                                         input_mode=getattr(layer, "input_mode", "bias"),
-                                        probe=getattr(layer, "probe_spikes", False)))
+                                        probe=getattr(layer, "probe_spikes", False),
+                                        v_init=_v_init(layer, shape)))
         else:
             specs: dict[str, list] = {}
             bias = _bias(layer, in_terms)
@@ -225,7 +226,8 @@ class _Converter:
                 if added is not None:
                     bias = added if bias is None else bias + added
             self.ir.add_layer(LayerSpec(layer.name, kind, shape, _neuron_spec(layer), bias,
-                                        probe=getattr(layer, "probe_spikes", False)))
+                                        probe=getattr(layer, "probe_spikes", False),
+                                        v_init=_v_init(layer, shape)))
             for source, found in specs.items():
                 merged = merge_connections(found, shape)
                 if merged is None:
@@ -334,6 +336,17 @@ def batch_norm_affine(layer) -> tuple:
 def _neuron_spec(layer) -> NeuronSpec:
     """Loihi parameters of an Nx layer; defaults for a plain Keras layer."""
     return layer.neuron_spec if hasattr(layer, "neuron_spec") else NeuronSpec()
+
+
+def _v_init(layer, shape: tuple) -> np.ndarray | None:
+    """An Nx layer's vInit per output channel (None for 0 or a plain Keras layer)."""
+    v = np.asarray(getattr(layer, "v_init", 0.0), np.float64)
+    if not v.any():
+        return None
+    if v.size not in (1, shape[-1]):
+        raise NetworkError(f"{who(layer)}: vInit has {v.size} values, the layer has "
+                           f"{shape[-1]} output channels")
+    return np.broadcast_to(v, (shape[-1],)).copy()
 
 
 def _bias(layer, terms: list) -> np.ndarray | None:

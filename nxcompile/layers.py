@@ -31,6 +31,10 @@ useSharedSign  True: positive and negative weights in separate synapse entries,
                numWeightBits of magnitude (NxTF's default); False: a sign bit
                in every weight; default None: a shared sign where all the
                layer's weights have one sign, else a sign bit.
+vInit          initial membrane potential, in the threshold's units: a
+               number for every neuron or one per output channel (default
+               0.0; nxcompile.low_latency starts converted layers near half
+               the threshold); held in the 24-bit v.
 probeSpikes    record the layer's spike trains in every run that gives no
                record list (default False).
 neurons        True (default); False for a weighted layer with activation
@@ -53,6 +57,7 @@ import math
 import numbers
 
 import keras
+import numpy as np
 
 from hwmodel.errors import NetworkError
 from hwmodel.formats import (BIAS_EXP_MAX, DECAY_UNITY, THRESHOLD_MANT_MAX, WEIGHT_BITS_MAX,
@@ -118,8 +123,8 @@ class _NxNeurons(_NxLayer):
 
     def __init__(self, *args, threshold=1.0, vThMant=None, biasExp=None, resetMode="hard",
                  numWeightBits=8, decayU=DECAY_MAX, decayV=0, weightExponent=None,
-                 synapseEncoding=None, useSharedSign=None, probeSpikes=False, neurons=True,
-                 **kwargs):
+                 synapseEncoding=None, useSharedSign=None, vInit=0.0, probeSpikes=False,
+                 neurons=True, **kwargs):
         super().__init__(*args, **kwargs)
         self._check_int("weightExponent", weightExponent, 0, WEIGHT_EXP_MAX, optional=True)
         if synapseEncoding is not None and synapseEncoding not in _ENCODING_NAMES:
@@ -146,6 +151,7 @@ class _NxNeurons(_NxLayer):
         if (not isinstance(threshold, numbers.Real) or isinstance(threshold, bool)
                 or not math.isfinite(threshold) or threshold <= 0):
             raise NetworkError(f"{self._who()}: threshold={threshold!r} must be a finite number > 0")
+        self.set_initial_voltage(vInit)
         if resetMode not in RESET_MODES:
             raise NetworkError(f"{self._who()}: resetMode={resetMode!r} not one of {RESET_MODES}")
         self._neuron = NeuronSpec(
@@ -159,6 +165,17 @@ class _NxNeurons(_NxLayer):
 
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
+
+    def set_initial_voltage(self, v_init) -> None:
+        """Set vInit (module doc): a finite number, or finite numbers one per
+        output channel."""
+        values = np.asarray(v_init, dtype=object)
+        if values.ndim > 1 or not values.size or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values.ravel()):
+            raise NetworkError(f"{self._who()}: vInit={v_init!r} must be a finite number or a "
+                               f"list of them, one per output channel")
+        self.v_init = float(v_init) if values.ndim == 0 else [float(v) for v in values]
 
     def _check_int(self, param: str, value, lo: int, hi: int, optional: bool = False) -> None:
         if optional and value is None:
@@ -175,6 +192,7 @@ class _NxNeurons(_NxLayer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({arg: getattr(self._neuron, f) for arg, f in _NEURON_ARGS.items()})
+        config["vInit"] = self.v_init
         config["probeSpikes"] = self.probe_spikes
         config["neurons"] = self.neurons
         return config

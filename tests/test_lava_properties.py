@@ -5,7 +5,8 @@ that meet through Concatenate or Add in a conv or depthwise conv), quantized
 by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
 the spike trains of every layer equal, bit for bit, to the reference
-simulator's (which does not depend on any partition), hard and soft reset."""
+simulator's (which does not depend on any partition), hard and soft reset,
+with or without random initial voltages."""
 import dataclasses
 import multiprocessing
 from unittest import mock
@@ -205,6 +206,7 @@ def _check_lava_equals_reference(ir, data):
     samples in 1 to batch lanes, so in one or more rounds) and on the reference
     simulator: every layer's spike trains equal (and none silent)."""
     net, _ = quantize_network(ir)
+    _draw_initial_voltages(net, data)
     part = data.draw(partitions(ir))
     x = _inputs(data.draw, net)
     layers = list(net.layers)
@@ -215,6 +217,16 @@ def _check_lava_equals_reference(ir, data):
                    lanes=data.draw(st.integers(1, len(x)), label="lanes"))
     assert_same_run(got, ref, layers)
     assert multiprocessing.active_children() == []
+
+
+def _draw_initial_voltages(net, data) -> None:
+    """Give some layers with compartments a random initial v (-vth..2 vth, v units)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="v_init seed"))
+    for layer in net.layers.values():
+        if not (layer.is_input and layer.input_mode == "spikes") and data.draw(
+                st.booleans(), label=f"v_init of {layer.name}"):
+            vth = int(layer.vth) << 6
+            layer.v_init = rng.integers(-vth, 2 * vth, layer.n)
 
 
 def _without_windows(net):

@@ -80,7 +80,9 @@ class LayerSpec:
     (frames as constant currents), 'spikes' or 'bias_mant' (frames are the
     integer bias mantissas of the input neurons; needs vth_mant and bias_exp).
     probe: record the layer's spike trains in every run that does not name its
-    own record list (NxTF's probeSpikes)."""
+    own record list (NxTF's probeSpikes).  v_init: the membrane potential
+    before the first step, per output channel like bias (float units, those of
+    the threshold), or None for 0; the quantizer stores it as IntLayer.v_init."""
 
     name: str
     kind: str
@@ -89,6 +91,7 @@ class LayerSpec:
     bias: np.ndarray | None = None
     input_mode: str = "bias"
     probe: bool = False
+    v_init: np.ndarray | None = None
 
     def __post_init__(self):
         self.shape = _int_tuple(self.shape)
@@ -250,6 +253,11 @@ class NetworkIR:
                     raise NetworkError(f"connection {src}->{name}: source_shape "
                                        f"{spec.source_shape} has {n_src} neurons, layer {src} "
                                        f"has {self.layer(src).n}")
+            if layer.v_init is not None and np.size(layer.v_init) not in (layer.shape[-1],
+                                                                          layer.n):
+                raise NetworkError(f"layer {name}: v_init has {np.size(layer.v_init)} values; "
+                                   f"one per channel ({layer.shape[-1]}) or per neuron "
+                                   f"({layer.n})")
             if layer.kind == INPUT and preds:
                 raise NetworkError(f"layer {name}: an input layer cannot have inputs")
             if layer.kind != INPUT and not preds:
