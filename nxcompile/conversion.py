@@ -61,8 +61,8 @@ import numpy as np
 from hwmodel.errors import NetworkError
 from nxcompile.activations import QuantizedClippedReLU
 from nxcompile.ir import KINDS
-from nxcompile.keras_ir import (batch_norm_affine, batch_norm_weights, check_channels_last,
-                               check_layer_options, neuron_kind, who)
+from nxcompile.keras_ir import (batch_norm_affine, batch_norm_weights, called_once,
+                               check_channels_last, check_layer_options, neuron_kind, who)
 from nxcompile.layers import (NX_NEURON_LAYERS, RESET_MODES, NxAdd, NxAveragePooling2D,
                               NxFlatten, NxInputLayer, NxReshape, NxZeroPadding2D)
 from nxcompile.low_latency import start_at_half_threshold
@@ -185,6 +185,7 @@ class _Converter:
         self.setters: list = []                # f(lambda of a group) -> None, per layer
         self.used: set[int] = set()            # ids of the _Linear values built
         self.spike_norms: list = []            # BatchNormalization layers after neurons
+        self.calls: dict[int, int] = {}        # id(layer) -> the node the walk met it at
         self.readout_tensor = _strip_trailing(model.outputs[0])
         self.input_layer = None
 
@@ -209,7 +210,7 @@ class _Converter:
         key = id(tensor)
         if key not in self.values:
             layer, node_index, _ = tensor._keras_history
-            if len(layer._inbound_nodes) > 1:
+            if not called_once(layer, node_index, self.calls):
                 raise NetworkError(f"{who(layer)} is called more than once; its neurons would "
                                    "exist once on the chip")
             node = layer._inbound_nodes[node_index]

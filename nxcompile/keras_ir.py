@@ -109,6 +109,14 @@ def _shape(layer, tensor) -> tuple:
     return (1, *shape) if len(shape) == 2 else shape
 
 
+def called_once(layer, node_index: int, calls: dict) -> bool:
+    """Whether the walk meets `layer` at one call only: records node_index in
+    calls (id(layer) -> node index) and is False if another was recorded.  A
+    Keras model file's Sequential gives every layer a second, unused node, so
+    the nodes the model's graph reaches count, not len(layer._inbound_nodes)."""
+    return calls.setdefault(id(layer), node_index) == node_index
+
+
 def check_channels_last(layer) -> None:
     """Reject a layer whose data_format is not 'channels_last'."""
     fmt = getattr(layer, "data_format", "channels_last")
@@ -150,6 +158,7 @@ class _Converter:
         self.ir = NetworkIR()
         self.terms: dict[int, list] = {}        # id(KerasTensor) -> its _Terms
         self.softmax: list = []                  # neuron layers with a softmax activation
+        self.calls: dict[int, int] = {}          # id(layer) -> the node the walk met it at
 
     def resolve(self, tensor) -> list:
         """The _Terms of a KerasTensor (memoized)."""
@@ -159,7 +168,7 @@ class _Converter:
             node = layer._inbound_nodes[node_index]
             kind = neuron_kind(layer)
             if kind is not None and not getattr(layer, "neurons", True):
-                self.terms[key] = self._via(layer, kind, node)
+                self.terms[key] = self._via(layer, kind, node, node_index)
             elif kind is not None:
                 self.terms[key] = [_Term(self._add_layer(layer, kind, node, tensor),
                                          _shape(layer, tensor))]
@@ -170,12 +179,12 @@ class _Converter:
                 raise NetworkError(f"{who(layer)} is not supported; {_SUPPORTED}")
         return self.terms[key]
 
-    def _via(self, layer, kind: str, node) -> list:
+    def _via(self, layer, kind: str, node, node_index: int) -> list:
         """The terms of a weighted layer without neurons: its input's, through it."""
         check_layer_options(layer, kind)
         if not KINDS[kind].weighted:
             raise NetworkError(f"{who(layer)}: neurons=False is for weighted layers only")
-        if len(layer._inbound_nodes) > 1:
+        if not called_once(layer, node_index, self.calls):
             raise NetworkError(f"{who(layer)} is called more than once")
         terms = self.resolve(node.input_tensors[0])
         for t in terms:

@@ -175,6 +175,27 @@ def test_unsupported_layers_are_named(model, message):
         convert(model(), x)
 
 
+def _shared_dense():
+    inp = keras.Input((8, 8, 1))
+    shared = L.Dense(8, activation="relu", name="shared")
+    return keras.Model(inp, L.Dense(3)(shared(shared(L.Dense(8)(L.Flatten()(inp))))))
+
+
+def test_a_layer_called_twice_is_refused_and_a_loaded_sequential_converts(tmp_path):
+    """The walk counts the calls the model's graph reaches: a layer called twice
+    is refused, a Sequential read from a model file (whose layers get a second,
+    unused call node) converts to the same network as the original."""
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1))
+    with pytest.raises(ValueError, match=r"'shared' \(Dense\) is called more than once"):
+        convert(_shared_dense(), x)
+    model = _seq(L.Conv2D(2, 3, activation="relu"), L.Flatten(), L.Dense(3))
+    model.save(tmp_path / "ann.keras")
+    loaded = keras.models.load_model(tmp_path / "ann.keras")
+    assert max(len(layer._inbound_nodes) for layer in loaded.layers) > 1
+    np.testing.assert_array_equal(convert(loaded, x).predict(x, verbose=0),
+                                  convert(model, x).predict(x, verbose=0))
+
+
 def test_bad_calibration_data_is_rejected():
     model = _seq(L.Flatten(), L.Dense(3))
     with pytest.raises(ValueError, match=r"x_calibration: values in \[-1, 1\], must be in \[0, 1\]"):
