@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--percentile", type=float, default=99.9)
     parser.add_argument("--calibration", type=int, default=1000,
                         help="training digits used to measure the activations")
+    parser.add_argument("--relu-max", type=float, default=None,
+                        help="train with ReLU(max_value=...) (e.g. 6: ReLU6) instead of ReLU")
     parser.add_argument("--lava-samples", type=int, default=3, help="0 skips the Lava check")
     parser.add_argument("--lava-steps", type=int, default=100)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/mnist"))
@@ -127,7 +129,8 @@ def main() -> None:
 
     (x_train, y_train), (x_test, y_test) = mnist_5k()
     t0 = time.perf_counter()
-    ann = train(x_train, y_train, args.epochs, args.seed)
+    relu = (lambda name: keras.layers.ReLU(max_value=args.relu_max, name=name))
+    ann = train(x_train, y_train, args.epochs, args.seed, lambda: build_ann(relu))
     ann_pred = ann.predict(x_test, verbose=0).argmax(axis=1)
     ann_acc = float(np.mean(ann_pred == y_test))
     print(f"ANN trained {args.epochs} epochs on {len(x_train)} digits in "
