@@ -133,7 +133,7 @@ def _check_neuron(layer: LayerSpec) -> None:
         raise QuantizationError(f"layer {name}: threshold {nrn.threshold} must be finite and > 0")
     if nrn.reset not in RESET_MODES:
         raise QuantizationError(f"layer {name}: resetMode={nrn.reset!r} not one of {RESET_MODES}")
-    _check_range(name, "decay_u", nrn.decay_u, 0, formats.DECAY_UNITY - 1)
+    _check_range(name, "decay_u", nrn.decay_u, formats.DU_NO_DECAY, formats.DECAY_UNITY - 1)
     _check_range(name, "decay_v", nrn.decay_v, 0, formats.DECAY_UNITY - 1)
     _check_range(name, "numWeightBits", nrn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
     if nrn.bias_exp is not None:

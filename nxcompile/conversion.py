@@ -61,6 +61,7 @@ from nxcompile.layers import (NX_NEURON_LAYERS, RESET_MODES, NxAdd, NxAveragePoo
 from nxcompile.model import NxModel
 from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_offset_and_scale,
                                      scale_parameters)
+from nxcompile.ttfs import to_ttfs
 
 _WEIGHTED = ", ".join(k.keras_class for k in KINDS.values() if k.weighted and k.keras_neurons)
 SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
@@ -68,6 +69,7 @@ SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
              "ZeroPadding2D, "
              "BatchNormalization, ReLU (max_value too), Activation('relu'/'linear'/'softmax'), "
              "Softmax, Dropout")
+CODES = ("rate", "ttfs")     # spike codes convert() maps to
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
 _TRAILING = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
@@ -461,7 +463,7 @@ def _calibration_scales(model, conv: _Converter, x: np.ndarray, percentile: floa
 
 
 def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",
-            batch_size: int = 256) -> NxModel:
+            batch_size: int = 256, code: str = "rate", steps_per_window: int = 32):
     """An NxModel equivalent to a trained Keras model (see the module docstring).
 
     x_calibration: (N, *input_shape) samples in [0, 1] (they enter as constant
@@ -469,8 +471,12 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     percentile: p in (0, 100], the activation percentile put at the threshold.
     reset: 'soft' (reset by subtraction, default) or 'hard' (reset to zero) for
     the hidden layers; the readout always resets by subtraction.  batch_size: of
-    the Keras forward pass over x_calibration.
+    the Keras forward pass over x_calibration.  code: 'rate' (this NxModel) or
+    'ttfs': its IR mapped to single-spike neurons with windows of
+    steps_per_window steps, a nxcompile.ttfs.TTFSNetwork.
     """
+    if code not in CODES:
+        raise NetworkError(f"code={code!r} not one of {CODES}")
     if reset not in RESET_MODES:
         raise NetworkError(f"reset={reset!r} not one of {RESET_MODES}")
     if not 0 < percentile <= 100:
@@ -501,6 +507,8 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
         setter(lam_of)
     snn = NxModel(conv.input_layer.output, out.tensor, name=f"{keras_model.name}_snn")
     _scale_readout(snn, out.tensor._keras_history[0], value, x, batch_size)
+    if code == "ttfs":
+        return to_ttfs(snn.to_ir(), steps_per_window)
     return snn
 
 

@@ -36,7 +36,8 @@ class NeuronSpec:
     threshold: firing threshold in the layer's float units (the units of the
     float weights and biases).  reset: 'hard' or 'soft' (reset by subtraction).
     decay_u, decay_v: 12-bit decays (decay_u=4095 makes u the input of the
-    current step only; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
+    current step only, decay_u=-1 keeps it forever: Loihi 1's decayU = 0,
+    hwmodel.formats.DU_NO_DECAY; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
     integer threshold mantissa that fixes the layer's integer scale.  bias_exp:
     if set, the 3-bit bias exponent.  num_weight_bits: 1..8.  tau_u, tau_v: the
     float time constants (in time steps) that decay_u and decay_v stand for, set

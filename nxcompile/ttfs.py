@@ -1,0 +1,303 @@
+"""Single-spike (time-to-first-spike, TTFS) networks on Loihi 1.
+
+``to_ttfs(ir, steps_per_window=T)`` maps a rate-normalized ReLU chain (the IR
+of ``nxcompile.convert``: every hidden layer's values in units of its lambda,
+threshold 1) onto integer neurons that spike at most once per sample, after
+Stanojevic et al. 2022 ("An exact mapping from ReLU networks to spiking neural
+networks"), with zeros silent.  Everything is made of ordinary IR features
+(layers, dense/window connections, decays, hard reset), so the quantizer,
+partitioner, reference simulator, Lava and the model file take it unchanged.
+
+Code.  Layer n evaluates at step p_n (p_1 = T, p_{n+1} = p_n + T + 1).  A
+value x in (0, 1] of a source is one spike at step p_n - round(T x); 0 is no
+spike.  Hidden neurons keep their current (decay_u = -1, Loihi 1's decayU = 0)
+and do not leak (dv = 0): each input spike of step s adds its weight w to u
+from step s + 1 on, so by p_n the voltage holds sum_j w_j (p_n - s_j) =
+T * sum_j W_j x_j in units of the layer's scale C (weights W * C, the largest
+|W * C| at most 254: 8-bit, exponent 0).  At p_n the input-dependent slope
+sum_j w_j of the sources that spiked is cancelled exactly: each source layer
+has a partner layer whose neuron fires at p_n if and only if its source fired
+(a latch: +0.75 threshold from the source, +0.75 from a clock), and the
+partner's synapses are the source's negated.  Zeros therefore cost no spike
+and no synaptic event anywhere.  From p_n + 1 a clock adds the slope 1 (C
+units) to every neuron, so a neuron with value z crosses the threshold
+T + 0.5 at step p_n + T + 1 - round(T z): the next layer's code for
+relu(z) rounded to 1/T (round half down; z <= 0.5 / T: silent).  At p_n + T a
+clock turns the slope to -1: no neuron of the layer can spike again.  The
+layer's bias b enters as a clock ramp of slope b over [p_n - T, p_n].  The
+readout does not spike (threshold at the 17-bit maximum); its voltage at
+step p_out holds T * (its input) and the class is its argmax (RunResult.potentials).
+
+Clocks (the bias, slope and blocking events, and the first layer's partner
+spikes) are input channels that spike once, at fixed steps: the host sends
+them with the pixels (TTFSNetwork.encode).  A clock weight larger than the
+layer's largest data weight is split over several channels, so the clock
+never coarsens the data weights' grid (one weight exponent per layer).
+
+Exact within the window: a neuron whose partial sum exceeds the threshold
+before p_n (value > 1 + 0.5 / T, or early positive inputs that later negative
+ones would cancel) fires early; CompiledTTFS.run counts such neurons and
+raises if any neuron spiked twice.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from hwmodel import formats
+from hwmodel.errors import NetworkError, NxCompileError
+from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
+
+PARTNER_GAIN = 0.75      # a partner fires on its source's spike plus its clock (1.5 > 1), not on one
+WEIGHT_TOP = formats.WEIGHT_MAX - 1     # 254: the largest mixed-sign 8-bit weight (step 2)
+READOUT_VTH = formats.THRESHOLD_MANT_MAX
+
+
+class SingleSpikeError(NxCompileError, RuntimeError):
+    """A neuron of a TTFS network spiked more than once in a sample."""
+
+
+@dataclass
+class TTFSNetwork:
+    """A TTFS network: its IR, the window length T (steps), the evaluation
+    step of every spiking layer and of the readout, and the input encoding
+    (n_pixels data channels, then n_pixels first-layer partner channels, then
+    one channel per clock, spiking at clock_steps)."""
+
+    ir: NetworkIR
+    steps_per_window: int
+    evaluation: dict
+    input_shape: tuple
+    clock_steps: list
+    spiking: list = field(default_factory=list)     # hidden layers, in order
+
+    @property
+    def num_steps(self) -> int:
+        """Steps of one inference: up to the readout's evaluation step."""
+        return self.evaluation[self.ir.outputs[0]] + 1
+
+    @property
+    def n_pixels(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Spike input (batch, num_steps, n_input) bool for frames x (batch,
+        *input_shape) in [0, 1]: pixel x at step p_1 - round(T x) (none for
+        0), its partner at p_1 where it spiked, every clock at its step."""
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        if x.shape[1] != self.n_pixels:
+            raise NetworkError(f"TTFS input: {x.shape[1]} values per sample, the network "
+                               f"takes {self.input_shape}")
+        bad = x[~((x >= 0) & (x <= 1))]
+        if bad.size:
+            raise NetworkError(f"TTFS input: value {bad[0]:.4g} outside [0, 1]")
+        T, p1, n = self.steps_per_window, self.evaluation[self.spiking[0]], self.n_pixels
+        q = np.round(x * T).astype(np.int64)
+        spikes = np.zeros((len(x), self.num_steps, 2 * n + len(self.clock_steps)), bool)
+        b, i = np.nonzero(q)
+        spikes[b, p1 - q[b, i], i] = True
+        spikes[b, p1, n + i] = True
+        for k, step in enumerate(self.clock_steps):
+            spikes[:, step, 2 * n + k] = True
+        return spikes
+
+    def decode(self, trains: np.ndarray, layer: str) -> np.ndarray:
+        """Values (batch, n) a hidden layer's spike trains (batch, steps, n)
+        encode: (p_next - s) / T for a spike at step s, 0 without one."""
+        t = np.asarray(trains).reshape(len(trains), trains.shape[1], -1)
+        nxt = self.evaluation[layer] + self.steps_per_window + 1
+        fired = t.any(axis=1)
+        first = t.argmax(axis=1)
+        return np.where(fired, (nxt - first) / self.steps_per_window, 0.0)
+
+    def compile(self, board="loihi1", **options) -> "CompiledTTFS":
+        """Partition and quantize (nxcompile.compile_ir)."""
+        from nxcompile.compiler import compile_ir
+        return CompiledTTFS(self, compile_ir(self.ir, board=board, **options))
+
+
+@dataclass
+class CompiledTTFS:
+    """A compiled TTFS network: run() encodes frames and checks the single-spike property."""
+
+    ttfs: TTFSNetwork
+    compiled: object        # nxcompile.compiled.CompiledModel
+
+    def run(self, x, backend: str = "reference", record=None, batch: int = 100):
+        """RunResult of frames x (batch, *input_shape) in [0, 1], one inference of
+        num_steps each, in batches of `batch` samples; layer_counts of every layer
+        the backend counted (reference: all).  Raises SingleSpikeError if any
+        counted neuron spiked more than once."""
+        from nxcompile.compiled import RunResult
+        x = np.asarray(x)
+        parts = [self.compiled.run(self.ttfs.encode(x[i:i + batch]), self.ttfs.num_steps,
+                                   backend=backend, record=record)
+                 for i in range(0, len(x), batch)]
+        for part in parts:
+            for name, counts in part.layer_counts.items():
+                if counts.size and counts.max() > 1:
+                    raise SingleSpikeError(f"layer {name}: a neuron spiked {counts.max()} times "
+                                           f"in one sample (TTFS allows one)")
+        cat = lambda key: np.concatenate([getattr(p, key) for p in parts])  # noqa: E731
+        return RunResult(spike_counts=cat("spike_counts"), voltages=cat("voltages"),
+                         threshold=parts[0].threshold,
+                         trains={k: np.concatenate([p.trains[k] for p in parts])
+                                 for k in parts[0].trains},
+                         num_steps=self.ttfs.num_steps,
+                         layer_counts={k: np.concatenate([p.layer_counts[k] for p in parts])
+                                       for k in parts[0].layer_counts})
+
+    def energy(self, result, costs=None):
+        """hwmodel.energy estimate per inference (CompiledModel.energy)."""
+        return self.compiled.energy(result, costs)
+
+    def report(self) -> str:
+        return self.compiled.report()
+
+
+def _layer_scale(peak: float) -> int:
+    """The layer's scale C: the largest power of two with peak * C <= 254 (8-bit
+    mixed-sign weights at exponent 0), so that the slope 1 is C exactly."""
+    if not peak > 0:
+        return 64
+    return 2 ** max(1, math.floor(math.log2(WEIGHT_TOP / peak)))
+
+
+def _split(w: np.ndarray, peak: float, scale: int | None) -> list:
+    """A clock's weights (float, per target neuron) as the weights of one or
+    more clock channels, none larger than the layer's largest data weight
+    `peak`, so the clock does not raise the layer's weight exponent.  With the
+    layer's scale known, each part lies on its grid of 8-bit mixed-sign weights
+    (steps of 2 / scale) and the parts sum to the weights rounded once."""
+    if scale is None or not peak > 0:
+        return [w]
+    units = np.round(w * scale / 2).astype(np.int64)
+    top = max(1, math.floor(peak * scale / 2 * (1 + 1e-12)))
+    parts = max(1, -(-int(np.abs(units).max()) // top))
+    q, r = np.divmod(units, parts)
+    return [(q + (k < r)) * 2.0 / scale for k in range(parts)]
+
+
+def _negated(spec: ConnectionSpec, target_shape: tuple) -> ConnectionSpec:
+    """The partner's connection: spec with its weights negated (average
+    pooling as the equivalent depthwise convolution)."""
+    if spec.kind == "avg_pool2d":
+        if spec.padding != "valid" or any(map(any, spec.pre_padding)):
+            raise NetworkError("TTFS: average pooling with padding is not supported (its "
+                               "divisor varies at the border)")
+        ph, pw = spec.pool_size
+        c = spec.source_shape[2]
+        return ConnectionSpec("depthwise_conv2d", spec.source_shape,
+                              kernel=np.full((ph, pw, c, 1), -1.0 / (ph * pw)),
+                              strides=spec.strides, padding="valid",
+                              channel_offset=spec.channel_offset, in_channels=spec.in_channels)
+    if spec.kernel is None:
+        raise NetworkError(f"TTFS: a {spec.kind} connection cannot be negated")
+    return replace(spec, kernel=-np.asarray(spec.kernel, np.float64))
+
+
+def _partner(layer: LayerSpec):
+    """The partner layer of a spiking layer and the connection into it."""
+    spec = LayerSpec(f"{layer.name}_partner", "identity" if len(layer.shape) == 3 else "dense",
+                     layer.shape, NeuronSpec(threshold=1.0, reset="hard"))
+    if len(layer.shape) == 3:
+        conn = ConnectionSpec("identity", layer.shape,
+                              kernel=np.full((1, 1, layer.shape[2], 1), PARTNER_GAIN))
+    else:
+        conn = ConnectionSpec("dense", layer.shape, kernel=PARTNER_GAIN * np.eye(layer.n))
+    return spec, conn
+
+
+def _check_chain(ir: NetworkIR) -> list:
+    order = ir.order()
+    for prev, name in zip(order, order[1:]):
+        if ir.predecessors(name) != [prev] or ir.successors(prev) != [name]:
+            raise NetworkError(f"TTFS: layer {name} must take exactly the layer before it "
+                               f"({prev}); only chains are supported")
+    if ir.layer(order[0]).kind != INPUT or ir.layer(order[0]).input_mode != "bias":
+        raise NetworkError("TTFS: the network must start with a frame (bias mode) input layer")
+    return order
+
+
+def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
+    """The TTFS network of a rate-normalized ReLU chain (module doc)."""
+    T = steps_per_window
+    if not (isinstance(T, int) and 1 <= T <= 4096):
+        raise NetworkError(f"steps_per_window={T!r} must be an integer in 1..4096")
+    order = _check_chain(ir)
+    inp, layers = ir.layer(order[0]), [ir.layer(n) for n in order[1:]]
+    hidden, readout = layers[:-1], layers[-1]
+    if not hidden:
+        raise NetworkError("TTFS: the network needs at least one hidden layer")
+    evaluation, step = {}, T
+    for layer in layers:
+        evaluation[layer.name] = step
+        step += T + 1
+    n_pix = inp.n
+    events = []          # (step, target layer, float weights per target neuron)
+    out = NetworkIR()
+    specs, data = {}, {}
+    for i, layer in enumerate(layers):
+        src = order[i]
+        conn = ir.connection(src, layer.name)
+        mat = connection_matrix(conn, layer.shape)
+        peak = float(abs(mat).max()) if mat.nnz else 0.0
+        scale = _layer_scale(peak)
+        p = evaluation[layer.name]
+        bias = np.zeros(layer.n) if layer.bias is None else np.tile(
+            np.asarray(layer.bias, np.float64).ravel(), layer.n // np.size(layer.bias))
+        if layer is readout:
+            nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
+                             decay_v=0, vth_mant=READOUT_VTH)
+        else:
+            nrn = NeuronSpec(threshold=T + 0.5, reset="hard", decay_u=formats.DU_NO_DECAY,
+                             decay_v=0, vth_mant=int((T + 0.5) * scale))
+            events += [(p, layer.name, 1.0 - bias, peak, scale),
+                       (p + T, layer.name, np.full(layer.n, -2.0), peak, scale)]
+        if bias.any():
+            events.append((p - T, layer.name, bias, peak, scale))
+        specs[layer.name] = replace(layer, neuron=nrn, bias=None, probe=layer.probe)
+        data[layer.name] = (src, conn, mat)
+    partners = {}
+    for layer in hidden[:-1]:
+        partners[layer.name] = _partner(layer)
+        nxt = order[order.index(layer.name) + 1]
+        events.append((evaluation[nxt] - 1, partners[layer.name][0].name,
+                       np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))
+    channels = []       # (step, target, weights)
+    for step, target, w, peak, scale in events:
+        channels += [(step, target, part) for part in _split(w, peak, scale)]
+    n_in = 2 * n_pix + len(channels)
+    out.add_layer(LayerSpec("ttfs_input", INPUT, (n_in,), NeuronSpec(), input_mode="spikes"))
+    for layer in layers:
+        out.add_layer(specs[layer.name])
+        if layer.name in partners:
+            out.add_layer(partners[layer.name][0])
+    clock_rows = {}
+    for k, (_, target, w) in enumerate(channels):
+        clock_rows.setdefault(target, []).append((2 * n_pix + k, w))
+    first = layers[0].name
+    for layer in layers:
+        src, conn, mat = data[layer.name]
+        kernel = np.zeros((n_in, layer.n))
+        for row, w in clock_rows.get(layer.name, []):
+            kernel[row] = w
+        if layer.name == first:
+            kernel[:n_pix] = mat.T.toarray()
+            kernel[n_pix:2 * n_pix] = -kernel[:n_pix]
+        else:
+            out.connect(src, layer.name, conn)
+            if src in partners:
+                out.connect(partners[src][0].name, layer.name, _negated(conn, layer.shape))
+        out.connect("ttfs_input", layer.name, ConnectionSpec("dense", (n_in,), kernel=kernel))
+    for name, (spec, conn) in partners.items():
+        out.connect(name, spec.name, conn)
+        kernel = np.zeros((n_in, spec.n))
+        for row, w in clock_rows[spec.name]:
+            kernel[row] = w
+        out.connect("ttfs_input", spec.name, ConnectionSpec("dense", (n_in,), kernel=kernel))
+    out.validate()
+    return TTFSNetwork(out, T, evaluation, tuple(inp.shape), [s for s, _, _ in channels],
+                       spiking=[h.name for h in hidden])

@@ -1,0 +1,167 @@
+"""Single-spike (TTFS) networks (nxcompile.ttfs): exactness of the mapping,
+the single-spike property, Lava == reference, and the limits it refuses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwmodel import formats
+from hwmodel.errors import NetworkError
+from mapper.quantize import QuantizationError, quantize_network
+from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
+from nxcompile.ttfs import to_ttfs
+
+GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them exactly
+
+
+def _flat_bias(layer: LayerSpec) -> np.ndarray:
+    return np.zeros(layer.n) if layer.bias is None else np.tile(layer.bias, layer.n // len(layer.bias))
+
+
+def _preactivation(ir: NetworkIR, name: str, values: np.ndarray) -> np.ndarray:
+    """The ANN's input sum of layer `name` for its source's values (batch, n)."""
+    spec = ir.connection(ir.predecessors(name)[0], name)
+    return values @ connection_matrix(spec, ir.layer(name).shape).T.toarray() \
+        + _flat_bias(ir.layer(name))
+
+
+def _chain(seed: int, pool: bool = False) -> tuple[NetworkIR, np.ndarray]:
+    """A random conv -> (avg pool) -> dense -> readout ReLU chain, each hidden layer
+    scaled by its largest activation on the returned inputs (convert with
+    percentile 100), weights and biases rounded to the 1/64 grid (and weights
+    within +-1.9, so that every layer's scale is at least 128: the grid is exact)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (12, 6, 6, 1))
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("in", INPUT, (6, 6, 1)))
+    ir.add_layer(LayerSpec("conv", "conv2d", (4, 4, 4), bias=rng.normal(0, 0.1, 4)))
+    ir.connect("in", "conv", ConnectionSpec("conv2d", (6, 6, 1), kernel=rng.normal(0, 0.5, (3, 3, 1, 4))))
+    src, shape = "conv", (4, 4, 4)
+    if pool:
+        ir.add_layer(LayerSpec("pool", "avg_pool2d", (2, 2, 4)))
+        ir.connect("conv", "pool", ConnectionSpec("avg_pool2d", (4, 4, 4), pool_size=(2, 2),
+                                                  strides=(2, 2)))
+        src, shape = "pool", (2, 2, 4)
+    n = int(np.prod(shape))
+    ir.add_layer(LayerSpec("hid", "dense", (8,), bias=rng.normal(0, 0.1, 8)))
+    ir.connect(src, "hid", ConnectionSpec("dense", (n,), kernel=rng.normal(0, 0.3, (n, 8))))
+    ir.add_layer(LayerSpec("out", "dense", (3,)))
+    ir.connect("hid", "out", ConnectionSpec("dense", (8,), kernel=rng.normal(0, 0.5, (8, 3))))
+    values, lam_in = x.reshape(len(x), -1), 1.0
+    for name in ir.order()[1:]:
+        spec, layer = ir.connection(ir.predecessors(name)[0], name), ir.layer(name)
+        act = np.maximum(_preactivation(ir, name, values), 0)
+        lam = act.max() if ir.successors(name) and spec.kernel is not None else 1.0
+        if spec.kernel is not None:
+            spec.kernel = np.clip(np.round(spec.kernel * lam_in / lam * GRID) / GRID, -1.9, 1.9)
+        if layer.bias is not None:
+            layer.bias = np.round(layer.bias / lam * GRID) / GRID
+        values, lam_in = np.maximum(_preactivation(ir, name, values), 0), 1.0
+    return ir, x
+
+
+def _round_half_down(z: np.ndarray, T: int) -> np.ndarray:
+    return np.maximum(np.ceil(T * z - 0.5), 0) / T
+
+
+@pytest.mark.parametrize("seed,pool,T", [(0, False, 16), (1, True, 8), (2, True, 32)])
+def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
+    """Every hidden layer's decoded spike times equal its ReLU activation of the
+    previous layer's decoded values rounded to 1/T (the mapping's only error), the
+    readout's voltage is exactly T times its input sum (weights on the grid: no
+    quantization error), and no neuron spikes twice."""
+    ir, x = _chain(seed, pool)
+    net = to_ttfs(ir, T)
+    compiled = net.compile()
+    hidden = ir.order()[1:-1]
+    result = compiled.run(x, record=hidden)
+    values = np.round(x.reshape(len(x), -1) * T) / T
+    for name in hidden:
+        z = _preactivation(ir, name, values)
+        decoded = net.decode(result.trains[name], name)
+        np.testing.assert_array_equal(decoded, _round_half_down(z, T), err_msg=name)
+        assert 0.05 < np.mean(decoded > 0) < 0.95, name      # both spikes and silent zeros
+        assert np.abs(decoded - np.maximum(z, 0)).max() <= 0.5 / T + 1e-12
+        values = decoded
+    scale = compiled.compiled.quantization["out"].sigma
+    z_out = _preactivation(ir, "out", values)
+    np.testing.assert_array_equal(result.potentials.reshape(len(x), -1),
+                                  z_out * T * scale * 2 ** formats.ACTIVATION_SHIFT)
+    assert result.spike_counts.sum() == 0
+    for name, counts in result.layer_counts.items():
+        assert counts.max() <= 1, name
+
+
+def test_single_spike_on_random_inputs():
+    """Random networks, inputs they were not scaled on (values beyond 1 included): at
+    most one spike per neuron per sample, and each hidden layer spikes only in its
+    window [p_n + 1, p_n + T] or before it (early)."""
+    T = 16
+    for seed in range(3):
+        ir, _ = _chain(10 + seed, pool=seed == 1)
+        net = to_ttfs(ir, T)
+        compiled = net.compile()
+        x = np.random.default_rng(seed).uniform(0, 1, (40, 6, 6, 1)) ** 0.5   # brighter
+        hidden = ir.order()[1:-1]
+        result = compiled.run(x, record=hidden)
+        for name, counts in result.layer_counts.items():
+            assert counts.max() <= 1, (seed, name)
+        for name in hidden:
+            steps = np.nonzero(result.trains[name].reshape(len(x), net.num_steps, -1))[1]
+            assert steps.max() <= net.evaluation[name] + T
+
+
+def test_lava_equals_reference():
+    """Lava's fixed-point simulator gives the reference's spike trains in every layer
+    (partners included) and the readout's voltages, bit for bit."""
+    ir, x = _chain(3, pool=True)
+    compiled = to_ttfs(ir, 8).compile()
+    names = compiled.ttfs.ir.order()[1:]
+    lava = compiled.run(x[:2], backend="lava", record=names)
+    ref = compiled.run(x[:2], record=names)
+    np.testing.assert_array_equal(lava.voltages, ref.voltages)
+    for name in names:
+        np.testing.assert_array_equal(lava.trains[name], ref.trains[name], err_msg=name)
+    assert sum(ref.trains[n].sum() for n in names) > 20
+
+
+def test_structure_and_costs():
+    """Partners only for sources of spiking layers, clocks as input channels that
+    spike once each, hidden neurons with a current that never decays."""
+    ir, x = _chain(4, pool=True)
+    net = to_ttfs(ir, 8)
+    assert [n for n in net.ir.order() if n.endswith("_partner")] == ["conv_partner", "pool_partner"]
+    spikes = net.encode(x[:2])
+    n_pix = 36
+    assert (spikes[:, :, 2 * n_pix:].sum(axis=1) == 1).all()
+    assert (spikes[:, :, :2 * n_pix].sum(axis=1) <= 1).all()
+    for name in ("conv", "pool", "hid", "out"):
+        assert net.ir.layer(name).neuron.decay_u == formats.DU_NO_DECAY
+    assert net.num_steps == 4 * (8 + 1)
+
+
+def test_refusals():
+    ir, x = _chain(5)
+    with pytest.raises(NetworkError, match="steps_per_window=0"):
+        to_ttfs(ir, 0)
+    with pytest.raises(NetworkError, match="outside"):
+        to_ttfs(ir, 8).encode(x * 1.5)
+    ir.add_layer(LayerSpec("side", "dense", (3,)))
+    ir.connect("hid", "side", ConnectionSpec("dense", (8,), kernel=np.ones((8, 3))))
+    with pytest.raises(NetworkError, match="only chains"):
+        to_ttfs(ir, 8)
+
+
+@pytest.mark.parametrize("decay_u,ok", [(formats.DU_NO_DECAY, True), (formats.DU_NO_DECAY - 1, False),
+                                        (formats.DECAY_UNITY - 1, True), (formats.DECAY_UNITY, False)])
+def test_decay_u_limits(decay_u, ok):
+    """decay_u = -1 (Loihi 1's decayU = 0: no current decay) is the lowest value."""
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("in", INPUT, (2,)))
+    ir.add_layer(LayerSpec("out", "dense", (2,), NeuronSpec(decay_u=decay_u)))
+    ir.connect("in", "out", ConnectionSpec("dense", (2,), kernel=np.eye(2)))
+    if ok:
+        assert quantize_network(ir)[0].layers["out"].du == decay_u
+    else:
+        with pytest.raises(QuantizationError, match="decay_u"):
+            quantize_network(ir)
