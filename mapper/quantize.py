@@ -254,8 +254,11 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         _check_finite(layer.name, f"kernel (from {src})", m.data)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
+    own = {src for src in mats if ir.connection(src, layer.name).own_exponent}
     all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
     mode = formats.sign_mode(all_w, nrn.shared_sign)
+    shared = [m.data for src, m in mats.items() if src not in own]
+    all_w = np.concatenate(shared) if shared else np.zeros(0)     # the weights that set sigma
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
@@ -290,24 +293,27 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
                 f"{w_top}; they need weight exponent {w_exp} (or a lower vThMant)")
         w_exp = fixed_exp
 
-    def units_of(values: np.ndarray) -> np.ndarray:
-        """Float weights in steps of the grid, rounded (before clipping)."""
-        return np.round(values * sigma / 2 ** w_exp / step)
-
     def stored(units: np.ndarray) -> np.ndarray:
         """Rounded units -> the integers Loihi stores (clipped to the grid)."""
         return (np.clip(units, lo_units, hi_units) * step).astype(np.int64)
 
-    def on_grid(values: np.ndarray) -> np.ndarray:
-        return stored(units_of(values))
-
     conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
     for src, m in mats.items():
+        exp = w_exp if src not in own else _weight_exponent(
+            layer.name, float(np.max(np.abs(m.data), initial=0)) * sigma, w_top)
+
+        def units_of(values: np.ndarray, exp=exp) -> np.ndarray:
+            """Float weights in steps of the grid, rounded (before clipping)."""
+            return np.round(values * sigma / 2 ** exp / step)
+
+        def on_grid(values: np.ndarray, units_of=units_of) -> np.ndarray:
+            return stored(units_of(values))
+
         w = m.copy()
         units = units_of(m.data)
         clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
         w.data = stored(units)
-        err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
+        err_num += float(np.sum((w.data * 2 ** exp / sigma - m.data) ** 2))
         err_den += float(np.sum(m.data ** 2))
         w.eliminate_zeros()
         w = sp.csr_matrix(w)
@@ -317,7 +323,7 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
             delays = sp.csr_matrix(delays.multiply(w != 0), dtype=np.int64)
             delays.eliminate_zeros()
         conns.append(IntConnection(source=src, target=layer.name, weights=w,
-                                   weight_exp=w_exp, num_weight_bits=nrn.num_weight_bits,
+                                   weight_exp=exp, num_weight_bits=nrn.num_weight_bits,
                                    sign_mode=mode, window=window_of(spec, layer.shape, w, on_grid),
                                    delays=delays if delays is not None and delays.nnz else None))
     bias_v = bias * sigma * 2 ** formats.ACTIVATION_SHIFT

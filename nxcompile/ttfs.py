@@ -52,7 +52,10 @@ from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 
 PARTNER_GAIN = 0.75      # a partner fires on its source's spike plus its clock (1.5 > 1), not on one
 WEIGHT_TOP = formats.WEIGHT_MAX - 1     # 254: the largest mixed-sign 8-bit weight (step 2)
+# the guard: a one-step voltage pulse of the largest weight at the largest exponent (u units / 64)
+GUARD = WEIGHT_TOP << formats.WEIGHT_EXP_MAX
 READOUT_VTH = formats.THRESHOLD_MANT_MAX
+CLOCK = "ttfs_clock"     # the relay neurons of the guard pulses
 
 
 class SingleSpikeError(NxCompileError, RuntimeError):
@@ -157,12 +160,22 @@ class CompiledTTFS:
         return self.compiled.report()
 
 
-def _layer_scale(peak: float) -> int:
+def _layer_scale(peak: float, T: int) -> int:
     """The layer's scale C: the largest power of two with peak * C <= 254 (8-bit
-    mixed-sign weights at exponent 0), so that the slope 1 is C exactly."""
-    if not peak > 0:
-        return 64
-    return 2 ** max(1, math.floor(math.log2(WEIGHT_TOP / peak)))
+    mixed-sign weights at exponent 0), so that the slope 1 is C exactly, and
+    with (T + 0.5) * C + GUARD within the 17-bit threshold mantissa."""
+    top = (formats.THRESHOLD_MANT_MAX - GUARD) / (T + 0.5)
+    if peak > 0:
+        top = min(top, WEIGHT_TOP / peak)
+    return 2 ** max(1, math.floor(math.log2(top)))
+
+
+def _clock_kernel(n_in: int, n_target: int, rows: list) -> np.ndarray:
+    """Dense kernel (n_in, n_target) of the clock channels `rows` [(row, weights)]."""
+    kernel = np.zeros((n_in, n_target))
+    for row, w in rows:
+        kernel[row] = w
+    return kernel
 
 
 def _split(w: np.ndarray, peak: float, scale: int | None) -> list:
@@ -210,6 +223,27 @@ def _partner(layer: LayerSpec):
     return spec, conn
 
 
+def _folded_chain(ir: NetworkIR, order: list) -> tuple[list, dict]:
+    """The chain's neuron layers and {layer: (source, connection)}, an average
+    pooling followed by a dense connection folded into it (pooling is linear
+    and its values are never negative: no neurons, no window and no rounding
+    to 1/T needed)."""
+    layers, conns = [], {}
+    for prev, name in zip(order, order[1:]):
+        spec = ir.connection(prev, name)
+        if layers and layers[-1].kind == "avg_pool2d" and spec.kind == "dense" \
+                and spec.delays is None and not spec.channel_offset:
+            pool = layers.pop()
+            src, pool_spec = conns.pop(pool.name)
+            m = connection_matrix(pool_spec, pool.shape)          # (n_pool, n_src)
+            kernel = m.T @ np.asarray(spec.kernel, np.float64)[:pool.n]
+            spec = ConnectionSpec("dense", (ir.layer(src).n,), kernel=np.asarray(kernel))
+            prev = src
+        layers.append(ir.layer(name))
+        conns[name] = (prev, spec)
+    return layers, conns
+
+
 def _check_chain(ir: NetworkIR) -> list:
     order = ir.order()
     for prev, name in zip(order, order[1:]):
@@ -224,10 +258,11 @@ def _check_chain(ir: NetworkIR) -> list:
 def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     """The TTFS network of a rate-normalized ReLU chain (module doc)."""
     T = steps_per_window
-    if not (isinstance(T, int) and 1 <= T <= 4096):
-        raise NetworkError(f"steps_per_window={T!r} must be an integer in 1..4096")
+    if not (isinstance(T, int) and 2 <= T <= 1024):
+        raise NetworkError(f"steps_per_window={T!r} must be an integer in 2..1024")
     order = _check_chain(ir)
-    inp, layers = ir.layer(order[0]), [ir.layer(n) for n in order[1:]]
+    inp = ir.layer(order[0])
+    layers, conns = _folded_chain(ir, order)
     hidden, readout = layers[:-1], layers[-1]
     if not hidden:
         raise NetworkError("TTFS: the network needs at least one hidden layer")
@@ -238,13 +273,12 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     n_pix = inp.n
     events = []          # (step, target layer, float weights per target neuron)
     out = NetworkIR()
-    specs, data = {}, {}
-    for i, layer in enumerate(layers):
-        src = order[i]
-        conn = ir.connection(src, layer.name)
+    specs, data, guards = {}, {}, []
+    for layer in layers:
+        src, conn = conns[layer.name]
         mat = connection_matrix(conn, layer.shape)
         peak = float(abs(mat).max()) if mat.nnz else 0.0
-        scale = _layer_scale(peak)
+        scale = _layer_scale(peak, T)
         p = evaluation[layer.name]
         bias = np.zeros(layer.n) if layer.bias is None else np.tile(
             np.asarray(layer.bias, np.float64).ravel(), layer.n // np.size(layer.bias))
@@ -252,8 +286,10 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
             nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
                              decay_v=0, vth_mant=READOUT_VTH)
         else:
-            nrn = NeuronSpec(threshold=T + 0.5, reset="hard", decay_u=formats.DU_NO_DECAY,
-                             decay_v=0, vth_mant=int((T + 0.5) * scale))
+            vth = int((T + 0.5) * scale) + GUARD
+            nrn = NeuronSpec(threshold=vth / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
+                             decay_v=0, vth_mant=vth)
+            guards.append(layer.name)
             events += [(p, layer.name, 1.0 - bias, peak, scale),
                        (p + T, layer.name, np.full(layer.n, -2.0), peak, scale)]
         if bias.any():
@@ -261,16 +297,20 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         specs[layer.name] = replace(layer, neuron=nrn, bias=None, probe=layer.probe)
         data[layer.name] = (src, conn, mat)
     partners = {}
-    for layer in hidden[:-1]:
+    for layer, nxt in zip(hidden[:-1], layers[1:]):
         partners[layer.name] = _partner(layer)
-        nxt = order[order.index(layer.name) + 1]
-        events.append((evaluation[nxt] - 1, partners[layer.name][0].name,
+        events.append((evaluation[nxt.name] - 1, partners[layer.name][0].name,
                        np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))
+    for k, name in enumerate(guards):        # relays fire at p - 1 (pulse on) and p (off)
+        for on in (0, 1):
+            events.append((evaluation[name] - 2 + on, CLOCK,
+                           1.5 * (np.arange(2 * len(guards)) == 2 * k + on), 1.5, None))
     channels = []       # (step, target, weights)
     for step, target, w, peak, scale in events:
         channels += [(step, target, part) for part in _split(w, peak, scale)]
     n_in = 2 * n_pix + len(channels)
     out.add_layer(LayerSpec("ttfs_input", INPUT, (n_in,), NeuronSpec(), input_mode="spikes"))
+    out.add_layer(LayerSpec(CLOCK, "dense", (2 * len(guards),), NeuronSpec(reset="hard")))
     for layer in layers:
         out.add_layer(specs[layer.name])
         if layer.name in partners:
@@ -281,9 +321,7 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     first = layers[0].name
     for layer in layers:
         src, conn, mat = data[layer.name]
-        kernel = np.zeros((n_in, layer.n))
-        for row, w in clock_rows.get(layer.name, []):
-            kernel[row] = w
+        kernel = _clock_kernel(n_in, layer.n, clock_rows.get(layer.name, []))
         if layer.name == first:
             kernel[:n_pix] = mat.T.toarray()
             kernel[n_pix:2 * n_pix] = -kernel[:n_pix]
@@ -292,12 +330,18 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
             if src in partners:
                 out.connect(partners[src][0].name, layer.name, _negated(conn, layer.shape))
         out.connect("ttfs_input", layer.name, ConnectionSpec("dense", (n_in,), kernel=kernel))
+    out.connect("ttfs_input", CLOCK, ConnectionSpec("dense", (n_in,), kernel=_clock_kernel(
+        n_in, 2 * len(guards), clock_rows[CLOCK])))
+    for k, name in enumerate(guards):
+        scale = out.layer(name).neuron.vth_mant / out.layer(name).neuron.threshold
+        kernel = np.zeros((2 * len(guards), out.layer(name).n))
+        kernel[2 * k], kernel[2 * k + 1] = GUARD / scale, -GUARD / scale
+        out.connect(CLOCK, name, ConnectionSpec("dense", (2 * len(guards),), kernel=kernel,
+                                                own_exponent=True))
     for name, (spec, conn) in partners.items():
         out.connect(name, spec.name, conn)
-        kernel = np.zeros((n_in, spec.n))
-        for row, w in clock_rows[spec.name]:
-            kernel[row] = w
-        out.connect("ttfs_input", spec.name, ConnectionSpec("dense", (n_in,), kernel=kernel))
+        out.connect("ttfs_input", spec.name, ConnectionSpec("dense", (n_in,), kernel=_clock_kernel(
+            n_in, spec.n, clock_rows[spec.name])))
     out.validate()
     return TTFSNetwork(out, T, evaluation, tuple(inp.shape), [s for s, _, _ in channels],
                        spiking=[h.name for h in hidden])

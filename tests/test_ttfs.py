@@ -9,7 +9,7 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError
 from mapper.quantize import QuantizationError, quantize_network
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
-from nxcompile.ttfs import to_ttfs
+from nxcompile.ttfs import SingleSpikeError, to_ttfs
 
 GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them exactly
 
@@ -25,11 +25,12 @@ def _preactivation(ir: NetworkIR, name: str, values: np.ndarray) -> np.ndarray:
         + _flat_bias(ir.layer(name))
 
 
-def _chain(seed: int, pool: bool = False) -> tuple[NetworkIR, np.ndarray]:
-    """A random conv -> (avg pool) -> dense -> readout ReLU chain, each hidden layer
-    scaled by its largest activation on the returned inputs (convert with
-    percentile 100), weights and biases rounded to the 1/64 grid (and weights
-    within +-1.9, so that every layer's scale is at least 128: the grid is exact)."""
+def _chain(seed: int, pool: str | None = None) -> tuple[NetworkIR, np.ndarray]:
+    """A random ReLU chain conv -> [avg pool] -> dense (pool='dense', folded by
+    to_ttfs) or conv (pool='conv', kept) -> readout, each hidden layer scaled by
+    its largest activation on the returned inputs (convert with percentile 100),
+    weights and biases rounded to the 1/64 grid (and weights within +-1.9, so
+    that every layer's scale is at least 128: the grid is exact)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, (12, 6, 6, 1))
     ir = NetworkIR()
@@ -42,6 +43,11 @@ def _chain(seed: int, pool: bool = False) -> tuple[NetworkIR, np.ndarray]:
         ir.connect("conv", "pool", ConnectionSpec("avg_pool2d", (4, 4, 4), pool_size=(2, 2),
                                                   strides=(2, 2)))
         src, shape = "pool", (2, 2, 4)
+    if pool == "conv":
+        ir.add_layer(LayerSpec("conv2", "conv2d", (1, 1, 6), bias=rng.normal(0, 0.1, 6)))
+        ir.connect("pool", "conv2", ConnectionSpec("conv2d", shape,
+                                                   kernel=rng.normal(0, 0.5, (2, 2, 4, 6))))
+        src, shape = "conv2", (1, 1, 6)
     n = int(np.prod(shape))
     ir.add_layer(LayerSpec("hid", "dense", (8,), bias=rng.normal(0, 0.1, 8)))
     ir.connect(src, "hid", ConnectionSpec("dense", (n,), kernel=rng.normal(0, 0.3, (n, 8))))
@@ -60,28 +66,36 @@ def _chain(seed: int, pool: bool = False) -> tuple[NetworkIR, np.ndarray]:
     return ir, x
 
 
-def _round_half_down(z: np.ndarray, T: int) -> np.ndarray:
-    return np.maximum(np.ceil(T * z - 0.5), 0) / T
+def _ttfs_value(z: np.ndarray, T: int) -> np.ndarray:
+    """What a TTFS neuron codes for input sum z: relu(z) rounded to 1/T (half
+    down), at most 1 + 1/T (a spike on the window's first step)."""
+    return np.clip(np.ceil(T * z - 0.5), 0, T + 1) / T
 
 
-@pytest.mark.parametrize("seed,pool,T", [(0, False, 16), (1, True, 8), (2, True, 32)])
+@pytest.mark.parametrize("seed,pool,T", [(0, None, 16), (1, "dense", 8), (2, "conv", 32),
+                                         (6, "conv", 8)])
 def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
-    """Every hidden layer's decoded spike times equal its ReLU activation of the
-    previous layer's decoded values rounded to 1/T (the mapping's only error), the
+    """Every spiking layer's decoded spike times equal its ReLU activation of the
+    previous layer's decoded values rounded to 1/T and clipped at 1 + 1/T (the
+    mapping's only errors; an
+    average pooling before a dense layer is folded into it, unrounded), the
     readout's voltage is exactly T times its input sum (weights on the grid: no
     quantization error), and no neuron spikes twice."""
     ir, x = _chain(seed, pool)
     net = to_ttfs(ir, T)
+    assert ("pool" in net.spiking) == (pool == "conv")
     compiled = net.compile()
-    hidden = ir.order()[1:-1]
-    result = compiled.run(x, record=hidden)
+    result = compiled.run(x, record=net.spiking)
     values = np.round(x.reshape(len(x), -1) * T) / T
-    for name in hidden:
+    for name in ir.order()[1:-1]:
         z = _preactivation(ir, name, values)
+        if name not in net.spiking:         # folded pooling: linear, not rounded
+            values = z
+            continue
         decoded = net.decode(result.trains[name], name)
-        np.testing.assert_array_equal(decoded, _round_half_down(z, T), err_msg=name)
+        np.testing.assert_array_equal(decoded, _ttfs_value(z, T), err_msg=name)
         assert 0.05 < np.mean(decoded > 0) < 0.95, name      # both spikes and silent zeros
-        assert np.abs(decoded - np.maximum(z, 0)).max() <= 0.5 / T + 1e-12
+        assert np.abs(decoded - np.clip(z, 0, 1 + 1 / T)).max() <= 0.5 / T + 1e-12
         values = decoded
     scale = compiled.compiled.quantization["out"].sigma
     z_out = _preactivation(ir, "out", values)
@@ -93,28 +107,46 @@ def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
 
 
 def test_single_spike_on_random_inputs():
-    """Random networks, inputs they were not scaled on (values beyond 1 included): at
-    most one spike per neuron per sample, and each hidden layer spikes only in its
-    window [p_n + 1, p_n + T] or before it (early)."""
+    """Random networks, fresh random inputs of the distribution they were scaled
+    on: at most one spike per neuron per sample, each spiking layer in its window
+    [p_n + 1, p_n + T] (or before it, early)."""
     T = 16
     for seed in range(3):
-        ir, _ = _chain(10 + seed, pool=seed == 1)
+        ir, _ = _chain(10 + seed, pool=(None, "dense", "conv")[seed])
         net = to_ttfs(ir, T)
         compiled = net.compile()
-        x = np.random.default_rng(seed).uniform(0, 1, (40, 6, 6, 1)) ** 0.5   # brighter
-        hidden = ir.order()[1:-1]
-        result = compiled.run(x, record=hidden)
+        x = np.random.default_rng(seed).uniform(0, 1, (40, 6, 6, 1))
+        result = compiled.run(x, record=net.spiking)
         for name, counts in result.layer_counts.items():
             assert counts.max() <= 1, (seed, name)
-        for name in hidden:
+        for name in net.spiking:
             steps = np.nonzero(result.trains[name].reshape(len(x), net.num_steps, -1))[1]
             assert steps.max() <= net.evaluation[name] + T
+            assert steps.min() > net.evaluation[name] - T
+
+
+def test_second_spike_raises():
+    """An input sum far beyond the range a network was scaled on (36 inputs of
+    weight 1 at value 1: 36) crosses the threshold before the guard pulse; the
+    second spike that follows is an error, never a silently wrong result.  In
+    its range (two inputs at 0.5: 1) one spike."""
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("in", INPUT, (36,)))
+    ir.add_layer(LayerSpec("hid", "dense", (2,)))
+    ir.connect("in", "hid", ConnectionSpec("dense", (36,), kernel=np.ones((36, 2))))
+    ir.add_layer(LayerSpec("out", "dense", (2,)))
+    ir.connect("hid", "out", ConnectionSpec("dense", (2,), kernel=np.eye(2)))
+    compiled = to_ttfs(ir, 16).compile()
+    assert compiled.run(np.eye(1, 36) / 2 + np.eye(1, 36, 1) / 2).layer_counts["hid"].tolist() \
+        == [[1, 1]]
+    with pytest.raises(SingleSpikeError, match="layer hid: a neuron spiked 2 times"):
+        compiled.run(np.ones((1, 36)))
 
 
 def test_lava_equals_reference():
     """Lava's fixed-point simulator gives the reference's spike trains in every layer
     (partners included) and the readout's voltages, bit for bit."""
-    ir, x = _chain(3, pool=True)
+    ir, x = _chain(3, pool="conv")
     compiled = to_ttfs(ir, 8).compile()
     names = compiled.ttfs.ir.order()[1:]
     lava = compiled.run(x[:2], backend="lava", record=names)
@@ -128,16 +160,17 @@ def test_lava_equals_reference():
 def test_structure_and_costs():
     """Partners only for sources of spiking layers, clocks as input channels that
     spike once each, hidden neurons with a current that never decays."""
-    ir, x = _chain(4, pool=True)
+    ir, x = _chain(4, pool="conv")
     net = to_ttfs(ir, 8)
-    assert [n for n in net.ir.order() if n.endswith("_partner")] == ["conv_partner", "pool_partner"]
+    assert [n for n in net.ir.order() if n.endswith("_partner")] == [
+        "conv_partner", "pool_partner", "conv2_partner"]
     spikes = net.encode(x[:2])
     n_pix = 36
     assert (spikes[:, :, 2 * n_pix:].sum(axis=1) == 1).all()
     assert (spikes[:, :, :2 * n_pix].sum(axis=1) <= 1).all()
-    for name in ("conv", "pool", "hid", "out"):
+    for name in ("conv", "pool", "conv2", "hid", "out"):
         assert net.ir.layer(name).neuron.decay_u == formats.DU_NO_DECAY
-    assert net.num_steps == 4 * (8 + 1)
+    assert net.num_steps == 5 * (8 + 1)
 
 
 def test_refusals():

@@ -116,6 +116,11 @@ class ConnectionSpec:
     or (dense only) an int array of the kernel's shape (n_in, n_out): the
     per-synapse delay in time steps (0..hwmodel.synapse_format.DELAY_MAX; 0 is
     the one-step hop every connection has, d arrives d steps later).
+    own_exponent: the connection's weights get a weight exponent of their own,
+    the smallest that fits them at the target layer's scale (on Loihi a
+    synapse format per connection prototype, each with its weight exponent),
+    instead of the exponent the target's other connections share; so a few
+    large weights (e.g. a clock's) do not coarsen the grid of the others.
     """
 
     kind: str
@@ -129,6 +134,7 @@ class ConnectionSpec:
     in_channels: int | None = None   # channels of the full (concatenated) input
     delays: np.ndarray | None = None
     dilation: tuple = (1, 1)
+    own_exponent: bool = False
 
     def __post_init__(self):
         """Shapes and geometry as tuples of ints (a list or numpy ints in, the
