@@ -47,11 +47,25 @@ def _row(code: str, compiled, result, num_steps: int, y, ann_pred, hidden: list,
             **extra}
 
 
+def by_layer(network, result, n: int) -> list:
+    """Per layer: neurons, spikes per inference, and synaptic ops per inference of
+    the connections out of it (spikes x fan-out)."""
+    rows = []
+    for name, layer in network.layers.items():
+        counts = result.layer_counts[name].sum(axis=0)
+        synops = sum(float(counts @ np.asarray((c.weights != 0).sum(axis=0)).ravel())
+                     for c in network.connections if c.source == name)
+        rows.append({"layer": name, "neurons": layer.n, "spikes": float(counts.sum()) / n,
+                     "synaptic_ops": synops / n})
+    return rows
+
+
 def measure_rate(ann, x_calibration, x, y, ann_pred, num_steps: int, percentile: float = 99.9):
     """Row of the rate-coded SNN (convert's default code) at num_steps steps."""
     compiled = convert(ann, x_calibration, percentile=percentile).compile(board="loihi1")
     result = compiled.run(x, num_steps)
-    return _row("rate", compiled, result, num_steps, y, ann_pred, compiled.ir.order()[1:-1])
+    return _row("rate", compiled, result, num_steps, y, ann_pred, compiled.ir.order()[1:-1],
+                by_layer=by_layer(compiled.network, result, len(y)))
 
 
 def measure_ttfs(ann, x_calibration, x, y, ann_pred, steps_per_window: int = 32,
@@ -66,7 +80,8 @@ def measure_ttfs(ann, x_calibration, x, y, ann_pred, steps_per_window: int = 32,
     result = compiled.run(x)
     extra = {"partner_spikes": sum(float(result.layer_counts[n].sum()) for n in result.layer_counts
                                    if n.endswith("_partner")) / len(y),
-             "report": compiled.report()}
+             "report": compiled.report(),
+             "by_layer": by_layer(compiled.compiled.network, result, len(y))}
     if lava_samples:
         names = [n for n in net.ir.order()[1:-1]]
         lava = compiled.run(x[:lava_samples], backend="lava", record=names)
@@ -111,8 +126,14 @@ def main() -> None:
         print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
                                 for c in cols) + " |")
     for r in rows:
+        print(f"\n{r['code']} at {r['steps']} steps, per inference:\n| layer | neurons | spikes | "
+              f"synaptic ops out of it |\n|---|---|---|---|")
+        for b in r["by_layer"]:
+            print(f"| {b['layer']} | {b['neurons']} | {b['spikes']:.0f} | {b['synaptic_ops']:.0f} |")
+    for r in rows:
         if r["code"] == "ttfs":
-            print(f"TTFS T: partner (latch) spikes per inference {r['partner_spikes']:.0f}; "
+            print(f"TTFS, {r['steps']} steps: partner (latch) spikes per inference "
+                  f"{r['partner_spikes']:.0f}; "
                   f"Lava == reference: {r.get('lava_equal')}")
     if any(r.get("lava_equal") is False for r in rows):
         raise SystemExit("Lava and the reference simulator disagree")

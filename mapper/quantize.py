@@ -28,7 +28,9 @@ are never used: Loihi applies the exponent to each synapse before summing
 right and floors it, so the two agree only for e >= 0.  A layer whose scale is
 capped (tiny weights next to a large threshold or bias, or a small user
 vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
-shows the cost.
+shows the cost.  A connection with ConnectionSpec.own_exponent takes no part
+in choosing sigma and e: it gets the smallest exponent that fits its own
+weights at the layer's sigma (its weight error is then its own rounding).
 The sign mode (hwmodel.formats.sign_mode) follows the layer's weights and its
 useSharedSign (NeuronSpec.shared_sign): a sign bit in every weight halves the
 grid of 8-bit weights (step 2), a shared sign keeps it (step 1).

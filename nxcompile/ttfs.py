@@ -4,9 +4,10 @@
 of ``nxcompile.convert``: every hidden layer's values in units of its lambda,
 threshold 1) onto integer neurons that spike at most once per sample, after
 Stanojevic et al. 2022 ("An exact mapping from ReLU networks to spiking neural
-networks"), with zeros silent.  Everything is made of ordinary IR features
-(layers, dense/window connections, decays, hard reset), so the quantizer,
-partitioner, reference simulator, Lava and the model file take it unchanged.
+networks"), with zeros silent.  Everything is made of IR features (layers,
+dense/window connections, decays, hard reset; two added for it: decay_u = -1
+and ConnectionSpec.own_exponent), so the quantizer, partitioner, reference
+simulator, Lava and the model file take it as any other network.
 
 Code.  Layer n evaluates at step p_n (p_1 = T, p_{n+1} = p_n + T + 1).  A
 value x in (0, 1] of a source is one spike at step p_n - round(T x); 0 is no
@@ -19,25 +20,40 @@ sum_j w_j of the sources that spiked is cancelled exactly: each source layer
 has a partner layer whose neuron fires at p_n if and only if its source fired
 (a latch: +0.75 threshold from the source, +0.75 from a clock), and the
 partner's synapses are the source's negated.  Zeros therefore cost no spike
-and no synaptic event anywhere.  From p_n + 1 a clock adds the slope 1 (C
-units) to every neuron, so a neuron with value z crosses the threshold
-T + 0.5 at step p_n + T + 1 - round(T z): the next layer's code for
-relu(z) rounded to 1/T (round half down; z <= 0.5 / T: silent).  At p_n + T a
+and no synaptic event anywhere (Stanojevic et al. fire them at t_max instead).
+From p_n + 1 a clock adds the slope 1 (C units) to every neuron, so a neuron
+with value z crosses the threshold T + 0.5 at step p_n + T + 1 - round(T z):
+the next layer's code for relu(z) rounded to 1/T (half down; z <= 0.5 / T:
+silent; z > 1 + 0.5 / T: a spike at p_n, the value 1 + 1/T).  At p_n + T a
 clock turns the slope to -1: no neuron of the layer can spike again.  The
-layer's bias b enters as a clock ramp of slope b over [p_n - T, p_n].  The
-readout does not spike (threshold at the 17-bit maximum); its voltage at
-step p_out holds T * (its input) and the class is its argmax (RunResult.potentials).
+layer's bias b enters as a clock ramp of slope b over [p_n - T, p_n].  An
+average pooling followed by a dense connection is folded into it.  The readout
+does not spike (threshold at the 17-bit maximum); its voltage at step p_out
+holds T * (its input) and the class is its argmax (RunResult.potentials).
 
-Clocks (the bias, slope and blocking events, and the first layer's partner
-spikes) are input channels that spike once, at fixed steps: the host sends
-them with the pixels (TTFSNetwork.encode).  A clock weight larger than the
-layer's largest data weight is split over several channels, so the clock
-never coarsens the data weights' grid (one weight exponent per layer).
+Guard.  The threshold is GUARD = 254 << 7 higher (T + 0.5 + GUARD / C), and a
+one-step voltage pulse of GUARD at p_n lifts every neuron by it: before p_n a
+partial sum must exceed the threshold by ~128 times the layer's peak weight
+to cross, so sums beyond the calibrated range clip instead of firing early,
+and a neuron that fired (reset to 0, the pulse gone) cannot reach the
+threshold again in its window.  The pulse comes from two relay neurons per
+layer (CLOCK) whose connection has its own weight exponent (7;
+ConnectionSpec.own_exponent), so it does not coarsen the data weights.
 
-Exact within the window: a neuron whose partial sum exceeds the threshold
-before p_n (value > 1 + 0.5 / T, or early positive inputs that later negative
-ones would cancel) fires early; CompiledTTFS.run counts such neurons and
-raises if any neuron spiked twice.
+Clocks (the bias, slope and blocking events, the relays' triggers, and the
+first layer's partner spikes) are input channels that spike once, at fixed
+steps: the host sends them with the pixels (TTFSNetwork.encode).  A clock
+weight larger than the layer's largest data weight is split over several
+channels, each on the layer's weight grid, the parts summing to the weight
+rounded once.
+
+Costs: one partner compartment per neuron of every layer that feeds a
+spiking layer, two relays per spiking layer; an active neuron costs its own
+spike and its partner's (two synaptic events per synapse), a zero nothing.
+CompiledTTFS.run raises SingleSpikeError if a neuron spiked twice (input sums
+beyond the guard).  The 16-bit dendritic accumulator of the chip is not
+modelled (as everywhere here): the pulse's step and the step of the
+cancellations carry large sums.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError
 from mapper.quantize import QuantizationError, quantize_network
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
-from nxcompile.ttfs import SingleSpikeError, to_ttfs
+from nxcompile.ttfs import CLOCK, SingleSpikeError, to_ttfs
 
 GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them exactly
 
@@ -198,3 +198,43 @@ def test_decay_u_limits(decay_u, ok):
     else:
         with pytest.raises(QuantizationError, match="decay_u"):
             quantize_network(ir)
+
+
+def test_convert_code_ttfs():
+    """convert(..., code='ttfs') of a trained-looking Keras ReLU chain (random
+    weights, BatchNormalization folded): the TTFS class equals the ANN's on at
+    least 29 of 30 inputs, and the saved model runs as the original."""
+    import keras
+
+    from nxcompile import convert
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(6, 3, use_bias=False), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.AveragePooling2D(2), keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="softmax")])
+    rng = np.random.default_rng(0)
+    bn = model.layers[1]
+    bn.set_weights([rng.uniform(0.5, 1.5, 6), rng.normal(0, 0.2, 6), rng.normal(0, 0.2, 6),
+                    rng.uniform(0.5, 1.5, 6)])
+    x = rng.uniform(0, 1, (130, 8, 8, 1)).astype(np.float32)
+    net = convert(model, x[:100], percentile=100, code="ttfs", steps_per_window=32)
+    compiled = net.compile()
+    result = compiled.run(x[100:])
+    ann = model.predict(x[100:], verbose=0).argmax(axis=1)
+    assert np.sum(result.predictions == ann) >= 29
+    with pytest.raises(NetworkError, match="code='temporal' not one of"):
+        convert(model, x[:10], code="temporal")
+
+
+def test_saved_ttfs_model_runs_the_same(tmp_path):
+    from nxcompile import load
+    ir, x = _chain(7, pool="conv")
+    net = to_ttfs(ir, 8)
+    compiled = net.compile()
+    loaded = load(compiled.compiled.save(tmp_path / "ttfs.nxc"))
+    spikes = net.encode(x)
+    a, b = compiled.compiled.run(spikes, net.num_steps), loaded.run(spikes, net.num_steps)
+    np.testing.assert_array_equal(a.voltages, b.voltages)
+    assert loaded.ir.connection(CLOCK, "conv").own_exponent
+    assert [c.weight_exp for c in loaded.network.incoming("conv") if c.source == CLOCK] == [7]
