@@ -25,19 +25,20 @@ From p_n + 1 a clock adds the slope 1 (C units) to every neuron, so a neuron
 with value z crosses the threshold T + 0.5 at step p_n + T + 1 - round(T z):
 the next layer's code for relu(z) rounded to 1/T (half down; z <= 0.5 / T:
 silent; z > 1 + 0.5 / T: a spike at p_n, the value 1 + 1/T).  At p_n + T a
-clock turns the slope to -1: no neuron of the layer can spike again.  The
+clock turns the slope to 0 (no input arrives later): no neuron of the layer
+can spike again.  The
 layer's bias b enters as a clock ramp of slope b over [p_n - T, p_n].  An
 average pooling followed by a dense connection is folded into it.  The readout
 does not spike (threshold at the 17-bit maximum); its voltage at step p_out
 holds T * (its input) and the class is its argmax (RunResult.potentials).
 
 Guard.  The threshold is GUARD = 254 << 7 higher (T + 0.5 + GUARD / C), and a
-one-step voltage pulse of GUARD at p_n lifts every neuron by it: before p_n a
-partial sum must exceed the threshold by ~128 times the layer's peak weight
-to cross, so sums beyond the calibrated range clip instead of firing early,
-and a neuron that fired (reset to 0, the pulse gone) cannot reach the
-threshold again in its window.  The pulse comes from two relay neurons per
-layer (CLOCK) whose connection has its own weight exponent (7;
+current of GUARD / 2 during steps p_n - 1 and p_n lifts every neuron by it:
+before p_n a partial sum must exceed the threshold by ~64 times the layer's
+peak weight to cross, so sums beyond the calibrated range clip instead of
+firing early, and a neuron that fired (reset to 0, the lift gone) cannot reach
+the threshold again in its window.  The current comes from two relay neurons
+per layer (CLOCK) whose connection has its own weight exponent (6;
 ConnectionSpec.own_exponent), so it does not coarsen the data weights.
 
 Clocks (the bias, slope and blocking events, the relays' triggers, and the
@@ -68,9 +69,12 @@ from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 
 PARTNER_GAIN = 0.75      # a partner fires on its source's spike plus its clock (1.5 > 1), not on one
 WEIGHT_TOP = formats.WEIGHT_MAX - 1     # 254: the largest mixed-sign 8-bit weight (step 2)
-# the guard: a one-step voltage pulse of the largest weight at the largest exponent (u units / 64)
+# the guard: the threshold's margin, added to v by a current of GUARD / 2 for two steps (the
+# largest weight at the largest exponent but one, u units / 64: half the 16-bit accumulator)
 GUARD = WEIGHT_TOP << formats.WEIGHT_EXP_MAX
 READOUT_VTH = formats.THRESHOLD_MANT_MAX
+# the longest window: a threshold (T + 0.5) * C + GUARD with the smallest scale C = 2 in 17 bits
+T_MAX = int((formats.THRESHOLD_MANT_MAX - GUARD) / 2 - 0.5)
 CLOCK = "ttfs_clock"     # the relay neurons of the guard pulses
 
 
@@ -274,8 +278,10 @@ def _check_chain(ir: NetworkIR) -> list:
 def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     """The TTFS network of a rate-normalized ReLU chain (module doc)."""
     T = steps_per_window
-    if not (isinstance(T, int) and 2 <= T <= 1024):
-        raise NetworkError(f"steps_per_window={T!r} must be an integer in 2..1024")
+    if not (isinstance(T, int) and 3 <= T <= T_MAX):
+        raise NetworkError(f"steps_per_window={T!r} must be an integer in 3..{T_MAX} (the "
+                           f"guard's clock needs 3 steps; (T + 0.5) * 2 + {GUARD} must fit the "
+                           f"17-bit threshold mantissa)")
     order = _check_chain(ir)
     inp = ir.layer(order[0])
     layers, conns = _folded_chain(ir, order)
@@ -307,7 +313,7 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
                              decay_v=0, vth_mant=vth)
             guards.append(layer.name)
             events += [(p, layer.name, 1.0 - bias, peak, scale),
-                       (p + T, layer.name, np.full(layer.n, -2.0), peak, scale)]
+                       (p + T, layer.name, np.full(layer.n, -1.0), peak, scale)]
         if bias.any():
             events.append((p - T, layer.name, bias, peak, scale))
         specs[layer.name] = replace(layer, neuron=nrn, bias=None, probe=layer.probe)
@@ -317,10 +323,10 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         partners[layer.name] = _partner(layer)
         events.append((evaluation[nxt.name] - 1, partners[layer.name][0].name,
                        np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))
-    for k, name in enumerate(guards):        # relays fire at p - 1 (pulse on) and p (off)
-        for on in (0, 1):
-            events.append((evaluation[name] - 2 + on, CLOCK,
-                           1.5 * (np.arange(2 * len(guards)) == 2 * k + on), 1.5, None))
+    for k, name in enumerate(guards):        # relays fire at p - 2 (current on) and p (off)
+        for on, step in ((0, evaluation[name] - 3), (1, evaluation[name] - 1)):
+            events.append((step, CLOCK, 1.5 * (np.arange(2 * len(guards)) == 2 * k + on), 1.5,
+                           None))
     channels = []       # (step, target, weights)
     for step, target, w, peak, scale in events:
         channels += [(step, target, part) for part in _split(w, peak, scale)]
@@ -351,7 +357,7 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     for k, name in enumerate(guards):
         scale = out.layer(name).neuron.vth_mant / out.layer(name).neuron.threshold
         kernel = np.zeros((2 * len(guards), out.layer(name).n))
-        kernel[2 * k], kernel[2 * k + 1] = GUARD / scale, -GUARD / scale
+        kernel[2 * k], kernel[2 * k + 1] = GUARD / 2 / scale, -GUARD / 2 / scale
         out.connect(CLOCK, name, ConnectionSpec("dense", (2 * len(guards),), kernel=kernel,
                                                 own_exponent=True))
     for name, (spec, conn) in partners.items():

@@ -9,7 +9,7 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError
 from mapper.quantize import QuantizationError, quantize_network
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
-from nxcompile.ttfs import CLOCK, SingleSpikeError, to_ttfs
+from nxcompile.ttfs import CLOCK, T_MAX, SingleSpikeError, to_ttfs
 
 GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them exactly
 
@@ -127,7 +127,7 @@ def test_single_spike_on_random_inputs():
 
 def test_second_spike_raises():
     """An input sum far beyond the range a network was scaled on (36 inputs of
-    weight 1 at value 1: 36) crosses the threshold before the guard pulse; the
+    weight 1 at value 1: 36) crosses the threshold before the guard; the
     second spike that follows is an error, never a silently wrong result.  In
     its range (two inputs at 0.5: 1) one spike."""
     ir = NetworkIR()
@@ -175,8 +175,13 @@ def test_structure_and_costs():
 
 def test_refusals():
     ir, x = _chain(5)
-    with pytest.raises(NetworkError, match="steps_per_window=0"):
-        to_ttfs(ir, 0)
+    for T in (2, T_MAX + 1):
+        with pytest.raises(NetworkError, match=f"steps_per_window={T} must be an integer in 3.."):
+            to_ttfs(ir, T)
+    for T in (3, T_MAX):
+        net = to_ttfs(ir, T)
+        assert max(net.ir.layer(n).neuron.vth_mant for n in net.spiking) <= \
+            formats.THRESHOLD_MANT_MAX
     with pytest.raises(NetworkError, match="outside"):
         to_ttfs(ir, 8).encode(x * 1.5)
     ir.add_layer(LayerSpec("side", "dense", (3,)))
@@ -237,4 +242,4 @@ def test_saved_ttfs_model_runs_the_same(tmp_path):
     a, b = compiled.compiled.run(spikes, net.num_steps), loaded.run(spikes, net.num_steps)
     np.testing.assert_array_equal(a.voltages, b.voltages)
     assert loaded.ir.connection(CLOCK, "conv").own_exponent
-    assert [c.weight_exp for c in loaded.network.incoming("conv") if c.source == CLOCK] == [7]
+    assert [c.weight_exp for c in loaded.network.incoming("conv") if c.source == CLOCK] == [6]
