@@ -116,7 +116,7 @@ def main() -> None:
         rows.append(measure_ttfs(ann, cal, x_test, y_test, ann_pred, w, args.ttfs_percentile,
                                  args.lava_samples if i == 0 else 0))
         print(f"TTFS T={w}: {time.perf_counter() - t0:.0f} s")
-    print(rows[-1]["report"] if len(args.windows) == 1 else "")
+    print(f"\nTTFS, T={args.windows[0]}:\n{rows[len(args.rate_steps)]['report']}\n")
     cols = ("code", "steps", "accuracy", "agreement", "spikes_per_neuron", "all_spikes",
             "synaptic_ops",
             "dynamic_uJ", "energy_uJ", "time_ms", "edp_uJ_ms", "cores", "compartments")
