@@ -129,7 +129,8 @@ def main() -> None:
         print(f"\n{r['code']} at {r['steps']} steps, per inference:\n| layer | neurons | spikes | "
               f"synaptic ops out of it |\n|---|---|---|---|")
         for b in r["by_layer"]:
-            print(f"| {b['layer']} | {b['neurons']} | {b['spikes']:.0f} | {b['synaptic_ops']:.0f} |")
+            print(f"| {b['layer']} | {b['neurons']} | {b['spikes']:.0f} | "
+                  f"{b['synaptic_ops']:.0f} |")
     for r in rows:
         if r["code"] == "ttfs":
             print(f"TTFS, {r['steps']} steps: partner (latch) spikes per inference "

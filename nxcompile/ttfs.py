@@ -67,7 +67,7 @@ from hwmodel import formats
 from hwmodel.errors import NetworkError, NxCompileError
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
 
-PARTNER_GAIN = 0.75      # a partner fires on its source's spike plus its clock (1.5 > 1), not on one
+PARTNER_GAIN = 0.75     # a partner fires on its source's spike plus its clock (1.5 > 1), not one
 WEIGHT_TOP = formats.WEIGHT_MAX - 1     # 254: the largest mixed-sign 8-bit weight (step 2)
 # the guard: the threshold's margin, added to v by a current of GUARD / 2 for two steps (the
 # largest weight at the largest exponent but one, u units / 64: half the 16-bit accumulator)
@@ -293,7 +293,7 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         evaluation[layer.name] = step
         step += T + 1
     n_pix = inp.n
-    events = []          # (step, target layer, float weights per target neuron)
+    events = []     # (step, target layer, float weights per target neuron, peak, scale): _split
     out = NetworkIR()
     specs, data, guards = {}, {}, []
     for layer in layers:
@@ -305,8 +305,8 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         bias = np.zeros(layer.n) if layer.bias is None else np.tile(
             np.asarray(layer.bias, np.float64).ravel(), layer.n // np.size(layer.bias))
         if layer is readout:
-            nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
-                             decay_v=0, vth_mant=READOUT_VTH)
+            nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard",
+                             decay_u=formats.DU_NO_DECAY, decay_v=0, vth_mant=READOUT_VTH)
         else:
             vth = int((T + 0.5) * scale) + GUARD
             nrn = NeuronSpec(threshold=vth / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
@@ -316,7 +316,7 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
                        (p + T, layer.name, np.full(layer.n, -1.0), peak, scale)]
         if bias.any():
             events.append((p - T, layer.name, bias, peak, scale))
-        specs[layer.name] = replace(layer, neuron=nrn, bias=None, probe=layer.probe)
+        specs[layer.name] = replace(layer, neuron=nrn, bias=None)
         data[layer.name] = (src, conn, mat)
     partners = {}
     for layer, nxt in zip(hidden[:-1], layers[1:]):

@@ -11,11 +11,13 @@ from mapper.quantize import QuantizationError, quantize_network
 from nxcompile.ir import INPUT, ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
 from nxcompile.ttfs import CLOCK, T_MAX, SingleSpikeError, to_ttfs
 
-GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them exactly
+GRID = 64       # weights and biases on multiples of 1/64: the layers' integer grids hold them
 
 
 def _flat_bias(layer: LayerSpec) -> np.ndarray:
-    return np.zeros(layer.n) if layer.bias is None else np.tile(layer.bias, layer.n // len(layer.bias))
+    if layer.bias is None:
+        return np.zeros(layer.n)
+    return np.tile(layer.bias, layer.n // len(layer.bias))
 
 
 def _preactivation(ir: NetworkIR, name: str, values: np.ndarray) -> np.ndarray:
@@ -36,7 +38,8 @@ def _chain(seed: int, pool: str | None = None) -> tuple[NetworkIR, np.ndarray]:
     ir = NetworkIR()
     ir.add_layer(LayerSpec("in", INPUT, (6, 6, 1)))
     ir.add_layer(LayerSpec("conv", "conv2d", (4, 4, 4), bias=rng.normal(0, 0.1, 4)))
-    ir.connect("in", "conv", ConnectionSpec("conv2d", (6, 6, 1), kernel=rng.normal(0, 0.5, (3, 3, 1, 4))))
+    ir.connect("in", "conv", ConnectionSpec("conv2d", (6, 6, 1),
+                                            kernel=rng.normal(0, 0.5, (3, 3, 1, 4))))
     src, shape = "conv", (4, 4, 4)
     if pool:
         ir.add_layer(LayerSpec("pool", "avg_pool2d", (2, 2, 4)))
@@ -190,8 +193,9 @@ def test_refusals():
         to_ttfs(ir, 8)
 
 
-@pytest.mark.parametrize("decay_u,ok", [(formats.DU_NO_DECAY, True), (formats.DU_NO_DECAY - 1, False),
-                                        (formats.DECAY_UNITY - 1, True), (formats.DECAY_UNITY, False)])
+@pytest.mark.parametrize("decay_u,ok", [
+    (formats.DU_NO_DECAY, True), (formats.DU_NO_DECAY - 1, False),
+    (formats.DECAY_UNITY - 1, True), (formats.DECAY_UNITY, False)])
 def test_decay_u_limits(decay_u, ok):
     """decay_u = -1 (Loihi 1's decayU = 0: no current decay) is the lowest value."""
     ir = NetworkIR()
