@@ -9,7 +9,8 @@ energy, time and EDP per inference (hwmodel.energy, calibrated costs), cores.
 Checks a few digits of the TTFS network on Lava against the reference (every
 layer's spike trains and the readout's voltages) and exits with status 1 if
 they differ.  measure_rate() and measure_ttfs() give one row each for any
-trained model and data.
+trained model and data.  --pooling max trains the MaxPooling2D variant
+(TTFS rows only).
 
     PYTHONPATH=. .venv/bin/python examples/ttfs_mnist.py
 """
@@ -91,6 +92,23 @@ def measure_ttfs(ann, x_calibration, x, y, ann_pred, steps_per_window: int = 32,
     return _row("ttfs", compiled.compiled, result, net.num_steps, y, ann_pred, net.spiking, **extra)
 
 
+def max_pooling_variant(epochs: int, seed: int, x, y):
+    """The examples/mnist.py network with MaxPooling2D for its average pooling,
+    trained as there (TTFS only: the rate code refuses max pooling)."""
+    import keras
+    from mnist import build_ann
+    def swap(layer):
+        cls = keras.layers.MaxPooling2D if isinstance(layer, keras.layers.AveragePooling2D) \
+            else type(layer)
+        return cls.from_config(layer.get_config())
+
+    keras.utils.set_random_seed(seed)
+    model = keras.models.clone_model(build_ann(), clone_function=swap)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=15)
@@ -100,12 +118,17 @@ def main() -> None:
     parser.add_argument("--rate-steps", type=int, nargs="+", default=[30])
     parser.add_argument("--ttfs-percentile", type=float, default=100.0)
     parser.add_argument("--lava-samples", type=int, default=3)
+    parser.add_argument("--pooling", choices=("average", "max"), default="average",
+                        help="max: the MaxPooling2D variant (TTFS rows only)")
     args = parser.parse_args()
 
     from mnist import train      # examples/mnist.py (this script's folder is on sys.path)
     (x_train, y_train), (x_test, y_test) = mnist_5k()
     t0 = time.perf_counter()
-    ann = train(x_train, y_train, args.epochs, args.seed)
+    if args.pooling == "max":
+        ann, args.rate_steps = max_pooling_variant(args.epochs, args.seed, x_train, y_train), []
+    else:
+        ann = train(x_train, y_train, args.epochs, args.seed)
     ann_pred = ann.predict(x_test, verbose=0).argmax(axis=1)
     print(f"ANN trained in {time.perf_counter() - t0:.0f} s; accuracy on {len(y_test)} held-out "
           f"digits {np.mean(ann_pred == y_test):.4f}")

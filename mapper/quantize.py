@@ -402,6 +402,12 @@ def quantize_network(ir: NetworkIR, weight_percentile: float = 100.0) -> tuple[I
     info = {}
     for layer in ir.layers():
         _check_neuron(layer)
+        for src in ir.predecessors(layer.name):
+            op = ir.connection(src, layer.name).op
+            if not op.rate:
+                raise NetworkError(f"layer {layer.name}: a {op.name} connection ({op.keras_class}) "
+                                   f"is no synaptic sum and has no rate-code mapping; "
+                                   f"convert(..., code='ttfs') maps it")
         if layer.kind == INPUT:
             q, info[layer.name] = _quantize_input(layer)
         else:

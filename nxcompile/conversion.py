@@ -64,7 +64,7 @@ from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_
 from nxcompile.ttfs import to_ttfs
 
 _WEIGHTED = ", ".join(k.keras_class for k in KINDS.values() if k.weighted and k.keras_neurons)
-SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
+SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons and k.rate)
              + ", SeparableConv2D, Add, Concatenate, GlobalAveragePooling2D, Flatten, Reshape, "
              "ZeroPadding2D, "
              "BatchNormalization, ReLU (max_value too), Activation('relu'/'linear'/'softmax'), "
@@ -168,8 +168,9 @@ class _Converter:
     """Walks the Keras graph (module doc, step 1) and builds the NxModel; the
     weights are set once the scales are known (apply)."""
 
-    def __init__(self, model, reset: str):
+    def __init__(self, model, reset: str, code: str):
         self.reset = reset
+        self.code = code
         self.values: dict[int, object] = {}    # id(KerasTensor) -> _Spikes/_Linear/_Sum/_Gap
         self.parent: list[int] = []            # union-find over scale groups
         self.fixed: set[int] = set()           # groups of the input layer: lambda 1
@@ -222,6 +223,9 @@ class _Converter:
             return _fold_bn(layer, ins[0])
         if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax)):
             return self._activation(layer, ins[0], tensor)
+        if kind is not None and not KINDS[kind].rate and self.code == "rate":
+            raise NetworkError(f"{who(layer)} is not supported by convert with code='rate' (the "
+                               f"maximum is no synaptic sum); code='ttfs' maps it")
         if kind is not None and KINDS[kind].keras_neurons:
             return self._neuron_layer(layer, kind, ins[0], tensor)
         if isinstance(layer, keras.layers.SeparableConv2D):
@@ -489,7 +493,7 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     if len(inputs) != 1 or len(outputs) != 1:
         raise NetworkError(f"model '{keras_model.name}' has {len(inputs)} inputs and "
                            f"{len(outputs)} outputs; convert needs exactly one of each")
-    conv = _Converter(keras_model, reset)
+    conv = _Converter(keras_model, reset, code)
     conv.resolve(inputs[0])
     value = conv.resolve(conv.readout_tensor)
     out = conv.readout(value)

@@ -28,7 +28,9 @@ silent; z > 1 + 0.5 / T: a spike at p_n, the value 1 + 1/T).  At p_n + T a
 clock turns the slope to 0 (no input arrives later): no neuron of the layer
 can spike again.  The
 layer's bias b enters as a clock ramp of slope b over [p_n - T, p_n].  An
-average pooling followed by a dense connection is folded into it.  The readout
+average pooling followed by a dense connection is folded into it.  A max
+pooling is a layer of OR neurons (_or_neurons): the first spike of a window is
+its maximum, passed on one step later, exactly; its source needs no partner.  The readout
 does not spike (threshold at the 17-bit maximum); its voltage at step p_out
 holds T * (its input) and the class is its argmax (RunResult.potentials).
 
@@ -76,6 +78,7 @@ READOUT_VTH = formats.THRESHOLD_MANT_MAX
 # the longest window: a threshold (T + 0.5) * C + GUARD with the smallest scale C = 2 in 17 bits
 T_MAX = int((formats.THRESHOLD_MANT_MAX - GUARD) / 2 - 0.5)
 CLOCK = "ttfs_clock"     # the relay neurons of the guard pulses
+MAX_POOL = "max_pool2d"
 
 
 class SingleSpikeError(NxCompileError, RuntimeError):
@@ -231,6 +234,23 @@ def _negated(spec: ConnectionSpec, target_shape: tuple) -> ConnectionSpec:
     return replace(spec, kernel=-np.asarray(spec.kernel, np.float64))
 
 
+def _or_neurons(spec: ConnectionSpec):
+    """A max pooling's connection, neurons and clock lift: an OR neuron per
+    window.  Its current is cleared every step (du = 4095: each input spike adds
+    its weight to v once), weights 1/n for a window of n, a clock lifts v by
+    1 - 1/(2n) before the window: the first input spike crosses the threshold 1
+    (the maximum is the earliest spike), the reset drops the lift, and the other
+    n - 1 spikes, (n - 1)/n together, stay below it."""
+    n = int(np.prod(spec.pool_size))
+    c = spec.in_channels or spec.source_shape[2]
+    conn = ConnectionSpec("depthwise_conv2d", spec.source_shape,
+                          kernel=np.full((*spec.pool_size, c, 1), 1.0 / n),
+                          strides=spec.strides, padding=spec.padding,
+                          pre_padding=spec.pre_padding, channel_offset=spec.channel_offset,
+                          in_channels=spec.in_channels)
+    return conn, NeuronSpec(threshold=1.0, reset="hard"), 1.0 - 0.5 / n
+
+
 def _partner(layer: LayerSpec):
     """The partner layer of a spiking layer and the connection into it."""
     spec = LayerSpec(f"{layer.name}_partner", "identity" if len(layer.shape) == 3 else "dense",
@@ -288,16 +308,27 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     hidden, readout = layers[:-1], layers[-1]
     if not hidden:
         raise NetworkError("TTFS: the network needs at least one hidden layer")
+    for layer in (layers[0], readout):
+        if layer.kind == MAX_POOL:
+            raise NetworkError(f"TTFS: layer {layer.name}: max pooling of the input or as the "
+                               f"readout is not supported")
     evaluation, step = {}, T
-    for layer in layers:
-        evaluation[layer.name] = step
-        step += T + 1
+    for layer in layers:        # a max pooling passes its first input spike on a step later
+        evaluation[layer.name] = step - T if layer.kind == MAX_POOL else step
+        step += 1 if layer.kind == MAX_POOL else T + 1
     n_pix = inp.n
     events = []     # (step, target layer, float weights per target neuron, peak, scale): _split
     out = NetworkIR()
     specs, data, guards = {}, {}, []
     for layer in layers:
         src, conn = conns[layer.name]
+        if layer.kind == MAX_POOL:
+            conn, nrn, lift = _or_neurons(conn)
+            events.append((evaluation[layer.name] - 2, layer.name, np.full(layer.n, lift), None,
+                           None))
+            specs[layer.name] = replace(layer, kind=conn.kind, neuron=nrn, bias=None)
+            data[layer.name] = (src, conn, connection_matrix(conn, layer.shape))
+            continue
         mat = connection_matrix(conn, layer.shape)
         peak = float(abs(mat).max()) if mat.nnz else 0.0
         scale = _layer_scale(peak, T)
@@ -320,6 +351,8 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         data[layer.name] = (src, conn, mat)
     partners = {}
     for layer, nxt in zip(hidden[:-1], layers[1:]):
+        if nxt.kind == MAX_POOL:            # no slope to cancel: its synapses are instantaneous
+            continue
         partners[layer.name] = _partner(layer)
         events.append((evaluation[nxt.name] - 1, partners[layer.name][0].name,
                        np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))

@@ -244,7 +244,8 @@ def _model(build, shape=(6, 6, 2)):
 
 
 @pytest.mark.parametrize("build,match", [
-    (lambda x: L.MaxPooling2D(name="mp")(x), r"'mp' \(MaxPooling2D\) is not supported; supported:"),
+    (lambda x: L.GlobalMaxPooling2D(name="mp")(x),
+     r"'mp' \(GlobalMaxPooling2D\) is not supported; supported:"),
     (lambda x: NxConv2D(2, 3)(L.BatchNormalization(name="bn")(x)),
      r"'bn' \(BatchNormalization\) is not supported"),
     (lambda x: L.Dense(2)(L.LSTM(3, name="lstm")(L.Reshape((6, 12))(x))),

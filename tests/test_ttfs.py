@@ -21,15 +21,19 @@ def _flat_bias(layer: LayerSpec) -> np.ndarray:
 
 
 def _preactivation(ir: NetworkIR, name: str, values: np.ndarray) -> np.ndarray:
-    """The ANN's input sum of layer `name` for its source's values (batch, n)."""
+    """The ANN's input sum of layer `name` for its source's values (batch, n);
+    for max pooling the maximum over each window."""
     spec = ir.connection(ir.predecessors(name)[0], name)
-    return values @ connection_matrix(spec, ir.layer(name).shape).T.toarray() \
-        + _flat_bias(ir.layer(name))
+    m = connection_matrix(spec, ir.layer(name).shape).toarray()
+    if spec.kind == "max_pool2d":
+        return np.where(m[None] > 0, values[:, None, :], -np.inf).max(axis=2)
+    return values @ m.T + _flat_bias(ir.layer(name))
 
 
 def _chain(seed: int, pool: str | None = None) -> tuple[NetworkIR, np.ndarray]:
     """A random ReLU chain conv -> [avg pool] -> dense (pool='dense', folded by
-    to_ttfs) or conv (pool='conv', kept) -> readout, each hidden layer scaled by
+    to_ttfs) or conv (pool='conv', kept), or [max pool] -> dense ('max') or conv
+    ('max conv') -> readout, each hidden layer scaled by
     its largest activation on the returned inputs (convert with percentile 100),
     weights and biases rounded to the 1/64 grid (and weights within +-1.9, so
     that every layer's scale is at least 128: the grid is exact)."""
@@ -42,11 +46,12 @@ def _chain(seed: int, pool: str | None = None) -> tuple[NetworkIR, np.ndarray]:
                                             kernel=rng.normal(0, 0.5, (3, 3, 1, 4))))
     src, shape = "conv", (4, 4, 4)
     if pool:
-        ir.add_layer(LayerSpec("pool", "avg_pool2d", (2, 2, 4)))
-        ir.connect("conv", "pool", ConnectionSpec("avg_pool2d", (4, 4, 4), pool_size=(2, 2),
+        kind = "max_pool2d" if pool.startswith("max") else "avg_pool2d"
+        ir.add_layer(LayerSpec("pool", kind, (2, 2, 4)))
+        ir.connect("conv", "pool", ConnectionSpec(kind, (4, 4, 4), pool_size=(2, 2),
                                                   strides=(2, 2)))
         src, shape = "pool", (2, 2, 4)
-    if pool == "conv":
+    if pool in ("conv", "max conv"):
         ir.add_layer(LayerSpec("conv2", "conv2d", (1, 1, 6), bias=rng.normal(0, 0.1, 6)))
         ir.connect("pool", "conv2", ConnectionSpec("conv2d", shape,
                                                    kernel=rng.normal(0, 0.5, (2, 2, 4, 6))))
@@ -76,7 +81,7 @@ def _ttfs_value(z: np.ndarray, T: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed,pool,T", [(0, None, 16), (1, "dense", 8), (2, "conv", 32),
-                                         (6, "conv", 8)])
+                                         (6, "conv", 8), (8, "max", 16), (9, "max conv", 8)])
 def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
     """Every spiking layer's decoded spike times equal its ReLU activation of the
     previous layer's decoded values rounded to 1/T and clipped at 1 + 1/T (the
@@ -86,7 +91,7 @@ def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
     quantization error), and no neuron spikes twice."""
     ir, x = _chain(seed, pool)
     net = to_ttfs(ir, T)
-    assert ("pool" in net.spiking) == (pool == "conv")
+    assert ("pool" in net.spiking) == (pool in ("conv", "max", "max conv"))
     compiled = net.compile()
     result = compiled.run(x, record=net.spiking)
     values = np.round(x.reshape(len(x), -1) * T) / T
@@ -96,6 +101,10 @@ def test_ttfs_is_the_relu_network_rounded_to_the_time_step(seed, pool, T):
             values = z
             continue
         decoded = net.decode(result.trains[name], name)
+        if ir.layer(name).kind == "max_pool2d":     # the earliest spike: the window's maximum
+            np.testing.assert_array_equal(decoded, z, err_msg=name)
+            values = decoded
+            continue
         np.testing.assert_array_equal(decoded, _ttfs_value(z, T), err_msg=name)
         assert 0.05 < np.mean(decoded > 0) < 0.95, name      # both spikes and silent zeros
         assert np.abs(decoded - np.clip(z, 0, 1 + 1 / T)).max() <= 0.5 / T + 1e-12
@@ -114,8 +123,8 @@ def test_single_spike_on_random_inputs():
     on: at most one spike per neuron per sample, each spiking layer in its window
     [p_n + 1, p_n + T] (or before it, early)."""
     T = 16
-    for seed in range(3):
-        ir, _ = _chain(10 + seed, pool=(None, "dense", "conv")[seed])
+    for seed in range(4):
+        ir, _ = _chain(10 + seed, pool=(None, "dense", "conv", "max conv")[seed])
         net = to_ttfs(ir, T)
         compiled = net.compile()
         x = np.random.default_rng(seed).uniform(0, 1, (40, 6, 6, 1))
@@ -209,10 +218,11 @@ def test_decay_u_limits(decay_u, ok):
             quantize_network(ir)
 
 
-def test_convert_code_ttfs():
-    """convert(..., code='ttfs') of a trained-looking Keras ReLU chain (random
-    weights, BatchNormalization folded): the TTFS class equals the ANN's on at
-    least 29 of 30 inputs, and the saved model runs as the original."""
+@pytest.mark.parametrize("pooling", ["AveragePooling2D", "MaxPooling2D"])
+def test_convert_code_ttfs(pooling):
+    """convert(..., code='ttfs') of a Keras ReLU chain (random weights,
+    BatchNormalization folded, average or max pooling): the TTFS class equals
+    the ANN's on at least 29 of 30 inputs; code='rate' refuses max pooling."""
     import keras
 
     from nxcompile import convert
@@ -220,8 +230,8 @@ def test_convert_code_ttfs():
     model = keras.Sequential([
         keras.Input((8, 8, 1)),
         keras.layers.Conv2D(6, 3, use_bias=False), keras.layers.BatchNormalization(),
-        keras.layers.ReLU(), keras.layers.AveragePooling2D(2), keras.layers.Flatten(),
-        keras.layers.Dense(4, activation="softmax")])
+        keras.layers.ReLU(), getattr(keras.layers, pooling)(2, name="pool"),
+        keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
     rng = np.random.default_rng(0)
     bn = model.layers[1]
     bn.set_weights([rng.uniform(0.5, 1.5, 6), rng.normal(0, 0.2, 6), rng.normal(0, 0.2, 6),
@@ -234,6 +244,17 @@ def test_convert_code_ttfs():
     assert np.sum(result.predictions == ann) >= 29
     with pytest.raises(NetworkError, match="code='temporal' not one of"):
         convert(model, x[:10], code="temporal")
+    if pooling == "MaxPooling2D":
+        with pytest.raises(NetworkError, match="'pool' .* not supported by convert with code='rate'"):
+            convert(model, x[:10])
+
+
+def test_rate_code_refuses_max_pooling():
+    """An IR with max pooling compiles only through nxcompile.ttfs."""
+    from nxcompile.compiler import compile_ir
+    ir, _ = _chain(5, pool="max")
+    with pytest.raises(NetworkError, match="layer pool: a max_pool2d connection .* no rate-code"):
+        compile_ir(ir)
 
 
 def test_saved_ttfs_model_runs_the_same(tmp_path):
