@@ -155,10 +155,11 @@ def test_second_spike_raises():
         compiled.run(np.ones((1, 36)))
 
 
-def test_lava_equals_reference():
+@pytest.mark.parametrize("pool", ["conv", "max conv"])
+def test_lava_equals_reference(pool):
     """Lava's fixed-point simulator gives the reference's spike trains in every layer
-    (partners included) and the readout's voltages, bit for bit."""
-    ir, x = _chain(3, pool="conv")
+    (partners, relays and OR neurons included) and the readout's voltages, bit for bit."""
+    ir, x = _chain(3, pool=pool)
     compiled = to_ttfs(ir, 8).compile()
     names = compiled.ttfs.ir.order()[1:]
     lava = compiled.run(x[:2], backend="lava", record=names)
