@@ -295,6 +295,43 @@ def _check_chain(ir: NetworkIR) -> list:
     return order
 
 
+def _schedule(layers: list, T: int) -> dict:
+    """The evaluation step p of every layer: p_1 = T, then T + 1 steps per
+    layer; a max pooling passes its first input spike on a step later (its p is
+    its source's + 1, the next layer's one step later)."""
+    evaluation, step = {}, T
+    for layer in layers:
+        evaluation[layer.name] = step - T if layer.kind == MAX_POOL else step
+        step += 1 if layer.kind == MAX_POOL else T + 1
+    return evaluation
+
+
+def _neurons(layer: LayerSpec, conn: ConnectionSpec, p: int, T: int, readout: bool):
+    """A layer's TTFS LayerSpec, its data connection and matrix, and its clock
+    events [(step, target, weights, peak, scale)] (module doc)."""
+    if layer.kind == MAX_POOL:
+        conn, nrn, lift = _or_neurons(conn)
+        spec = replace(layer, kind=conn.kind, neuron=nrn, bias=None)
+        return spec, conn, connection_matrix(conn, layer.shape), [
+            (p - 2, layer.name, np.full(layer.n, lift), None, None)]
+    mat = connection_matrix(conn, layer.shape)
+    peak = float(abs(mat).max()) if mat.nnz else 0.0
+    scale = _layer_scale(peak, T)
+    bias = np.zeros(layer.n) if layer.bias is None else np.tile(
+        np.asarray(layer.bias, np.float64).ravel(), layer.n // np.size(layer.bias))
+    events = [(p - T, layer.name, bias, peak, scale)] if bias.any() else []
+    if readout:
+        nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard",
+                         decay_u=formats.DU_NO_DECAY, decay_v=0, vth_mant=READOUT_VTH)
+    else:
+        vth = int((T + 0.5) * scale) + GUARD
+        nrn = NeuronSpec(threshold=vth / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
+                         decay_v=0, vth_mant=vth)
+        events += [(p, layer.name, 1.0 - bias, peak, scale),
+                   (p + T, layer.name, np.full(layer.n, -1.0), peak, scale)]
+    return replace(layer, neuron=nrn, bias=None), conn, mat, events
+
+
 def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     """The TTFS network of a rate-normalized ReLU chain (module doc)."""
     T = steps_per_window
@@ -312,58 +349,41 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         if layer.kind == MAX_POOL:
             raise NetworkError(f"TTFS: layer {layer.name}: max pooling of the input or as the "
                                f"readout is not supported")
-    evaluation, step = {}, T
-    for layer in layers:        # a max pooling passes its first input spike on a step later
-        evaluation[layer.name] = step - T if layer.kind == MAX_POOL else step
-        step += 1 if layer.kind == MAX_POOL else T + 1
-    n_pix = inp.n
+    evaluation = _schedule(layers, T)
     events = []     # (step, target layer, float weights per target neuron, peak, scale): _split
-    out = NetworkIR()
-    specs, data, guards = {}, {}, []
+    specs, data = {}, {}
     for layer in layers:
         src, conn = conns[layer.name]
-        if layer.kind == MAX_POOL:
-            conn, nrn, lift = _or_neurons(conn)
-            events.append((evaluation[layer.name] - 2, layer.name, np.full(layer.n, lift), None,
-                           None))
-            specs[layer.name] = replace(layer, kind=conn.kind, neuron=nrn, bias=None)
-            data[layer.name] = (src, conn, connection_matrix(conn, layer.shape))
-            continue
-        mat = connection_matrix(conn, layer.shape)
-        peak = float(abs(mat).max()) if mat.nnz else 0.0
-        scale = _layer_scale(peak, T)
-        p = evaluation[layer.name]
-        bias = np.zeros(layer.n) if layer.bias is None else np.tile(
-            np.asarray(layer.bias, np.float64).ravel(), layer.n // np.size(layer.bias))
-        if layer is readout:
-            nrn = NeuronSpec(threshold=READOUT_VTH / scale, reset="hard",
-                             decay_u=formats.DU_NO_DECAY, decay_v=0, vth_mant=READOUT_VTH)
-        else:
-            vth = int((T + 0.5) * scale) + GUARD
-            nrn = NeuronSpec(threshold=vth / scale, reset="hard", decay_u=formats.DU_NO_DECAY,
-                             decay_v=0, vth_mant=vth)
-            guards.append(layer.name)
-            events += [(p, layer.name, 1.0 - bias, peak, scale),
-                       (p + T, layer.name, np.full(layer.n, -1.0), peak, scale)]
-        if bias.any():
-            events.append((p - T, layer.name, bias, peak, scale))
-        specs[layer.name] = replace(layer, neuron=nrn, bias=None)
+        specs[layer.name], conn, mat, more = _neurons(layer, conn, evaluation[layer.name], T,
+                                                      layer is readout)
+        events += more
         data[layer.name] = (src, conn, mat)
-    partners = {}
-    for layer, nxt in zip(hidden[:-1], layers[1:]):
-        if nxt.kind == MAX_POOL:            # no slope to cancel: its synapses are instantaneous
-            continue
-        partners[layer.name] = _partner(layer)
-        events.append((evaluation[nxt.name] - 1, partners[layer.name][0].name,
-                       np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))
+    guards = [h.name for h in hidden if h.kind != MAX_POOL]
     for k, name in enumerate(guards):        # relays fire at p - 2 (current on) and p (off)
         for on, step in ((0, evaluation[name] - 3), (1, evaluation[name] - 1)):
             events.append((step, CLOCK, 1.5 * (np.arange(2 * len(guards)) == 2 * k + on), 1.5,
                            None))
+    partners = {}
+    for layer, nxt in zip(hidden, layers[1:]):
+        if nxt.kind == MAX_POOL or nxt is readout:     # no slope to cancel there
+            continue
+        partners[layer.name] = _partner(layer)
+        events.append((evaluation[nxt.name] - 1, partners[layer.name][0].name,
+                       np.full(layer.n, PARTNER_GAIN), PARTNER_GAIN, None))
     channels = []       # (step, target, weights)
     for step, target, w, peak, scale in events:
         channels += [(step, target, part) for part in _split(w, peak, scale)]
+    out = _assemble(inp.n, layers, specs, data, partners, guards, channels)
+    return TTFSNetwork(out, T, evaluation, tuple(inp.shape), [s for s, _, _ in channels],
+                       spiking=[h.name for h in hidden])
+
+
+def _assemble(n_pix: int, layers: list, specs: dict, data: dict, partners: dict, guards: list,
+              channels: list) -> NetworkIR:
+    """The TTFS IR: the spike input (pixels, the first layer's partners, one
+    channel per clock), the relays, the layers and their partners."""
     n_in = 2 * n_pix + len(channels)
+    out = NetworkIR()
     out.add_layer(LayerSpec("ttfs_input", INPUT, (n_in,), NeuronSpec(), input_mode="spikes"))
     out.add_layer(LayerSpec(CLOCK, "dense", (2 * len(guards),), NeuronSpec(reset="hard")))
     for layer in layers:
@@ -373,11 +393,10 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     clock_rows = {}
     for k, (_, target, w) in enumerate(channels):
         clock_rows.setdefault(target, []).append((2 * n_pix + k, w))
-    first = layers[0].name
-    for layer in layers:
+    for i, layer in enumerate(layers):
         src, conn, mat = data[layer.name]
         kernel = _clock_kernel(n_in, layer.n, clock_rows.get(layer.name, []))
-        if layer.name == first:
+        if i == 0:
             kernel[:n_pix] = mat.T.toarray()
             kernel[n_pix:2 * n_pix] = -kernel[:n_pix]
         else:
@@ -388,8 +407,8 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
     out.connect("ttfs_input", CLOCK, ConnectionSpec("dense", (n_in,), kernel=_clock_kernel(
         n_in, 2 * len(guards), clock_rows[CLOCK])))
     for k, name in enumerate(guards):
-        scale = out.layer(name).neuron.vth_mant / out.layer(name).neuron.threshold
-        kernel = np.zeros((2 * len(guards), out.layer(name).n))
+        scale = specs[name].neuron.vth_mant / specs[name].neuron.threshold
+        kernel = np.zeros((2 * len(guards), specs[name].n))
         kernel[2 * k], kernel[2 * k + 1] = GUARD / 2 / scale, -GUARD / 2 / scale
         out.connect(CLOCK, name, ConnectionSpec("dense", (2 * len(guards),), kernel=kernel,
                                                 own_exponent=True))
@@ -398,5 +417,4 @@ def to_ttfs(ir: NetworkIR, steps_per_window: int = 32) -> TTFSNetwork:
         out.connect("ttfs_input", spec.name, ConnectionSpec("dense", (n_in,), kernel=_clock_kernel(
             n_in, spec.n, clock_rows[spec.name])))
     out.validate()
-    return TTFSNetwork(out, T, evaluation, tuple(inp.shape), [s for s, _, _ in channels],
-                       spiking=[h.name for h in hidden])
+    return out
