@@ -60,11 +60,13 @@ def train(x, y, epochs: int, seed: int, build=build_ann) -> keras.Model:
     return model
 
 
-def convert_and_compile(ann, x_calibration, percentile: float):
-    """The ANN converted (calibrated on x_calibration) and compiled for Loihi 1;
-    prints the time and the partition report."""
+def convert_and_compile(ann, x_calibration, percentile: float, **convert_args):
+    """The ANN converted (calibrated on x_calibration; convert_args: more of
+    convert's arguments) and compiled for Loihi 1; prints the time and the
+    partition report."""
     t0 = time.perf_counter()
-    compiled = convert(ann, x_calibration, percentile=percentile).compile(board="loihi1")
+    compiled = convert(ann, x_calibration, percentile=percentile,
+                       **convert_args).compile(board="loihi1")
     print(f"converted and compiled in {time.perf_counter() - t0:.1f} s\n")
     print(compiled.report())
     return compiled

@@ -16,6 +16,7 @@ with status 1 if Lava and the reference simulator disagree.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -27,32 +28,36 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from examples.mnist import check_lava, convert_and_compile  # noqa: E402
+from nxcompile import QuantizedClippedReLU  # noqa: E402
+from nxcompile.conversion import METHODS  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
+from nxcompile.low_latency import hops_from_input  # noqa: E402
 
 STEPS = (50, 100, 200, 400)
 L = keras.layers
 
 
-def block(x, filters: int, stride: int, name: str):
-    """Conv-BN-ReLU-Conv-BN + shortcut (1x1 conv + BN where the shape changes), ReLU."""
+def block(x, filters: int, stride: int, name: str, relu=L.ReLU):
+    """Conv-BN-ReLU-Conv-BN + shortcut (1x1 conv + BN where the shape changes), ReLU;
+    relu(name=...) makes each activation layer."""
     h = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                  name=f"{name}_conv1")(x)
-    h = L.ReLU(name=f"{name}_relu1")(L.BatchNormalization(name=f"{name}_bn1")(h))
+    h = relu(name=f"{name}_relu1")(L.BatchNormalization(name=f"{name}_bn1")(h))
     h = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(h)
     h = L.BatchNormalization(name=f"{name}_bn2")(h)
     if stride != 1 or x.shape[-1] != filters:
         x = L.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
         x = L.BatchNormalization(name=f"{name}_bnp")(x)
-    return L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([h, x]))
+    return relu(name=f"{name}_out")(L.Add(name=f"{name}_add")([h, x]))
 
 
-def build_ann(width: int) -> keras.Model:
+def build_ann(width: int, relu=L.ReLU) -> keras.Model:
     inp = keras.Input((28, 28, 1))
     x = L.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name="stem")(inp)
-    x = L.ReLU(name="stem_relu")(L.BatchNormalization(name="stem_bn")(x))
-    x = block(x, width, 1, "block1")
-    x = block(x, 2 * width, 2, "block2")
-    x = block(x, 2 * width, 1, "block3")
+    x = relu(name="stem_relu")(L.BatchNormalization(name="stem_bn")(x))
+    x = block(x, width, 1, "block1", relu)
+    x = block(x, 2 * width, 2, "block2", relu)
+    x = block(x, 2 * width, 1, "block3", relu)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     out = L.Dense(10, activation="softmax", name="readout")(L.Dropout(0.2)(x))
     return keras.Model(inp, out, name="resnet_mnist")
@@ -66,6 +71,10 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     parser.add_argument("--percentile", type=float, default=99.9)
+    parser.add_argument("--qcfs", type=int, default=0, metavar="L",
+                        help="train with QuantizedClippedReLU(levels=L) at every ReLU")
+    parser.add_argument("--method", choices=METHODS, default="rate",
+                        help="convert(method=...); low_latency runs T + depth steps for T")
     parser.add_argument("--calibration", type=int, default=1000)
     parser.add_argument("--lava-samples", type=int, default=3, help="0 skips the Lava check")
     parser.add_argument("--lava-steps", type=int, default=100)
@@ -75,7 +84,9 @@ def main() -> None:
 
     (x_train, y_train), (x_test, y_test) = mnist_5k()
     keras.utils.set_random_seed(args.seed)
-    ann = build_ann(args.width)
+    relu = (functools.partial(QuantizedClippedReLU, levels=args.qcfs, clip=2.0) if args.qcfs
+            else L.ReLU)
+    ann = build_ann(args.width, relu)
     ann.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                 loss="sparse_categorical_crossentropy")
     t0 = time.perf_counter()
@@ -86,13 +97,17 @@ def main() -> None:
           f"{len(x_train)} digits in {time.perf_counter() - t0:.1f} s; test accuracy on "
           f"{len(x_test)} digits: {ann_acc:.4f}")
 
-    compiled = convert_and_compile(ann, x_train[:args.calibration], args.percentile)
+    compiled = convert_and_compile(ann, x_train[:args.calibration], args.percentile,
+                                   method=args.method)
+    # low_latency: T steps of integration after the pipeline fills (nxcompile.low_latency)
+    extra = hops_from_input(compiled.ir)[compiled.network.output_layer] \
+        if args.method == "low_latency" else 0
 
     rows = []
     print(f"\n{'steps':>5}  {'SNN acc':>7}  {'ANN acc':>7}  {'agree':>6}  {'sim s':>5}")
     for steps in args.steps:
         t0 = time.perf_counter()
-        pred = compiled.run(x_test, steps).predictions
+        pred = compiled.run(x_test, steps + extra).predictions
         rows.append({"num_steps": steps, "snn_accuracy": float(np.mean(pred == y_test)),
                      "agreement_with_ann": float(np.mean(pred == ann_pred)),
                      "simulation_s": time.perf_counter() - t0})

@@ -16,6 +16,7 @@ LavaRunError            mapper.lava_run: a Lava run failed
 LoihiUnavailableError   mapper.loihi: no Loihi board can be used
 ModelFileError          nxcompile.serialization: not a readable model file
 LavaCompatError         mapper.lava_compat: lava-nc missing or not the pinned version
+SingleSpikeError        nxcompile.ttfs: a neuron of a single-spike network spiked twice
 """
 from __future__ import annotations
 

@@ -30,6 +30,10 @@ STATE_BITS = 24                 # [LAVA] u and v, signed
 STATE_MAX = 2 ** (STATE_BITS - 1)   # u wraps modulo 2**23, v clipped to +-(2**23 - 1)
 DECAY_BITS = 12                 # [LAVA] du, dv unsigned: 0..4095
 DECAY_UNITY = 2 ** DECAY_BITS
+# du = -1: a current that never decays.  Loihi 1 decays u by decayU / 4096 with
+# decayU in 0..4095 [D18]; Lava adds 1 to du, so Loihi's decayU = 0 is Lava's du = -1
+# (lava-dl's netx builds its default neuron so, iDecay 0).
+DU_NO_DECAY = -1
 ACTIVATION_SHIFT = 6            # [LAVA] synaptic input is shifted left by 6 into u
 THRESHOLD_SHIFT = 6             # [LAVA] spike when v > vth << 6
 THRESHOLD_MANT_BITS = 17        # [LAVA] vth mantissa, unsigned: 0..131071

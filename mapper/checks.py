@@ -27,7 +27,7 @@ def check_layer(layer: IntLayer) -> None:
     (Lava would silently wrap it)."""
     where = f"layer {layer.name}:"
     _check_range(f"{where} vth", layer.vth, 0, formats.THRESHOLD_MANT_MAX)
-    _check_range(f"{where} du", layer.du, 0, formats.DECAY_UNITY - 1)
+    _check_range(f"{where} du", layer.du, formats.DU_NO_DECAY, formats.DECAY_UNITY - 1)
     _check_range(f"{where} dv", layer.dv, 0, formats.DECAY_UNITY - 1)
     _check_range(f"{where} bias_exp", layer.bias_exp, 0, formats.BIAS_EXP_MAX)
     _check_range(f"{where} bias_mant", layer.bias_mant, -formats.BIAS_MANT_MAX - 1,

@@ -28,7 +28,9 @@ are never used: Loihi applies the exponent to each synapse before summing
 right and floors it, so the two agree only for e >= 0.  A layer whose scale is
 capped (tiny weights next to a large threshold or bias, or a small user
 vThMant) keeps e = 0 and uses fewer weight bits; the report's weight error
-shows the cost.
+shows the cost.  A connection with ConnectionSpec.own_exponent takes no part
+in choosing sigma and e: it gets the smallest exponent that fits its own
+weights at the layer's sigma (its weight error is then its own rounding).
 The sign mode (hwmodel.formats.sign_mode) follows the layer's weights and its
 useSharedSign (NeuronSpec.shared_sign): a sign bit in every weight halves the
 grid of 8-bit weights (step 2), a shared sign keeps it (step 1).
@@ -136,7 +138,7 @@ def _check_neuron(layer: LayerSpec) -> None:
         raise QuantizationError(f"layer {name}: threshold {nrn.threshold} must be finite and > 0")
     if nrn.reset not in RESET_MODES:
         raise QuantizationError(f"layer {name}: resetMode={nrn.reset!r} not one of {RESET_MODES}")
-    _check_range(name, "decay_u", nrn.decay_u, 0, formats.DECAY_UNITY - 1)
+    _check_range(name, "decay_u", nrn.decay_u, formats.DU_NO_DECAY, formats.DECAY_UNITY - 1)
     _check_range(name, "decay_v", nrn.decay_v, 0, formats.DECAY_UNITY - 1)
     _check_range(name, "numWeightBits", nrn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
     if nrn.bias_exp is not None:
@@ -280,8 +282,11 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         _check_finite(layer.name, f"kernel (from {src})", m.data)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
+    own = {src for src in mats if ir.connection(src, layer.name).own_exponent}
     all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
     mode = formats.sign_mode(all_w, nrn.shared_sign)
+    shared = [m.data for src, m in mats.items() if src not in own]
+    all_w = np.concatenate(shared) if shared else np.zeros(0)     # the weights that set sigma
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
@@ -316,24 +321,27 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
                 f"{w_top}; they need weight exponent {w_exp} (or a lower vThMant)")
         w_exp = fixed_exp
 
-    def units_of(values: np.ndarray) -> np.ndarray:
-        """Float weights in steps of the grid, rounded (before clipping)."""
-        return np.round(values * sigma / 2 ** w_exp / step)
-
     def stored(units: np.ndarray) -> np.ndarray:
         """Rounded units -> the integers Loihi stores (clipped to the grid)."""
         return (np.clip(units, lo_units, hi_units) * step).astype(np.int64)
 
-    def on_grid(values: np.ndarray) -> np.ndarray:
-        return stored(units_of(values))
-
     conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
     for src, m in mats.items():
+        exp = w_exp if src not in own else _weight_exponent(
+            layer.name, float(np.max(np.abs(m.data), initial=0)) * sigma, w_top)
+
+        def units_of(values: np.ndarray, exp=exp) -> np.ndarray:
+            """Float weights in steps of the grid, rounded (before clipping)."""
+            return np.round(values * sigma / 2 ** exp / step)
+
+        def on_grid(values: np.ndarray, units_of=units_of) -> np.ndarray:
+            return stored(units_of(values))
+
         w = m.copy()
         units = units_of(m.data)
         clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
         w.data = stored(units)
-        err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
+        err_num += float(np.sum((w.data * 2 ** exp / sigma - m.data) ** 2))
         err_den += float(np.sum(m.data ** 2))
         w.eliminate_zeros()
         w = sp.csr_matrix(w)
@@ -343,7 +351,7 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
             delays = sp.csr_matrix(delays.multiply(w != 0), dtype=np.int64)
             delays.eliminate_zeros()
         conns.append(IntConnection(source=src, target=layer.name, weights=w,
-                                   weight_exp=w_exp, num_weight_bits=nrn.num_weight_bits,
+                                   weight_exp=exp, num_weight_bits=nrn.num_weight_bits,
                                    sign_mode=mode, window=window_of(spec, layer.shape, w, on_grid),
                                    delays=delays if delays is not None and delays.nnz else None))
     bias_v = bias * sigma * 2 ** formats.ACTIVATION_SHIFT
@@ -420,6 +428,12 @@ def quantize_network(ir: NetworkIR, weight_percentile: float = 100.0) -> tuple[I
     info = {}
     for layer in ir.layers():
         _check_neuron(layer)
+        for src in ir.predecessors(layer.name):
+            op = ir.connection(src, layer.name).op
+            if not op.rate:
+                raise NetworkError(f"layer {layer.name}: a {op.name} connection ({op.keras_class}) "
+                                   f"is no synaptic sum and has no rate-code mapping; "
+                                   f"convert(..., code='ttfs') maps it")
         if layer.kind == INPUT:
             q, info[layer.name] = _quantize_input(layer)
         else:

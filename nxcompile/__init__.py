@@ -17,6 +17,7 @@ _EXPORTS = {
     "NxConv2D": "nxcompile.layers",
     "NxDepthwiseConv2D": "nxcompile.layers",
     "NxAveragePooling2D": "nxcompile.layers",
+    "NxMaxPooling2D": "nxcompile.layers",
     "NxAdd": "nxcompile.layers",
     "NxUpSampling2D": "nxcompile.layers",
     "NxFlatten": "nxcompile.layers",

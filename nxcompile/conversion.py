@@ -69,13 +69,15 @@ from nxcompile.low_latency import start_at_half_threshold
 from nxcompile.model import NxModel
 from nxcompile.normalization import (fold_batch_norm, percentile_scale, readout_offset_and_scale,
                                      scale_parameters)
+from nxcompile.ttfs import to_ttfs
 
 _WEIGHTED = ", ".join(k.keras_class for k in KINDS.values() if k.weighted and k.keras_neurons)
-SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons)
+SUPPORTED = (", ".join(k.keras_class for k in KINDS.values() if k.keras_neurons and k.rate)
              + ", SeparableConv2D, Add, Concatenate, GlobalAveragePooling2D, Flatten, Reshape, "
              "ZeroPadding2D, "
              "BatchNormalization, ReLU (max_value too), Activation('relu'/'linear'/'softmax'), "
              "Softmax, Dropout, QuantizedClippedReLU")
+CODES = ("rate", "ttfs")     # spike codes convert() maps to
 _ACTIVATIONS = {keras.activations.relu: "relu", keras.activations.linear: "linear",
                 keras.activations.softmax: "softmax"}
 METHODS = ("rate", "low_latency")     # convert(method=...): see convert
@@ -175,9 +177,10 @@ class _Converter:
     """Walks the Keras graph (module doc, step 1) and builds the NxModel; the
     weights are set once the scales are known (apply)."""
 
-    def __init__(self, model, reset: str):
+    def __init__(self, model, reset: str, code: str):
         self.reset = reset
         self.clips: dict[int, float] = {}      # group -> lambda of its QuantizedClippedReLU
+        self.code = code
         self.values: dict[int, object] = {}    # id(KerasTensor) -> _Spikes/_Linear/_Sum/_Gap
         self.parent: list[int] = []            # union-find over scale groups
         self.fixed: set[int] = set()           # groups of the input layer: lambda 1
@@ -236,6 +239,9 @@ class _Converter:
             return self._activation(layer, ins[0], tensor)
         if isinstance(layer, QuantizedClippedReLU):
             return self._quantized_relu(layer, ins[0], tensor)
+        if kind is not None and not KINDS[kind].rate and self.code == "rate":
+            raise NetworkError(f"{who(layer)} is not supported by convert with code='rate' (the "
+                               f"maximum is no synaptic sum); code='ttfs' maps it")
         if kind is not None and KINDS[kind].keras_neurons:
             return self._neuron_layer(layer, kind, ins[0], tensor)
         if isinstance(layer, keras.layers.SeparableConv2D):
@@ -504,7 +510,8 @@ def _calibration_scales(model, conv: _Converter, x: np.ndarray, percentile: floa
 
 
 def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "soft",
-            batch_size: int = 256, method: str = "rate") -> NxModel:
+            batch_size: int = 256, method: str = "rate", code: str = "rate",
+            steps_per_window: int = 32):
     """An NxModel equivalent to a trained Keras model (see the module docstring).
 
     x_calibration: (N, *input_shape) samples in [0, 1] (they enter as constant
@@ -515,12 +522,19 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     the Keras forward pass over x_calibration.  method: 'rate' (default:
     every neuron starts at v = 0) or 'low_latency' (needs reset='soft'; the
     neurons start so that each is at half its threshold when its input
-    arrives: nxcompile.low_latency).
+    arrives: nxcompile.low_latency).  code: 'rate' (this NxModel) or
+    'ttfs': its IR mapped to single-spike neurons with windows of
+    steps_per_window steps, a nxcompile.ttfs.TTFSNetwork (method 'rate' only).
     """
+    if code not in CODES:
+        raise NetworkError(f"code={code!r} not one of {CODES}")
     if reset not in RESET_MODES:
         raise NetworkError(f"reset={reset!r} not one of {RESET_MODES}")
     if method not in METHODS:
         raise NetworkError(f"method={method!r} not one of {METHODS}")
+    if method != "rate" and code != "rate":
+        raise NetworkError(f"method={method!r} is a rate-code conversion; code={code!r} takes "
+                           "method='rate'")
     if method == "low_latency" and reset != "soft":
         raise NetworkError(f"method='low_latency' resets by subtraction; reset={reset!r} must "
                            "be 'soft'")
@@ -534,7 +548,7 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     if len(inputs) != 1 or len(outputs) != 1:
         raise NetworkError(f"model '{keras_model.name}' has {len(inputs)} inputs and "
                            f"{len(outputs)} outputs; convert needs exactly one of each")
-    conv = _Converter(keras_model, reset)
+    conv = _Converter(keras_model, reset, code)
     conv.resolve(inputs[0])
     value = conv.resolve(conv.readout_tensor)
     out = conv.readout(value)
@@ -554,6 +568,8 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     if conv.spike_norms:
         snn.to_ir()     # where a BatchNormalization after neurons cannot be folded: say so now
     _scale_readout(snn, out.tensor._keras_history[0], value, x, batch_size)
+    if code == "ttfs":
+        return to_ttfs(snn.to_ir(), steps_per_window)
     if method == "low_latency":
         start_at_half_threshold(snn)
     return snn

@@ -291,6 +291,12 @@ class NxAveragePooling2D(_NxNeurons, keras.layers.AveragePooling2D):
 
 
 @_register
+class NxMaxPooling2D(_NxNeurons, keras.layers.MaxPooling2D):
+    """2-D max pooling layer of Loihi neurons, for single-spike networks only
+    (convert(..., code='ttfs')); the rate code refuses it."""
+
+
+@_register
 class NxUpSampling2D(_NxNeurons, keras.layers.UpSampling2D):
     """Nearest-neighbour 2-D upsampling layer of Loihi neurons (no activation, no
     bias): each neuron relays the source pixel it copies."""

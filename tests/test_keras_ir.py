@@ -298,7 +298,8 @@ def _model(build, shape=(6, 6, 2)):
 
 
 @pytest.mark.parametrize("build,match", [
-    (lambda x: L.MaxPooling2D(name="mp")(x), r"'mp' \(MaxPooling2D\) is not supported; supported:"),
+    (lambda x: L.GlobalMaxPooling2D(name="mp")(x),
+     r"'mp' \(GlobalMaxPooling2D\) is not supported; supported:"),
     (lambda x: NxConv2D(2, 3, padding="same", name="c")(
         L.BatchNormalization(name="bn", beta_initializer="ones")(x)),
      r"BatchNormalization \['bn'\] after layer '.*' cannot be folded into layer 'c' \(NxConv2D\): "

@@ -83,7 +83,7 @@ def test_percentile_out_of_range(bad):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("decay_u", 4096, r"layer dense0: decay_u=4096 must be an integer in 0..4095"),
+    ("decay_u", 4096, r"layer dense0: decay_u=4096 must be an integer in -1..4095"),
     ("decay_v", -1, r"layer dense0: decay_v=-1 must be an integer in 0..4095"),
     ("num_weight_bits", 9, r"layer dense0: numWeightBits=9 must be an integer in 1..8"),
     ("bias_exp", 8, r"layer dense0: biasExp=8 must be an integer in 0..7"),

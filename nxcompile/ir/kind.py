@@ -25,6 +25,8 @@ class ConnectionKind:
     source_hint    what to do when the source has another rank (error text)
     output_channel_axes  trailing kernel axes that index the target channel
     window         True for WindowKind (the partitioner counts it analytically)
+    rate           a synaptic sum, what the rate code computes (False: max
+                   pooling, which only a single-spike network maps: nxcompile.ttfs)
     """
 
     name = ""
@@ -37,6 +39,7 @@ class ConnectionKind:
     source_hint = "a spatial layer needs (height, width, channels)"
     output_channel_axes = 1
     window = False
+    rate = True
 
     def __repr__(self) -> str:
         return f"<connection kind {self.name!r}>"

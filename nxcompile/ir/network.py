@@ -36,7 +36,8 @@ class NeuronSpec:
     threshold: firing threshold in the layer's float units (the units of the
     float weights and biases).  reset: 'hard' or 'soft' (reset by subtraction).
     decay_u, decay_v: 12-bit decays (decay_u=4095 makes u the input of the
-    current step only; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
+    current step only, decay_u=-1 keeps it forever: Loihi 1's decayU = 0,
+    hwmodel.formats.DU_NO_DECAY; decay_v=0 means no leak).  vth_mant: if set, the 17-bit
     integer threshold mantissa that fixes the layer's integer scale.  bias_exp:
     if set, the 3-bit bias exponent.  num_weight_bits: 1..8.  tau_u, tau_v: the
     float time constants (in time steps) that decay_u and decay_v stand for, set
@@ -118,6 +119,11 @@ class ConnectionSpec:
     or (dense only) an int array of the kernel's shape (n_in, n_out): the
     per-synapse delay in time steps (0..hwmodel.synapse_format.DELAY_MAX; 0 is
     the one-step hop every connection has, d arrives d steps later).
+    own_exponent: the connection's weights get a weight exponent of their own,
+    the smallest that fits them at the target layer's scale (on Loihi a
+    synapse format per connection prototype, each with its weight exponent),
+    instead of the exponent the target's other connections share; so a few
+    large weights (e.g. a clock's) do not coarsen the grid of the others.
     """
 
     kind: str
@@ -131,6 +137,7 @@ class ConnectionSpec:
     in_channels: int | None = None   # channels of the full (concatenated) input
     delays: np.ndarray | None = None
     dilation: tuple = (1, 1)
+    own_exponent: bool = False
 
     def __post_init__(self):
         """Shapes and geometry as tuples of ints (a list or numpy ints in, the
