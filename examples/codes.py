@@ -14,6 +14,11 @@ add a code by adding an entry):
                subtraction, neurons start at half threshold).
   qcfs_rate    the same QCFS-trained ANN with the rate method (v starts at 0):
                what the half-threshold start alone buys.
+  ttfs         the ReLU ANN of `rate` as single-spike neurons (convert(...,
+               code='ttfs', steps_per_window=T), nxcompile.ttfs: every neuron
+               fires at most once, layer n in its own window of T + 1 steps);
+               T is its time resolution (3 at least: T = 2 is skipped) and a
+               run lasts the network's num_steps (about (T + 1) per layer).
 
 Time steps.  Every synaptic hop takes one step on Loihi, so the readout first
 sees the input `depth` steps after the start (depth = hops on the longest path
@@ -149,10 +154,43 @@ def run_rows(compiled, data: Data, ann_pred: np.ndarray, steps) -> list:
     return rows
 
 
+def ttfs_rows(data: Data, steps) -> list:
+    """Rows (run_rows' keys) of the ReLU ANN as a TTFS network per window T >= 3;
+    the first data.lava_samples test samples of T = 8 also run on Lava (checked
+    equal to the reference, every layer's spike trains and the readout's voltage)."""
+    model = trained(data, "relu")
+    ann_pred = model.predict(data.x_test, verbose=0).argmax(axis=1)
+    rows = []
+    for t in (t for t in steps if t >= 3):
+        t0 = time.perf_counter()
+        net = convert(model, data.x_train[:CALIBRATION], percentile=100.0, code="ttfs",
+                      steps_per_window=t)
+        compiled = net.compile(board="loihi1")
+        if t == LEVELS and data.lava_samples:
+            x, names = data.x_test[:data.lava_samples], net.ir.order()[1:-1]
+            lava, ref = (compiled.run(x, backend=b, record=names) for b in ("lava", "reference"))
+            if not (np.array_equal(lava.voltages, ref.voltages) and all(
+                    np.array_equal(lava.trains[n], ref.trains[n]) for n in names)):
+                raise SystemExit(f"{data.name}, TTFS T={t}: Lava and the reference disagree")
+        result = compiled.run(data.x_test)
+        pred, est = result.predictions, compiled.energy(result)
+        rows.append({"steps": t, "total_steps": net.num_steps,
+                     "accuracy": float(np.mean(pred == data.y_test)),
+                     "ann_accuracy": float(np.mean(ann_pred == data.y_test)),
+                     "agreement": float(np.mean(pred == ann_pred)),
+                     "spikes": est.spikes, "synaptic_ops": est.synaptic_ops,
+                     "dynamic_uJ": est.dynamic * 1e6, "energy_uJ": est.energy * 1e6,
+                     "time_ms": est.time * 1e3, "edp_uJ_ms": est.edp * 1e9,
+                     "cores": compiled.compiled.num_cores,
+                     "simulation_s": time.perf_counter() - t0})
+    return rows
+
+
 CODES = {
     "rate": lambda data, steps: converted_rows(data, "relu", "rate", steps),
     "low_latency": lambda data, steps: converted_rows(data, "qcfs", "low_latency", steps),
     "qcfs_rate": lambda data, steps: converted_rows(data, "qcfs", "rate", steps),
+    "ttfs": ttfs_rows,
 }
 
 
