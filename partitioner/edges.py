@@ -180,14 +180,28 @@ class WindowEdge(Edge):
         self._blocks = {}
         self._patterns = {}
 
-    def min_stored_synapses(self) -> int:
-        """One synapse per distinct weight value that some synapse uses."""
+    @cached_property
+    def _used_weights(self) -> np.ndarray:
+        """The weight of every tap some synapse uses (row selector x column
+        selector x source channel x its target channels), ravelled."""
         sel_y, sel_x = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
         ci = np.flatnonzero(self.c_present)
         co = self.co_lo[ci][:, None] + np.arange(self.width)
         used = self.op.weights(self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
                                ci[None, None, :, None], co[None, None])
-        return len(np.unique(np.asarray(used) + 0.0))
+        return np.broadcast_to(np.asarray(used, np.float64) + 0.0,
+                               (len(sel_y), len(sel_x), *co.shape)).ravel()
+
+    def min_stored_synapses(self) -> int:
+        """One synapse per distinct weight value that some synapse uses."""
+        return len(np.unique(self._used_weights))
+
+    @cached_property
+    def taps_distinct(self) -> bool:
+        """No two used taps have the same weight: then two lists of one block are
+        equal only where their row classes, column classes and channels are
+        (_block_usage needs no comparison)."""
+        return self.min_stored_synapses() == len(self._used_weights)
 
     @cached_property
     def connects(self) -> np.ndarray:
@@ -284,11 +298,13 @@ class WindowEdge(Edge):
                                             (len(ry), len(rx), int(k.sum())))
                     n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
                              * all_solo)
-                    _, ids = np.unique(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)),
-                                       axis=0, return_inverse=True)
-                    ids = ids.ravel()
-                    distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
-                    distinct_all = len(np.unique(ids))
+                    if self.taps_distinct:      # every class triple its own list
+                        distinct_rest = int(np.count_nonzero(n_all - n_one))
+                        distinct_all = n_all.size
+                    else:
+                        ids = _row_ids(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)))
+                        distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
+                        distinct_all = len(np.unique(ids))
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
                                              encodings)
                     words_rest += distinct_rest * pw
@@ -301,6 +317,19 @@ class WindowEdge(Edge):
         in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1))], 1)
         words = np.stack([words_all, words_rest + members * member_max if members else words_all], 1)
         return in_axons, words, max_list, members
+
+
+def _row_ids(rows: np.ndarray) -> np.ndarray:
+    """An id per row of a float array, equal iff the rows are (by value: 0.0 ==
+    -0.0): rows bucketed by an integer hash of their bit patterns, each bucket
+    checked against its first row; any collision falls back to comparing whole rows."""
+    bits = (np.ascontiguousarray(rows, np.float64) + 0.0).view(np.int64)
+    coef = np.random.default_rng(0).integers(1, 2 ** 62, bits.shape[1]) | 1
+    _, first, ids = np.unique((bits * coef).sum(axis=1), return_index=True, return_inverse=True)
+    ids = ids.ravel()
+    if np.array_equal(bits, bits[first[ids]]):
+        return ids
+    return np.unique(bits, axis=0, return_inverse=True)[1].ravel()
 
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,

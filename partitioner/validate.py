@@ -393,23 +393,24 @@ class _WindowLists:
                + np.arange(n_c)[None, None, :]).ravel()
         key = (sig_y, sig_x, c0, c1, x1 - x0, encoding, i_bits, w_bits)
         if key not in self._core:
-            self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs], c0,
+            self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs],
                                             x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
         return (ys, xs, cs, cls, *self._core[key])
 
-    def _classes(self, pat_y, pat_x, cs, co_lo, c_len, c0: int, bw: int, bc: int,
+    def _classes(self, pat_y, pat_x, cs, co_lo, c_len, bw: int, bc: int,
                  encoding: str, i_bits: int, w_bits: int, lim) -> tuple:
         """Words and sharing key of every class (row class, column class, channel)
         and the skip widths of their entries."""
         n_a, n_b = len(pat_y), len(pat_x)
-        # Words: one list per (row class, column class, channel offset and length).
-        groups, grp = np.unique(np.stack([co_lo - c0, c_len], 1), axis=0, return_inverse=True)
+        # Words: an encoding depends on the indices relative to the list's first
+        # only, so one list per (row class, column class, channel count), each
+        # starting at channel 0.
+        lens, grp = np.unique(c_len, return_inverse=True)
         idx = []
         for off_y, _ in pat_y:
             for off_x, _ in pat_x:
                 base = (off_y[:, None] * bw + off_x[None, :]).ravel() * bc
-                for off, ln in groups:
-                    idx.append((base[:, None] + off + np.arange(ln)[None, :]).ravel())
+                idx += [(base[:, None] + np.arange(ln)[None, :]).ravel() for ln in lens]
         lengths = np.array([len(i) for i in idx], np.int64)
         n_lists = len(lengths)
         words, skips, _, _ = _encode(np.concatenate(idx), np.cumsum(lengths) - lengths, lengths,
@@ -417,7 +418,7 @@ class _WindowLists:
                                      np.full(n_lists, i_bits), lim.synapses_per_entry,
                                      lim.word_bits)
         pattern = (np.arange(n_a)[:, None, None] * n_b + np.arange(n_b)[None, :, None]) \
-            * len(groups) + grp.ravel()[None, None, :]
+            * len(lens) + grp.ravel()[None, None, :]
         keys = self._sharing(pat_y, pat_x, cs, co_lo, c_len)
         return words[pattern].ravel(), keys.ravel(), set(skips.tolist())
 
