@@ -179,6 +179,7 @@ class WindowEdge(Edge):
         self.c_present = self.co_lo < self.c_out
         self._blocks = {}
         self._patterns = {}
+        self._ids = {}
 
     @cached_property
     def _used_weights(self) -> np.ndarray:
@@ -275,6 +276,15 @@ class WindowEdge(Edge):
         w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
         return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
 
+    def _list_ids(self, sel_y, sel_x, ci, co_start, lc) -> np.ndarray:
+        """_row_ids of the weight blocks of all class triples, cached by their
+        selectors and channels (blocks of other tilings often repeat them)."""
+        key = (sel_y.shape, sel_y.tobytes(), sel_x.shape, sel_x.tobytes(), ci.tobytes(),
+               co_start.tobytes(), lc)
+        if key not in self._ids:
+            self._ids[key] = _row_ids(self._weights(sel_y, sel_x, ci, co_start, lc))
+        return self._ids[key]
+
     def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits, encodings: tuple) -> tuple:
         rows, cols, bc, jc, w, c, i_bits, all_solo = key
         ci, co_start, lc, c_single = self._channels(bc, jc)
@@ -302,7 +312,7 @@ class WindowEdge(Edge):
                         distinct_rest = int(np.count_nonzero(n_all - n_one))
                         distinct_all = n_all.size
                     else:
-                        ids = _row_ids(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)))
+                        ids = self._list_ids(sel_y, sel_x, ci[k], co_start[k], int(l_c))
                         distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
                         distinct_all = len(np.unique(ids))
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,

@@ -11,7 +11,6 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from hwmodel.limits import RESOURCE
 from partitioner import model
@@ -144,20 +143,25 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     chip is its provisional index // cores per chip."""
     per_chip = graph.board.chip.cores_per_chip
     k = tiling.num_cores
-    hits = {e.target: graph.target_cores(e, successors[e.target][0]) for e in graph.out_edges[name]}
-    mult = sum((np.asarray(h.sum(axis=1)).ravel() for h in hits.values()),
-               np.zeros(graph.layer(name).n, np.int64))
-    member = sp.diags((mult == 1).astype(np.int64), format="csr", dtype=np.int64)
-    g = tiling.membership
+    n = graph.layer(name).n
+    hits = {}           # successor -> (source neuron, successor core) of every hit
+    for e in graph.out_edges[name]:
+        h = graph.target_cores(e, successors[e.target][0])
+        hits[e.target] = (np.repeat(np.arange(n), np.diff(h.indptr)), h.indices)
+    mult = sum((np.bincount(rows, minlength=n) for rows, _ in hits.values()),
+               np.zeros(n, np.int64))
+    member = mult == 1
     chip = (first + np.arange(k)) // per_chip
     entries = np.zeros(k, np.int64)
     base = np.zeros(k, np.int64)
     routes, offchip = {}, 0
-    for target, h in hits.items():
+    for target, (rows, cols) in hits.items():
         t_tiling, t_usage, t_first = successors[target]
+        kt = t_tiling.num_cores
         pop = t_usage.population[name][None, :]
-        reach = (g @ h).toarray()
-        reach_members = (g @ (member @ h)).toarray()
+        pair = tiling.core_of[rows] * kt + cols         # (own core, successor core) per hit
+        reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
+        reach_members = np.bincount(pair[member[rows]], minlength=k * kt).reshape(k, kt)
         discrete = np.where(pop, reach - reach_members, reach)
         population = (pop & (reach_members > 0)).astype(np.int64)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])

@@ -6,6 +6,7 @@ sign, and which source neurons feed only one successor layer."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel.limits import Board
 from nxcompile.ir import NetworkIR
@@ -60,8 +61,10 @@ class PartitionGraph:
         return self._candidates[name]
 
     def target_cores(self, edge: Edge, tiling: Tiling):
-        """Cached Edge.target_cores."""
+        """Cached Edge.target_cores, csr without explicit zeros (sp.kron leaves some)."""
         key = (edge.source, edge.target, tiling)
         if key not in self._target_cores:
-            self._target_cores[key] = edge.target_cores(tiling)
+            hits = sp.csr_matrix(edge.target_cores(tiling))
+            hits.eliminate_zeros()
+            self._target_cores[key] = hits
         return self._target_cores[key]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse as sp
 
 
 def useful_block_sizes(n: int) -> list:
@@ -75,13 +74,6 @@ class Tiling:
         sizes = np.bincount(self.core_of, minlength=self.num_cores)
         local[order] = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         return local
-
-    @cached_property
-    def membership(self) -> sp.csr_matrix:
-        """0/1 (cores, neurons) matrix."""
-        n = len(self.core_of)
-        return sp.csr_matrix((np.ones(n, np.int64), (self.core_of, np.arange(n))),
-                             shape=(self.num_cores, n))
 
     @cached_property
     def sizes(self) -> np.ndarray:
