@@ -247,10 +247,12 @@ class WindowEdge(Edge):
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
-            key = (self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx), bc, jc, w, c,
-                   model.index_bits(h * w * c * cpn), all_solo)
+            rows, cols = self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx)
+            i_bits = model.index_bits(h * w * c * cpn)
+            key = (rows, cols, self._channel_key(bc, jc), w, c, i_bits, all_solo)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(key, w_bits, limits, encodings)
+                self._blocks[key] = self._block_usage(rows, cols, bc, jc, w, c, i_bits, all_solo,
+                                                      w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
         return out
@@ -285,8 +287,20 @@ class WindowEdge(Edge):
             self._ids[key] = _row_ids(self._weights(sel_y, sel_x, ci, co_start, lc))
         return self._ids[key]
 
-    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits, encodings: tuple) -> tuple:
-        rows, cols, bc, jc, w, c, i_bits, all_solo = key
+    def _channel_key(self, bc: int, jc: int):
+        """What of channel block jc the block's usage depends on: the block
+        itself, or where all used taps differ (taps_distinct: no list compares
+        with another) only, per run length, how many source channels have it
+        and how many of those reach no other channel block."""
+        if not self.taps_distinct:
+            return bc, jc
+        _, _, lc, single = self._channels(bc, jc)
+        runs = np.unique(lc)
+        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum())) for r in runs)
+
+    def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, w: int, c: int,
+                     i_bits: int, all_solo: bool, w_bits: int, limits: CoreLimits,
+                     encodings: tuple) -> tuple:
         ci, co_start, lc, c_single = self._channels(bc, jc)
         n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)

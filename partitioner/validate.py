@@ -289,10 +289,11 @@ class _MatrixLists:
 
 class _WindowLists:
     """A window connection's synapse lists into a layer of box cores, without its
-    matrix.  On a box core a source pixel's list is fixed by its row pattern (the
-    (row offset in the box, selector) pairs it reaches), its column pattern and
-    its channel (the target channels it reaches in the box and the kernel):
-    sources with the same three have the same list.  Per core every such
+    matrix.  On a box core a source pixel's list is fixed, up to its base
+    compartment, by its row pattern (the (row offset from the first row it
+    reaches, selector) pairs), its column pattern and its channel (the target
+    channels it reaches in the box and the kernel): sources with the same three
+    have the same words and share one list.  Per core every such
     representative list is built from the kind's window_axes, selectors,
     target_channels and weights, encoded by _encode (each distinct index
     pattern once) and compared for sharing by its relative indices and weights;
@@ -320,7 +321,9 @@ class _WindowLists:
 
     def _axis_classes(self, axis: int, a0: int, a1: int) -> tuple:
         """Source coordinates along `axis` reaching outputs [a0, a1), the class of
-        each and per class its (offsets, selectors) arrays (offsets ascending)."""
+        each and per class its (offsets, selectors) arrays: offsets ascending,
+        relative to the first output it reaches (sources differing only in that
+        first output have lists identical up to their base compartment)."""
         key = (axis, a0, a1)
         if key not in self._axis:
             o, sel, i = self.axes[axis]
@@ -331,8 +334,8 @@ class _WindowLists:
             coords, at = np.unique(i, return_index=True)
             classes, cls = {}, np.empty(len(coords), np.int64)
             for n, (s, e) in enumerate(zip(at, np.append(at[1:], len(i)))):
-                cls[n] = classes.setdefault((tuple(o[s:e].tolist()), tuple(sel[s:e].tolist())),
-                                            len(classes))
+                cls[n] = classes.setdefault((tuple((o[s:e] - o[s]).tolist()),
+                                             tuple(sel[s:e].tolist())), len(classes))
             patterns = [(np.array(off, np.int64), np.array(sl, np.int64)) for off, sl in classes]
             self._axis[key] = coords, cls, patterns, tuple(classes)
         return self._axis[key]
@@ -442,8 +445,8 @@ class _WindowLists:
             _, inv = np.unique(w.reshape(-1, ln) + 0.0, axis=0, return_inverse=True)
             col_id[:, :, k] = inv.reshape(len(sel_y), len(sel_x), len(k)) + next_id
             next_id += int(inv.max()) + 1
-        shape_y = _shape_ids([off - off[0] for off, _ in pat_y])
-        shape_x = _shape_ids([off - off[0] for off, _ in pat_x])
+        shape_y = _shape_ids([off for off, _ in pat_y])
+        shape_x = _shape_ids([off for off, _ in pat_x])
         keys = np.empty((len(pat_y), len(pat_x), len(cs)), np.int64)
         next_key = 0
         for ly in sorted({len(off) for off, _ in pat_y}):
