@@ -66,6 +66,12 @@ class _Failures:
         self.best: tuple | None = None
         self.tried = set()
         self.no_room: tuple | None = None
+        self.deferred = []      # (tiling, its output-axon violation): own usage not yet counted
+
+    def defer(self, tiling: Tiling, violation: Violation) -> None:
+        """A split failed on its output axons; its own usage (which, if it fails too,
+        the message names instead) is counted only if the layer fails."""
+        self.deferred.append((tiling, violation))
 
     def add(self, violation: Violation, tiling: Tiling) -> None:
         self.tried.add(tiling)
@@ -141,6 +147,8 @@ class BeamSearch:
             for state in states:
                 proposals += self._propose(state, name, remaining, failures)
             if not proposals:
+                for tiling, violation in failures.deferred:
+                    failures.add(self.usage(name, tiling).violation or violation, tiling)
                 raise failures.error(name, g)
             proposals.sort(key=lambda s: s.cost)
             seen, states = set(), []
@@ -168,13 +176,13 @@ class BeamSearch:
             if k > capacity:
                 failures.full(k, capacity)
                 break
+            output = output_usage(g, name, tiling, successors, state.num_cores)
+            if output.violation:    # the cheaper check first; the message wants the own one
+                failures.defer(tiling, output.violation)
+                continue
             usage = self.usage(name, tiling)
             if usage.violation:
                 failures.add(usage.violation, tiling)
-                continue
-            output = output_usage(g, name, tiling, successors, state.num_cores)
-            if output.violation:
-                failures.add(output.violation, tiling)
                 continue
             cost = layer_cost(usage, output, g, self.weights)
             choice = Choice(tiling, usage, output, state.num_cores, cost)
