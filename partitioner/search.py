@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from hwmodel.errors import NetworkError
 from hwmodel.limits import RESOURCE
 from partitioner.errors import CoreLimitError, PartitionError
-from partitioner.estimate import LayerUsage, OutputUsage, Violation, layer_usage, output_usage
+from partitioner.estimate import (LayerUsage, OutputUsage, Violation, layer_usage, output_usage,
+                                  successor_hits)
 from partitioner.graph import PartitionGraph
 from partitioner.tiling import Tiling
 
@@ -165,6 +166,7 @@ class BeamSearch:
         g = self.graph
         successors = {q: (c.tiling, c.usage, c.first) for q, c in state.choices.items()}
         capacity = g.board.num_cores - state.num_cores - remaining
+        hits = successor_hits(g, name, successors)
         found, tier = [], None
         for tiling in g.candidates(name):
             k = tiling.num_cores
@@ -176,7 +178,7 @@ class BeamSearch:
             if k > capacity:
                 failures.full(k, capacity)
                 break
-            output = output_usage(g, name, tiling, successors, state.num_cores)
+            output = output_usage(g, name, tiling, successors, state.num_cores, hits)
             if output.violation:    # the cheaper check first; the message wants the own one
                 failures.defer(tiling, output.violation)
                 continue
