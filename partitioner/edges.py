@@ -85,6 +85,14 @@ class Edge:
         w = self.synapses[2]
         return len(np.unique(w)) == len(w)
 
+    def release_blocks(self) -> None:
+        """Drop what counting the target layer's splits cached (its split is decided)."""
+
+    def release_synapses(self) -> None:
+        """Drop the synapse arrays (both layers' splits are decided)."""
+        for attr in ("synapses", "share_values"):
+            self.__dict__.pop(attr, None)
+
     def min_stored_synapses(self) -> int:
         """Fewest synapses any partition must store: all of them when no two weights
         are equal, else one per distinct weight value."""
@@ -180,6 +188,10 @@ class WindowEdge(Edge):
         self._blocks = {}
         self._patterns = {}
         self._ids = {}
+
+    def release_blocks(self) -> None:
+        for cache in (self._blocks, self._patterns, self._ids, *(a._classes for a in self.axes)):
+            cache.clear()
 
     @cached_property
     def _used_weights(self) -> np.ndarray:

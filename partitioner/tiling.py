@@ -80,6 +80,12 @@ class Tiling:
         """Neurons per core."""
         return np.bincount(self.core_of, minlength=self.num_cores)
 
+    def release(self) -> None:
+        """Drop the cached neuron maps (core_of, local_of, sizes); they are rebuilt
+        when asked for again."""
+        for attr in ("core_of", "local_of", "sizes"):
+            self.__dict__.pop(attr, None)
+
     def neurons(self) -> list:
         """Sorted flat neuron indices of every core."""
         order = np.argsort(self.core_of, kind="stable")
