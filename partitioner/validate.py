@@ -113,14 +113,15 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
     return same
 
 
-def recount(ir: NetworkIR, partition: Partition) -> list:
+def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
     """CoreCount of every core (list indexed like partition.cores).
 
     Streams over connections: each yields its synapse lists (source neuron,
     target core, words, sharing key) and is dropped before the next.  A window
     connection into a layer whose every core holds a box of neurons
-    (_WindowLists) encodes each distinct list once; any other connection
-    (_matrix_lists) encodes every list from its synapse matrix."""
+    (_WindowLists) encodes each distinct list once; any other connection, and
+    every one with analytic=False, encodes every list from its synapse matrix
+    (_MatrixLists)."""
     lim = partition.board.chip.core
     core_of, local_of = _assignment(ir, partition)
     cores = partition.cores
@@ -143,7 +144,7 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     counters = {}
     for src, dst in ir.graph.edges:
         spec = ir.connection(src, dst)
-        if spec.op.window and spec.delays is None and boxes[dst] is not None:
+        if analytic and spec.op.window and spec.delays is None and boxes[dst] is not None:
             counters[src, dst] = _WindowLists(spec, tuple(ir.layer(dst).shape), boxes[dst])
         else:
             counters[src, dst] = _MatrixLists(spec, tuple(ir.layer(dst).shape), core_of[dst],
