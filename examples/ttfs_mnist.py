@@ -54,7 +54,7 @@ def by_layer(network, result, n: int) -> list:
     rows = []
     for name, layer in network.layers.items():
         counts = result.layer_counts[name].sum(axis=0)
-        synops = sum(float(counts @ np.asarray((c.weights != 0).sum(axis=0)).ravel())
+        synops = sum(float(counts @ np.asarray((c.matrix() != 0).sum(axis=0)).ravel())
                      for c in network.connections if c.source == name)
         rows.append({"layer": name, "neurons": layer.n, "spikes": float(counts.sum()) / n,
                      "synaptic_ops": synops / n})

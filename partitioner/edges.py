@@ -12,8 +12,9 @@ Two ways to count, chosen per connection:
   column classes x channels; lists are deduplicated (connection sharing) by
   comparing the weight blocks of each class triple.  Results are cached per
   block signature, so equal interior blocks are counted once.
-- MatrixEdge (any other kind, e.g. dense, or a window edge whose sources are
-  partly shared with another successor): from the synapse matrix, all lists at once.
+- MatrixEdge (any other kind, e.g. dense, or a window edge whose sources that
+  feed another successor too are no product of rows, columns and channels):
+  from the synapse matrix, all lists at once.
 """
 from __future__ import annotations
 
@@ -85,6 +86,14 @@ class Edge:
         w = self.synapses[2]
         return len(np.unique(w)) == len(w)
 
+    def release_blocks(self) -> None:
+        """Drop what counting the target layer's splits cached (its split is decided)."""
+
+    def release_synapses(self) -> None:
+        """Drop the synapse arrays (both layers' splits are decided)."""
+        for attr in ("synapses", "share_values"):
+            self.__dict__.pop(attr, None)
+
     def min_stored_synapses(self) -> int:
         """Fewest synapses any partition must store: all of them when no two weights
         are equal, else one per distinct weight value."""
@@ -146,20 +155,23 @@ class _Axis:
         j = np.arange(count)[None, :]
         return self.present[:, None] & (self.lo[:, None] // block <= j) & (j <= self.hi[:, None] // block)
 
-    def classes(self, block: int, j: int) -> tuple:
+    def classes(self, block: int, j: int, marked: np.ndarray) -> tuple:
         """The sources of output block j (block size `block`) grouped by the run they
-        hit: sorted tuple of (run length, selectors, #single, #multi), where single
-        sources reach no other block."""
-        key = (block, j)
+        hit: sorted tuple of (run length, selectors, #single, #multi, #single and
+        marked), where single sources reach no other block and `marked` (bool per
+        input coordinate) marks the coordinates of sources that feed another layer."""
+        key = (block, j, marked.tobytes())
         if key not in self._classes:
             a, z = j * block, min((j + 1) * block, self.n_out) - 1
             found = {}
             for i in np.flatnonzero(self.present & (self.lo <= z) & (self.hi >= a)):
                 lo, hi = max(self.lo[i], a), min(self.hi[i], z)
                 cls = (hi - lo + 1, tuple(self.sel[i, lo:hi + 1].tolist()))
-                counts = found.setdefault(cls, [0, 0])
-                counts[0 if self.lo[i] // block == self.hi[i] // block else 1] += 1
-            self._classes[key] = tuple(sorted((ln, sel, n1, nm) for (ln, sel), (n1, nm) in found.items()))
+                counts = found.setdefault(cls, [0, 0, 0])
+                single = self.lo[i] // block == self.hi[i] // block
+                counts[0 if single else 1] += 1
+                counts[2] += int(single and marked[i])
+            self._classes[key] = tuple(sorted((ln, sel, *n) for (ln, sel), n in found.items()))
         return self._classes[key]
 
 
@@ -179,15 +191,34 @@ class WindowEdge(Edge):
         self.c_present = self.co_lo < self.c_out
         self._blocks = {}
         self._patterns = {}
+        self._ids = {}
 
-    def min_stored_synapses(self) -> int:
-        """One synapse per distinct weight value that some synapse uses."""
+    def release_blocks(self) -> None:
+        for cache in (self._blocks, self._patterns, self._ids, *(a._classes for a in self.axes)):
+            cache.clear()
+
+    @cached_property
+    def _used_weights(self) -> np.ndarray:
+        """The weight of every tap some synapse uses (row selector x column
+        selector x source channel x its target channels), ravelled."""
         sel_y, sel_x = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
         ci = np.flatnonzero(self.c_present)
         co = self.co_lo[ci][:, None] + np.arange(self.width)
         used = self.op.weights(self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
                                ci[None, None, :, None], co[None, None])
-        return len(np.unique(np.asarray(used) + 0.0))
+        return np.broadcast_to(np.asarray(used, np.float64) + 0.0,
+                               (len(sel_y), len(sel_x), *co.shape)).ravel()
+
+    def min_stored_synapses(self) -> int:
+        """One synapse per distinct weight value that some synapse uses."""
+        return len(np.unique(self._used_weights))
+
+    @cached_property
+    def taps_distinct(self) -> bool:
+        """No two used taps have the same weight: then two lists of one block are
+        equal only where their row classes, column classes and channels are
+        (_block_usage needs no comparison)."""
+        return self.min_stored_synapses() == len(self._used_weights)
 
     @cached_property
     def connects(self) -> np.ndarray:
@@ -223,19 +254,21 @@ class WindowEdge(Edge):
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
               limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
-        sources_solo = solo[self.connects]
-        if split_signs or (sources_solo.any() and not sources_solo.all()):
+        marks = self._shared_sources(solo)
+        if split_signs or marks is None:
             return super().usage(tiling, solo, w_bits, cpn, limits, encodings, split_signs)
-        all_solo = bool(sources_solo.all())
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
-            key = (self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx), bc, jc, w, c,
-                   model.index_bits(h * w * c * cpn), all_solo)
+            rows = self.axes[0].classes(by, jy, marks[0])
+            cols = self.axes[1].classes(bx, jx, marks[1])
+            i_bits = model.index_bits(h * w * c * cpn)
+            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, i_bits)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(key, w_bits, limits, encodings)
+                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, i_bits,
+                                                      w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
         return out
@@ -261,9 +294,46 @@ class WindowEdge(Edge):
         w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
         return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
 
-    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits, encodings: tuple) -> tuple:
-        rows, cols, bc, jc, w, c, i_bits, all_solo = key
+    def _list_ids(self, sel_y, sel_x, ci, co_start, lc) -> np.ndarray:
+        """_row_ids of the weight blocks of all class triples, cached by their
+        selectors and channels (blocks of other tilings often repeat them)."""
+        key = (sel_y.shape, sel_y.tobytes(), sel_x.shape, sel_x.tobytes(), ci.tobytes(),
+               co_start.tobytes(), lc)
+        if key not in self._ids:
+            self._ids[key] = _row_ids(self._weights(sel_y, sel_x, ci, co_start, lc))
+        return self._ids[key]
+
+    def _shared_sources(self, solo: np.ndarray):
+        """The connecting sources that feed another layer too (not solo) as a
+        product of marked rows, columns and channels (three bool arrays), or None
+        where they are no such product (then the matrix counts them)."""
+        h, w, c = self.conn.source_shape
+        shared = (~solo & self.connects).reshape(h, w, c)
+        marks = (shared.any(axis=(1, 2)), shared.any(axis=(0, 2)), shared.any(axis=(0, 1)))
+        product = marks[0][:, None, None] & marks[1][None, :, None] & marks[2][None, None, :]
+        connects = self.connects.reshape(h, w, c)
+        return marks if np.array_equal(product & connects, shared) else None
+
+    def _channel_key(self, bc: int, jc: int, marked: np.ndarray):
+        """What of channel block jc the block's usage depends on: the block
+        itself, or where all used taps differ (taps_distinct: no list compares
+        with another) only, per run length, how many source channels have it,
+        how many of those reach no other channel block and how many of these are marked."""
+        if not self.taps_distinct:
+            return bc, jc, marked.tobytes()
+        ci, _, lc, single = self._channels(bc, jc)
+        runs = np.unique(lc)
+        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum()),
+                      int((single & marked[ci])[lc == r].sum())) for r in runs)
+
+    def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, c_marked: np.ndarray,
+                     w: int, c: int, i_bits: int, w_bits: int, limits: CoreLimits,
+                     encodings: tuple) -> tuple:
+        """Input axons and words [encoding, option], the longest list [encoding]
+        and the members of one block; a source is a member when it reaches this
+        block alone and is not marked on all three axes (it feeds no other layer)."""
         ci, co_start, lc, c_single = self._channels(bc, jc)
+        c_single_marked = c_single & c_marked[ci]
         n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)
         words_all = np.zeros(n_enc, np.int64)
@@ -273,22 +343,25 @@ class WindowEdge(Edge):
         for ly in sorted({r[0] for r in rows}):
             ry = [r for r in rows if r[0] == ly]
             sel_y = np.array([r[1] for r in ry])
-            n1_y, nm_y = np.array([r[2] for r in ry]), np.array([r[3] for r in ry])
+            n1_y, nm_y, n1m_y = (np.array([r[k] for r in ry]) for k in (2, 3, 4))
             for lx in sorted({r[0] for r in cols}):
                 rx = [r for r in cols if r[0] == lx]
                 sel_x = np.array([r[1] for r in rx])
-                n1_x, nm_x = np.array([r[2] for r in rx]), np.array([r[3] for r in rx])
+                n1_x, nm_x, n1m_x = (np.array([r[k] for r in rx]) for k in (2, 3, 4))
                 for l_c in np.unique(lc):
                     k = lc == l_c
                     n_all = np.broadcast_to(((n1_y + nm_y)[:, None] * (n1_x + nm_x)[None, :])[:, :, None],
                                             (len(ry), len(rx), int(k.sum())))
                     n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
-                             * all_solo)
-                    _, ids = np.unique(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)),
-                                       axis=0, return_inverse=True)
-                    ids = ids.ravel()
-                    distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
-                    distinct_all = len(np.unique(ids))
+                             - n1m_y[:, None, None] * n1m_x[None, :, None]
+                             * c_single_marked[k][None, None, :])
+                    if self.taps_distinct:      # every class triple its own list
+                        distinct_rest = int(np.count_nonzero(n_all - n_one))
+                        distinct_all = n_all.size
+                    else:
+                        ids = self._list_ids(sel_y, sel_x, ci[k], co_start[k], int(l_c))
+                        distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
+                        distinct_all = len(np.unique(ids))
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
                                              encodings)
                     words_rest += distinct_rest * pw
@@ -301,6 +374,19 @@ class WindowEdge(Edge):
         in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1))], 1)
         words = np.stack([words_all, words_rest + members * member_max if members else words_all], 1)
         return in_axons, words, max_list, members
+
+
+def _row_ids(rows: np.ndarray) -> np.ndarray:
+    """An id per row of a float array, equal iff the rows are (by value: 0.0 ==
+    -0.0): rows bucketed by an integer hash of their bit patterns, each bucket
+    checked against its first row; any collision falls back to comparing whole rows."""
+    bits = (np.ascontiguousarray(rows, np.float64) + 0.0).view(np.int64)
+    coef = np.random.default_rng(0).integers(1, 2 ** 62, bits.shape[1]) | 1
+    _, first, ids = np.unique((bits * coef).sum(axis=1), return_index=True, return_inverse=True)
+    ids = ids.ravel()
+    if np.array_equal(bits, bits[first[ids]]):
+        return ids
+    return np.unique(bits, axis=0, return_inverse=True)[1].ravel()
 
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,

@@ -11,7 +11,6 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from hwmodel.limits import RESOURCE
 from partitioner import model
@@ -137,27 +136,42 @@ class OutputUsage:
     violation: Violation | None = None
 
 
+def successor_hits(graph: PartitionGraph, name: str, successors: dict) -> dict:
+    """Per successor of layer `name`: (source neuron, successor core, the source
+    is a member) of every (neuron, core) it reaches, given the successors'
+    tilings (successors as in output_usage).  The same for every split of the
+    layer itself."""
+    n = graph.layer(name).n
+    hits = {}
+    for e in graph.out_edges[name]:
+        h = graph.target_cores(e, successors[e.target][0])
+        hits[e.target] = (np.repeat(np.arange(n), np.diff(h.indptr)), h.indices)
+    mult = sum((np.bincount(rows, minlength=n) for rows, _ in hits.values()),
+               np.zeros(n, np.int64))
+    return {t: (rows, cols, mult[rows] == 1) for t, (rows, cols) in hits.items()}
+
+
 def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: dict,
-                 first: int) -> OutputUsage:
+                 first: int, hits: dict | None = None) -> OutputUsage:
     """successors: name -> (Tiling, LayerUsage, first provisional core index); the
     layer's own cores get provisional indices first, first + 1, ...; a core's
-    chip is its provisional index // cores per chip."""
+    chip is its provisional index // cores per chip.  hits: successor_hits of
+    these successors (computed when not given)."""
     per_chip = graph.board.chip.cores_per_chip
     k = tiling.num_cores
-    hits = {e.target: graph.target_cores(e, successors[e.target][0]) for e in graph.out_edges[name]}
-    mult = sum((np.asarray(h.sum(axis=1)).ravel() for h in hits.values()),
-               np.zeros(graph.layer(name).n, np.int64))
-    member = sp.diags((mult == 1).astype(np.int64), format="csr", dtype=np.int64)
-    g = tiling.membership
+    if hits is None:
+        hits = successor_hits(graph, name, successors)
     chip = (first + np.arange(k)) // per_chip
     entries = np.zeros(k, np.int64)
     base = np.zeros(k, np.int64)
     routes, offchip = {}, 0
-    for target, h in hits.items():
+    for target, (rows, cols, member) in hits.items():
         t_tiling, t_usage, t_first = successors[target]
+        kt = t_tiling.num_cores
         pop = t_usage.population[name][None, :]
-        reach = (g @ h).toarray()
-        reach_members = (g @ (member @ h)).toarray()
+        pair = tiling.core_of[rows] * kt + cols         # (own core, successor core) per hit
+        reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
+        reach_members = np.bincount(pair[member], minlength=k * kt).reshape(k, kt)
         discrete = np.where(pop, reach - reach_members, reach)
         population = (pop & (reach_members > 0)).astype(np.int64)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])

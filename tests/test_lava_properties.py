@@ -231,8 +231,8 @@ def _draw_initial_voltages(net, data) -> None:
 
 def _without_windows(net):
     """The same network with every connection computed as a matrix product."""
-    return dataclasses.replace(net, connections=[dataclasses.replace(c, window=None)
-                                                 for c in net.connections])
+    return dataclasses.replace(net, connections=[
+        dataclasses.replace(c, weights=c.matrix(), window=None) for c in net.connections])
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
