@@ -91,6 +91,25 @@ class Edge:
         w = self.synapses[2]
         return len(w) if self.weights_distinct else len(np.unique(w))
 
+    def min_input_axons(self, solo: np.ndarray, cpn: int, compartments: int) -> np.ndarray:
+        """Per target neuron (flat order), the fewest input axons this connection
+        takes on the core holding it: one per source that must be discrete (not
+        solo, or its targets need more than `compartments` compartments at `cpn`
+        each), one more if it has any other source (partitioner.feasible)."""
+        rows, cols, _ = self.synapses
+        must = ~solo | (self.fanout * cpn > compartments)
+        discrete = np.bincount(rows[must[cols]], minlength=self.n_target)
+        other = np.bincount(rows[~must[cols]], minlength=self.n_target) > 0
+        return discrete + other
+
+    def min_target_words(self, w_bits: int, word_bits: int) -> np.ndarray | int:
+        """Per target neuron, the fewest synapse words its incoming synapses of this
+        connection take on its core: one w_bits synapse per distinct weight
+        (synapses into one neuron share storage only with equal weights)."""
+        rows, _, w = self.synapses
+        pairs = np.unique(np.stack([rows.astype(np.float64), w]), axis=1)[0].astype(np.int64)
+        return -(-np.bincount(pairs, minlength=self.n_target) * w_bits // word_bits)
+
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
               limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
         """Input axons, words and longest list on every core, with and without
@@ -195,10 +214,40 @@ class WindowEdge(Edge):
         return np.kron(np.kron(y.present, x.present), self.c_present).astype(bool)
 
     @cached_property
+    def channel_fanout(self) -> np.ndarray:
+        """Target channels each source channel reaches."""
+        return np.where(self.c_present, np.minimum(self.co_hi, self.c_out - 1) - self.co_lo + 1, 0)
+
+    @cached_property
     def fanout(self) -> np.ndarray:
         y, x = self.axes
-        fc = np.where(self.c_present, np.minimum(self.co_hi, self.c_out - 1) - self.co_lo + 1, 0)
-        return np.kron(np.kron(y.fanout, x.fanout), fc)
+        return np.kron(np.kron(y.fanout, x.fanout), self.channel_fanout)
+
+    def min_input_axons(self, solo: np.ndarray, cpn: int, compartments: int) -> np.ndarray:
+        """Edge.min_input_axons counted analytically: a source's fan-out is a
+        product of its row, column and channel reach, so sources are grouped by
+        the three reaches and counted per target row, column and channel."""
+        sources_solo = solo[self.connects]
+        if sources_solo.any() and not sources_solo.all():
+            return super().min_input_axons(solo, cpn, compartments)
+        y, x = self.axes
+        reach = [(y.lo, y.hi, y.fanout, y.n_out), (x.lo, x.hi, x.fanout, x.n_out),
+                 (self.co_lo, self.co_hi, self.channel_fanout, self.c_out)]
+        tables, values = [], []
+        for lo, hi, fan, n_out in reach:
+            v, group = np.unique(fan, return_inverse=True)
+            o = np.arange(n_out)[:, None]
+            hit = (lo[None, :] <= o) & (o <= hi[None, :]) & (fan[None, :] > 0)
+            tables.append(np.stack([(hit & (group[None, :] == g)).sum(1) for g in range(len(v))], 1))
+            values.append(v)
+        fan = values[0][:, None, None] * values[1][None, :, None] * values[2][None, None, :]
+        must = (fan * cpn > compartments) | (not sources_solo.all())
+        count = lambda m: np.einsum("ya,xb,kc,abc->yxk", *tables, m.astype(np.int64)).ravel()
+        return count(must) + (count(~must & (fan > 0)) > 0)
+
+    def min_target_words(self, w_bits: int, word_bits: int) -> int:
+        """Not counted for window connections (partitioner.feasible): 0."""
+        return 0
 
     def _channel_hits(self, block: int, count: int) -> np.ndarray:
         j = np.arange(count)[None, :]

@@ -1,5 +1,6 @@
-"""partition_network: lower bounds -> beam search -> chip placement -> cores ->
-independent validation, each stage timed.  Validation recounts every core, fails
+"""partition_network: refusal of layers no core holds (partitioner.feasible) ->
+lower bounds -> beam search -> chip placement -> cores -> independent
+validation, each stage timed.  Validation recounts every core, fails
 when a search estimate differs from the recount (EstimateMismatchError, so the
 counts the cores keep and the report prints are the recount's) and then checks
 every limit."""
@@ -16,6 +17,7 @@ from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
 from partitioner.bounds import lower_bounds
 from partitioner.errors import PartitionError
+from partitioner.feasible import check_layers
 from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
 from partitioner.placement import PlacementProblem, place_cores
@@ -46,6 +48,7 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     timings = {}
     t0 = time.perf_counter()
     graph = PartitionGraph(ir, board)
+    check_layers(graph)
     bounds = lower_bounds(graph)
     lower = sum(b for b, _ in bounds.values())
     if lower > board.num_cores:

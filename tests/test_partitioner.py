@@ -4,11 +4,13 @@ import matplotlib
 import numpy as np
 import pytest
 
-from hwmodel.limits import Board, ChipSpec, CoreLimits
+from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
 from nxcompile.compiler import compile_ir
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import partition_network
 from partitioner.errors import CoreLimitError, PartitionError
+from partitioner.feasible import check_layers
+from partitioner.graph import PartitionGraph
 from partitioner.validate import validate_partition
 from tests.helpers import NetBuilder, dense_chain
 
@@ -137,39 +139,98 @@ def test_beam_width_and_cost_weights_are_options():
         partition_network(ir, "loihi1", cost_weights=(1, 1))
 
 
-def test_neuron_with_too_many_discrete_inputs_names_layer_resource_and_limit():
+def test_neuron_with_too_many_discrete_inputs_is_refused_before_the_search():
     # 5000 sources that also feed another layer need discrete axons: 5000 input
-    # axons on the core of `wide` however it is split
+    # axons on the core of `other` however it is split, on any board
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
     ir.add_layer(LayerSpec("wide", "dense", (2,)))
     ir.add_layer(LayerSpec("other", "dense", (3,)))
     ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
     ir.connect("inp", "other", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 3))))
-    # (layers are split outputs first: `other` is tried before `wide`)
-    with pytest.raises(CoreLimitError, match=r"layer other: 5000 input axons needed on one core, "
-                                             r"limit 4096 \(best of 2 candidate splits of layer other: "
-                                             r"2 blocks of 2\)"):
-        partition_network(ir, "loihi1")
+    with pytest.raises(CoreLimitError, match=r"^layer wide: 5000 input axons needed on one core, "
+                                             r"limit 4096 \(neuron \(0,\) of shape \(2,\): sources "
+                                             r"of that neuron that need an axon of their own .*; the "
+                                             r"limit is per core, so no split and no larger board "
+                                             r"holds it\)$"):
+        partition_network(ir, "pohoiki_springs")
 
 
-def test_splits_are_counted_once_however_many_partial_partitions_try_them():
-    # `top` leaves 4 partial partitions (1..4 cores); `other` fits on 2 cores of 2500
-    # inputs; every input also feeds `wide`, whose one split (2 cores, its bound)
-    # then needs 5000 discrete input axons on each core in all 4 of them
+def _fan_in(n_sources: int, shared: bool) -> NetworkIR:
+    """n_sources spike inputs -> one neuron (and, when shared, also -> a second layer)."""
     ir = NetworkIR()
-    ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
-    ir.add_layer(LayerSpec("wide", "dense", (2,)))
-    ir.add_layer(LayerSpec("top", "dense", (50,)))
-    ir.add_layer(LayerSpec("other", "dense", (2,)))
-    ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
-    ir.connect("wide", "top", ConnectionSpec("dense", (2,), kernel=np.ones((2, 50))))
-    ir.connect("inp", "other", ConnectionSpec("dense", (5000,),
-                                              kernel=np.kron(np.eye(2), np.ones((2500, 1)))))
-    with pytest.raises(CoreLimitError, match=r"layer wide: 5000 input axons needed on one core, "
-                                             r"limit 4096 \(best of 1 candidate splits of layer wide: "
-                                             r"2 blocks of 1\)$"):
-        partition_network(ir, "loihi1")
+    ir.add_layer(LayerSpec("inp", "input", (n_sources,), input_mode="spikes"))
+    ir.add_layer(LayerSpec("one", "dense", (1,)))
+    w = np.random.default_rng(0).permutation(n_sources)[:, None] + 1.0     # all distinct
+    ir.connect("inp", "one", ConnectionSpec("dense", (n_sources,), kernel=w))
+    if shared:
+        ir.add_layer(LayerSpec("two", "dense", (1,)))
+        ir.connect("inp", "two", ConnectionSpec("dense", (n_sources,), kernel=w))
+    return ir
+
+
+@pytest.mark.parametrize("n, fits", [(4096, True), (4097, False)])
+def test_fan_in_of_discrete_sources_at_the_input_axon_limit(n, fits):
+    graph = PartitionGraph(_fan_in(n, shared=True), get_board("loihi1"))
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer one: 4097 input axons needed on one core, "
+                                                 r"limit 4096 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("n, fits", [(131072, True), (131073, False)])
+def test_one_neurons_distinct_weights_at_the_synapse_memory(n, fits):
+    # sources that feed only `one` share one population axon; their 8-bit weights
+    # all differ, so none can share storage: n * 8 / 64 words at least
+    graph = PartitionGraph(_fan_in(n, shared=False), get_board("loihi1"))
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer one: 16385 synapse words needed on one "
+                                                 r"core, limit 16384 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("targets, fits", [(32, True), (33, False)])
+def test_one_sources_output_entries_at_the_limit(targets, fits):
+    # cores of 4 compartments: a source feeding 33 neurons reaches 9 cores, 9 entries
+    small = Board("small", ChipSpec("small", CoreLimits(compartments=4, output_axons=8), 128), 1)
+    graph = PartitionGraph(dense_chain([1, targets], np.random.default_rng(0)), small)
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer inp: 9 output axons needed on one core, "
+                                                 r"limit 8 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("channels, fits", [(1024, True), (1025, False)])
+def test_convolution_fan_in_at_the_input_axon_limit(channels, fits):
+    # a 2x2 valid conv on 2x2 maps: the output neuron has 4 x channels sources, each
+    # reaching 1025 compartments, so every one needs a discrete axon (counted analytically)
+    net = NetBuilder((2, 2, channels), np.random.default_rng(0), input_mode="spikes")
+    net.conv(1025, 2)
+    graph = PartitionGraph(net.ir, get_board("loihi1"))
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer conv2d1: 4100 input axons needed on one "
+                                                 r"core, limit 4096 \(neuron \(0, 0, 0\) of shape "
+                                                 r"\(1, 1, 1025\)"):
+            check_layers(graph)
+
+
+def test_a_vgg_convolution_is_refused_before_the_search():
+    # 3x3 'same' conv, 512 -> 512 channels on 4x4 maps: an inner neuron has 9 x 512
+    # sources, each reaching at least 4 x 512 compartments
+    net = NetBuilder((4, 4, 512), np.random.default_rng(0), input_mode="spikes")
+    net.conv(512, 3, padding="same")
+    with pytest.raises(CoreLimitError, match=r"^layer conv2d1: 4608 input axons needed on one "
+                                             r"core, limit 4096 \(neuron \(1, 1, 0\) .* no larger "
+                                             r"board holds it\)$"):
+        partition_network(net.ir, "pohoiki_springs")
 
 
 def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_left():
@@ -187,7 +248,8 @@ def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_le
     ten = Board("ten", ChipSpec("ten", CoreLimits(), cores_per_chip=10), 1)
     with pytest.raises(CoreLimitError, match=r"layer dense0: 17000 synapse words needed on one core, "
                                              r"limit 16384 \(best of 1 candidate splits of layer dense0: "
-                                             r"8 blocks of 125; splits of 9 or more cores do not fit "
+                                             r"8 blocks of 125; splits of 9 or more cores were not tried: "
+                                             r"they do not fit "
                                              r"the 8 cores left for it on board ten"):
         partition_network(dense_chain([1000, 1000], np.random.default_rng(0)), ten)
 
@@ -201,7 +263,7 @@ def test_a_layer_without_neurons_or_room_for_one_is_refused_by_name():
         partition_network(ir, "loihi1")
     # a soft-reset neuron takes 2 compartments: none fits a core of 1
     tiny = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=1), cores_per_chip=8), 1)
-    with pytest.raises(CoreLimitError, match=r"layer dense0: 2 compartments needed on one core, "
+    with pytest.raises(CoreLimitError, match=r"layer inp: 2 compartments needed on one core, "
                                              r"limit 1 \(one neuron\)"):
         partition_network(dense_chain([2, 2], np.random.default_rng(0), reset="soft"), tiny)
 
