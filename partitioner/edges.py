@@ -102,13 +102,17 @@ class Edge:
         other = np.bincount(rows[~must[cols]], minlength=self.n_target) > 0
         return discrete + other
 
-    def min_target_words(self, w_bits: int, word_bits: int) -> np.ndarray | int:
-        """Per target neuron, the fewest synapse words its incoming synapses of this
-        connection take on its core: one w_bits synapse per distinct weight
-        (synapses into one neuron share storage only with equal weights)."""
+    def min_target_words(self, w_bits: int, word_bits: int, distinct: bool) -> np.ndarray:
+        """Per target neuron, the synapse words its incoming synapses of this
+        connection take at w_bits each: distinct=True, one synapse per distinct
+        weight (the fewest on its core: synapses into one neuron share storage
+        only with equal weights); False, every synapse (cheaper, at least that)."""
         rows, _, w = self.synapses
-        pairs = np.unique(np.stack([rows.astype(np.float64), w]), axis=1)[0].astype(np.int64)
-        return -(-np.bincount(pairs, minlength=self.n_target) * w_bits // word_bits)
+        if distinct:
+            order = np.lexsort((w, rows))
+            r, v = rows[order], w[order]
+            rows = r[np.r_[True, (r[1:] != r[:-1]) | (v[1:] != v[:-1])]]
+        return -(-np.bincount(rows, minlength=self.n_target) * w_bits // word_bits)
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
               limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
@@ -245,7 +249,7 @@ class WindowEdge(Edge):
         count = lambda m: np.einsum("ya,xb,kc,abc->yxk", *tables, m.astype(np.int64)).ravel()
         return count(must) + (count(~must & (fan > 0)) > 0)
 
-    def min_target_words(self, w_bits: int, word_bits: int) -> int:
+    def min_target_words(self, w_bits: int, word_bits: int, distinct: bool) -> int:
         """Not counted for window connections (partitioner.feasible): 0."""
         return 0
 

@@ -45,13 +45,21 @@ def check_layers(graph: PartitionGraph) -> None:
                     "sources of that neuron that need an axon of their own on its core "
                     "(they feed another layer too, or reach more compartments than a core "
                     "has), one more for its other sources", layer)
-            words = sum(e.min_target_words(graph.w_bits[name], lim.word_bits) for e in edges)
+            words = _words(graph, name, False)       # every synapse: distinct only if over
+            if np.max(words) > lim.synapse_words:
+                words = _words(graph, name, True)
             _refuse(name, "synapse_words", words, lim,
                     "one stored synapse per distinct weight into that neuron", layer)
         reach = sum((-(-e.fanout * graph.cpn[e.target] // lim.compartments)
                      for e in graph.out_edges[name]), np.zeros(layer.n, np.int64))
         _refuse(name, "output_axons", np.where(reach >= 2, reach, 0), lim,
                 "one discrete entry per core its targets need at least", layer)
+
+
+def _words(graph: PartitionGraph, name: str, distinct: bool) -> np.ndarray:
+    """Per neuron of layer `name`, words of its incoming synapses (Edge.min_target_words)."""
+    return sum(e.min_target_words(graph.w_bits[name], graph.limits.word_bits, distinct)
+               for e in graph.in_edges[name])
 
 
 def _refuse(name: str, key: str, need: np.ndarray, lim, why: str | None, layer) -> None:

@@ -326,3 +326,21 @@ def test_compiled_model_exposes_the_partition_and_reports_it(tmp_path):
     finally:
         matplotlib.use(backend)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_placement_of_thousands_of_cores_on_pohoiki_springs_uses_the_greedy_fallback():
+    # 20000 cores in 4 interleaved chains (core c feeds c + 4), placed at random
+    # first: too large for CP-SAT on 768 chips of 128, so contiguous runs and the
+    # greedy local search place them, validly, with fewer off-chip routes than
+    # filling chips in core order
+    from partitioner.placement import PlacementProblem, place_cores
+    n, cap, chips = 20000, 128, 768
+    rng = np.random.default_rng(0)
+    src = np.arange(n - 4)
+    problem = PlacementProblem(n, src, src + 4, rng.integers(1, 5, len(src)),
+                               np.zeros(n, np.int64), 4096, cap, chips)
+    initial = rng.permutation(np.arange(n) // cap)
+    placed = place_cores(problem, initial, time_limit=2.0)
+    assert "CP-SAT" not in placed.method and placed.method.startswith("contiguous runs")
+    assert problem.valid(placed.chips) and placed.offchip_routes == problem.offchip(placed.chips)
+    assert placed.offchip_routes <= problem.offchip(np.arange(n) // cap) < problem.offchip(initial)
