@@ -155,7 +155,7 @@ def memory_line(size: int, batch: int, steps: int) -> None:
     net, _ = quantize_network(model_to_ir(mobilenet_v1(size)))
     x = np.random.default_rng(0).random((batch, size, size, 3))
     per_step, peak, result = reference_per_step(net, x, steps)
-    synapses = sum(c.weights.nnz for c in net.connections)
+    synapses = sum(c.num_synapses for c in net.connections)
     spikes = sum(int(c.sum()) for c in result.counts.values())
     print(f"MobileNet v1 {size}x{size}: {sum(l.n for l in net.layers.values())} neurons, "
           f"{synapses} synapses; batch {batch} x {steps} steps on the reference simulator: "

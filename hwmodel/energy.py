@@ -177,7 +177,7 @@ class _Traffic:
         self.num_cores, self.core_of = len(pos), core_of
         self.per_conn = []
         for conn in net.connections:
-            w = conn.weights.tocoo()
+            w = conn.matrix().tocoo()
             keep = w.data != 0
             shape = (self.num_cores, w.shape[1])
             synapses = sp.csr_matrix((np.ones(int(keep.sum())),

@@ -100,6 +100,8 @@ class IntWindow:
     through kernel[:, :, ci, m].  strides (sy, sx); origin (top, left);
     dilation (dy, dx): output pixel (oy, ox) sees source pixels (oy * sy - top +
     ky * dy, ox * sx - left + kx * dx), those outside the source being zeros.
+    source_shape, target_shape: (H, W, C) of the two layers (what matrix()
+    needs; () where unknown).
     """
 
     kernel: np.ndarray
@@ -108,6 +110,75 @@ class IntWindow:
     depthwise: bool = False
     first: int = 0
     dilation: tuple = (1, 1)
+    source_shape: tuple = ()
+    target_shape: tuple = ()
+
+    def _reach(self, axis: int) -> np.ndarray:
+        """Bool (outputs, kernel taps) along a spatial axis: tap k of output o
+        reads a source pixel (not padding)."""
+        n_in, n_out, k = self.source_shape[axis], self.target_shape[axis], self.kernel.shape[axis]
+        i = (np.arange(n_out)[:, None] * self.strides[axis] - self.origin[axis]
+             + np.arange(k)[None, :] * self.dilation[axis])
+        return (i >= 0) & (i < n_in)
+
+    def _channel_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        """(kh, kw, C_in or 1, C_target) view of a kernel-shaped array: the weight
+        from source channel ci (axis 2; depthwise: its own one) to every target channel."""
+        if not self.depthwise:
+            return kernel
+        kh, kw, c, k = kernel.shape
+        out = np.zeros((kh, kw, 1, self.target_shape[2]), kernel.dtype)
+        out[:, :, 0, self.first:self.first + c * k] = kernel.reshape(kh, kw, c * k)
+        return out
+
+    def row_sums(self, kernel: np.ndarray) -> np.ndarray:
+        """Per target neuron (flat HWC) the sum of `kernel` (shaped like
+        self.kernel, e.g. its positive part) over that neuron's synapses."""
+        per_tap = self._channel_kernel(kernel).sum(axis=2)            # (kh, kw, C_target)
+        return np.einsum("ya,xb,abc->yxc", self._reach(0).astype(np.float64),
+                         self._reach(1).astype(np.float64), per_tap).ravel()
+
+    def tap_counts(self) -> np.ndarray:
+        """(kh, kw): synapses each kernel tap of one (source channel, target
+        channel) pair makes, counting the positions where it reads a source pixel."""
+        return np.outer(self._reach(0).sum(axis=0), self._reach(1).sum(axis=0))
+
+    @property
+    def num_synapses(self) -> int:
+        """Synapses with a non-zero weight."""
+        nz = (self.kernel != 0).sum(axis=3 if self.depthwise else (2, 3))
+        per_tap = nz if self.depthwise else nz[:, :, None]
+        return int((self.tap_counts()[:, :, None] * per_tap).sum())
+
+    def matrix(self, targets=None) -> sp.csr_matrix:
+        """The synapses as csr (len(targets), n_source) int64, rows for the
+        target neurons `targets` (flat HWC indices; default all), zero weights
+        left out: one core's block at a time instead of the whole matrix."""
+        h, w, c = self.source_shape
+        ho, wo, co_n = self.target_shape
+        t = np.arange(ho * wo * co_n) if targets is None else np.asarray(targets, np.int64)
+        oy, ox, co = t // (wo * co_n), t // co_n % wo, t % co_n
+        kh, kw, kc, k = self.kernel.shape
+        (sy, sx), (top, left), (dy, dx) = self.strides, self.origin, self.dilation
+        ky, kx = (g.ravel() for g in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
+        iy = oy[:, None] * sy - top + ky[None, :] * dy                  # (T, taps)
+        ix = ox[:, None] * sx - left + kx[None, :] * dx
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        if self.depthwise:
+            rel = co - self.first
+            ci = np.clip(rel // k, 0, kc - 1)[:, None, None]
+            weight = self.kernel[ky[None, :, None], kx[None, :, None], ci, (rel % k)[:, None, None]]
+            inside = (inside & ((rel >= 0) & (rel < kc * k))[:, None])[:, :, None]
+        else:
+            ci = np.arange(kc)[None, None, :]
+            weight = self.kernel[ky[None, :, None], kx[None, :, None], ci, co[:, None, None]]
+            inside = inside[:, :, None]
+        col = (iy * w + ix)[:, :, None] * c + ci
+        keep = np.broadcast_to(inside, weight.shape) & (weight != 0)
+        rows = np.broadcast_to(np.arange(len(t))[:, None, None], weight.shape)
+        return sp.csr_matrix((weight[keep].astype(np.int64),
+                              (rows[keep], np.broadcast_to(col, weight.shape)[keep])),
+                             shape=(len(t), h * w * c))
 
 
 @dataclass
@@ -127,16 +198,37 @@ class IntConnection:
     DELAY_MAX, non-zero only where weights is; a spike of step t reaches the
     target's u at step t + 1 + delay (Lava's DelaySparse).  A connection with
     delays has no window.
+    weights is None where a window with both shapes holds the synapses
+    (mapper.quantize keeps convolutions as kernels): matrix() and rows() build
+    them from it.
     """
 
     source: str
     target: str
-    weights: sp.csr_matrix
+    weights: sp.csr_matrix | None
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str = "mixed"
     window: IntWindow | None = None   # the same synapses as a window operation, if they are one
     delays: sp.csr_matrix | None = None
+
+    def matrix(self) -> sp.csr_matrix:
+        """The synapse matrix (n_target, n_source), csr int."""
+        return self.weights if self.weights is not None else self.window.matrix()
+
+    def rows(self, targets) -> sp.csr_matrix:
+        """The synapses into the target neurons `targets` (flat indices), csr
+        (len(targets), n_source): from the window without building the whole matrix."""
+        if self.weights is not None:
+            return sp.csr_matrix(self.weights)[np.asarray(targets, np.int64)]
+        return self.window.matrix(targets)
+
+    @property
+    def num_synapses(self) -> int:
+        """Stored synapses (non-zero weights)."""
+        if self.weights is not None:
+            return int(sp.csr_matrix(self.weights).count_nonzero())
+        return self.window.num_synapses
 
     @property
     def max_delay(self) -> int:
@@ -147,7 +239,7 @@ class IntConnection:
     def delay_parts(self) -> list:
         """[(delay, csr weights of the synapses with that delay)] for every
         delay present, ascending; [(0, weights)] without delays."""
-        w = sp.csr_matrix(self.weights)
+        w = sp.csr_matrix(self.matrix())
         if not self.max_delay:
             return [(0, w)]
         d = sp.csr_matrix(self.delays)

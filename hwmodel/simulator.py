@@ -108,13 +108,13 @@ class _Synapses:
     (batch, n_target) float, exact integers before the weight exponent."""
 
     def __init__(self, conn: IntConnection, source: IntLayer, target: IntLayer):
-        self.conn = conn
+        self.conn, self.n_target = conn, target.n
         win = self.window = conn.window
         if win is not None:     # a row sums at most one output channel's whole kernel
             per_channel = np.abs(win.kernel).sum(axis=(0, 1) if win.depthwise else (0, 1, 2))
             worst = float(np.max(per_channel, initial=0))
         else:
-            w = conn.weights.tocsr()
+            w = conn.matrix().tocsr()
             worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
         self.peak = worst * 2.0 ** (conn.weight_exp + formats.ACTIVATION_SHIFT)
         self.dtype = _float_type(worst)
@@ -142,7 +142,7 @@ class _Synapses:
         t % (max delay + 1) holding the input due at step t; None without delays."""
         if self.delays is None:
             return None
-        return np.zeros((int(self.delays[-1]) + 1, batch, self.conn.weights.shape[0]), self.dtype)
+        return np.zeros((int(self.delays[-1]) + 1, batch, self.n_target), self.dtype)
 
     def deliver(self, spikes: np.ndarray, t: int, ring: np.ndarray | None) -> np.ndarray:
         """Synaptic input at step t (batch, n_target) from the previous step's

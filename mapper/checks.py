@@ -69,12 +69,17 @@ def check_connection(conn: IntConnection) -> None:
             f"never emits a negative exponent)")
     _check_range(f"{where} weight_exp", conn.weight_exp, 0, formats.WEIGHT_EXP_MAX)
     _check_range(f"{where} num_weight_bits", conn.num_weight_bits, 1, formats.WEIGHT_BITS_MAX)
-    if conn.weights.dtype.kind not in "iu":
-        raise NetworkError(f"{where} weights have dtype {conn.weights.dtype}; they hold integers")
+    if conn.weights is None and (conn.window is None or conn.delays is not None):
+        raise NetworkError(f"{where} no weights: only a connection with a window and without "
+                           f"delays may keep its synapses in the window's kernel")
+    values = conn.window.kernel if conn.weights is None else conn.weights
+    if values.dtype.kind not in "iu":
+        raise NetworkError(f"{where} weights have dtype {values.dtype}; they hold integers")
+    values = np.ravel(values) if conn.weights is None else values.data
     step = formats.weight_step(conn.num_weight_bits, conn.sign_mode)
-    _check_range(f"{where} weight ({conn.sign_mode})", conn.weights.data,
+    _check_range(f"{where} weight ({conn.sign_mode})", values,
                  *formats.weight_range(conn.sign_mode))
-    off_grid = conn.weights.data[conn.weights.data % step != 0]
+    off_grid = values[values % step != 0]
     if off_grid.size:
         raise NetworkError(f"{where} weight {off_grid[0]} is not a multiple of {step}, the step of "
                            f"{conn.num_weight_bits}-bit {conn.sign_mode} weights")
@@ -156,8 +161,10 @@ def check_network(net: IntNetwork) -> None:
         for name in (conn.source, conn.target):
             if name not in net.layers:
                 raise NetworkError(f"{where} unknown layer {name!r}")
-        want = (net.layers[conn.target].n, net.layers[conn.source].n)
-        if conn.weights.shape != want:
-            raise NetworkError(f"{where} weights have shape {conn.weights.shape}, the layers "
-                               f"need {want}")
         check_connection(conn)
+        want = (net.layers[conn.target].n, net.layers[conn.source].n)
+        shape = (conn.weights.shape if conn.weights is not None else
+                 (int(np.prod(conn.window.target_shape)), int(np.prod(conn.window.source_shape))))
+        if shape != want:
+            raise NetworkError(f"{where} weights have shape {shape}, the layers "
+                               f"need {want}")

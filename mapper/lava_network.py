@@ -91,17 +91,17 @@ def _connect(lnet: LavaNetwork, partition: Partition, conn: IntConnection) -> No
     """Sparse blocks of one connection (each repeated once per lane along the
     diagonal), wired into the neuron processes."""
     if conn.sign_mode == "shared":      # its positive and its negative weights: two connections
-        for part in (conn.weights.maximum(0), conn.weights.minimum(0)):
+        weights = conn.matrix()
+        for part in (weights.maximum(0), weights.minimum(0)):
             delays = None if conn.delays is None else \
                 sp.csr_matrix(conn.delays.multiply(part != 0), dtype=np.int64)
             _connect(lnet, partition, replace(conn, weights=part.tocsr(), delays=delays,
                                               sign_mode=sign_mode_of(part.data)))
         return
-    weights = conn.weights.tocsr()
     delays = None if not conn.max_delay else sp.csr_matrix(conn.delays, dtype=np.int64)
     sign_mode = SignMode[conn.sign_mode.upper()]
     for tgt in partition.cores_of(conn.target):
-        rows = weights[tgt.neurons]
+        rows = conn.rows(tgt.neurons)      # one target core's block at a time
         delay_rows = None if delays is None else delays[tgt.neurons]
         for src in partition.cores_of(conn.source):
             block = rows[:, src.neurons].tocsr()

@@ -220,7 +220,7 @@ def default_lanes(net: IntNetwork, batch: int) -> int:
     while the repeated Sparse blocks hold at most LANE_SYNAPSES synapses in
     all (memory and step time grow with lanes; Lava's fixed per-step cost of
     every process and its compile time do not)."""
-    synapses = max(1, sum(c.weights.nnz for c in net.connections))
+    synapses = max(1, sum(c.num_synapses for c in net.connections))
     return max(1, min(batch, LANE_SYNAPSES // synapses))
 
 

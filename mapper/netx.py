@@ -162,7 +162,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
                                   f"description")
         _check_no_reshape(name, prev, spec, tuple(ir.layer(prev).shape))
         if spec.op.netx_type == fmt.DENSE:
-            weight = conn.weights.toarray()
+            weight = conn.matrix().toarray()
             delay = None if not conn.max_delay else conn.delays.toarray()
             source = tuple(ir.layer(prev).shape)
             if len(source) == 3:       # netx flattens (C, H, W); the weights index (H, W, C)
@@ -174,7 +174,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
             if delay is not None:      # netx: DelayDense with these (out, in) delays
                 entry["delay"] = delay
         else:
-            weight, groups = _window_weight(name, spec, target, conn.weights)
+            weight, groups = _window_weight(name, spec, target, conn.matrix())
             entry = {"type": fmt.CONV, "shape": fmt.chw(target), "weight": weight,
                      "stride": list(spec.strides), "padding": _padding(name, spec, target),
                      "dilation": [1, 1], "groups": groups}

@@ -237,30 +237,64 @@ def _threshold_boost(vth: float, headroom: float) -> int:
     return b
 
 
-def _peak(all_w: np.ndarray, percentile: float) -> float:
-    """The |weight| that is put at the top of the weight range (module doc)."""
-    mag = np.abs(all_w[all_w != 0])
+def _peak(values: np.ndarray, counts: np.ndarray, percentile: float) -> float:
+    """The |weight| that is put at the top of the weight range (module doc):
+    over synapses, each value of `values` standing for `counts` synapses (the
+    percentile as np.percentile's linear method would give it on them all)."""
+    mag, counts = np.abs(values), np.asarray(counts)
+    mag, counts = mag[(mag != 0) & (counts > 0)], counts[(mag != 0) & (counts > 0)]
     if not mag.size:
         return 0.0
-    return float(np.max(mag) if percentile >= 100 else np.percentile(mag, percentile))
+    if percentile >= 100:
+        return float(np.max(mag))
+    order = np.argsort(mag, kind="stable")
+    mag, ends = mag[order], np.cumsum(counts[order])
+    pos = percentile / 100 * (ends[-1] - 1)
+    lo, hi = (mag[np.searchsorted(ends, j, side="right")] for j in (math.floor(pos), math.ceil(pos)))
+    t = pos - math.floor(pos)
+    return float(hi - (hi - lo) * (1 - t) if t >= 0.5 else lo + (hi - lo) * t)
+
+
+def _float_synapses(spec: ConnectionSpec, target_shape: tuple):
+    """(values, counts, matrix) of a connection's float weights: a kernel
+    connection (window_of takes its kernel directly) as its used kernel taps
+    and the synapses each makes, matrix None; any other as its matrix's data,
+    one synapse each."""
+    if keeps_kernel(spec):
+        channels = slice(spec.channel_offset, spec.channel_offset + spec.source_shape[2])
+        kernel = np.asarray(spec.kernel, np.float64)[:, :, channels]
+        (oy, ky, _), (ox, kx, _) = spec.op.window_axes(spec, tuple(target_shape))
+        taps = np.outer(np.bincount(ky, minlength=kernel.shape[0]),
+                        np.bincount(kx, minlength=kernel.shape[1]))
+        counts = np.broadcast_to(taps[:, :, None, None], kernel.shape)
+        return kernel.ravel(), counts.ravel(), None
+    m = connection_matrix(spec, target_shape)
+    return m.data, np.ones(len(m.data), np.int64), m
+
+
+def keeps_kernel(spec: ConnectionSpec) -> bool:
+    """True for a connection window_of builds straight from its kernel (a
+    weighted window kind without delays)."""
+    return spec.op.window and spec.op.weighted and spec.delays is None
 
 
 def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float):
     """Integer layer and integer connections of one non-input layer."""
     nrn = layer.neuron
-    mats = {src: connection_matrix(ir.connection(src, layer.name), layer.shape)
-            for src in ir.predecessors(layer.name)}
-    for src, m in mats.items():
-        _check_finite(layer.name, f"kernel (from {src})", m.data)
+    syn = {src: _float_synapses(ir.connection(src, layer.name), layer.shape)
+           for src in ir.predecessors(layer.name)}
+    for src, (values, _, _) in syn.items():
+        _check_finite(layer.name, f"kernel (from {src})", values)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
-    all_w = np.concatenate([m.data for m in mats.values()]) if mats else np.zeros(0)
-    mode = formats.sign_mode(all_w, nrn.shared_sign)
+    all_w = np.concatenate([v for v, _, _ in syn.values()]) if syn else np.zeros(0)
+    all_n = np.concatenate([n for _, n, _ in syn.values()]) if syn else np.zeros(0, np.int64)
+    mode = formats.sign_mode(all_w[all_n > 0], nrn.shared_sign)
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
     w_top = (formats.WEIGHT_MAX // step) * step         # largest magnitude every sign holds
-    peak = _peak(all_w, weight_percentile)
+    peak = _peak(all_w, all_n, weight_percentile)
     fixed_exp = nrn.weight_exp
     if fixed_exp is not None:
         _check_range(layer.name, "weightExponent", fixed_exp, 0, formats.WEIGHT_EXP_MAX)
@@ -302,16 +336,23 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
         return stored(units_of(values))
 
     conns, err_num, err_den, clipped = [], 0.0, 0.0, 0
-    for src, m in mats.items():
+    for src, (values, counts, m) in syn.items():
+        units = units_of(values)
+        clipped += int(counts[(units < lo_units) | (units > hi_units)].sum())
+        q = stored(units)
+        err_num += float(np.sum(counts * (q * 2 ** w_exp / sigma - values) ** 2))
+        err_den += float(np.sum(counts * values ** 2))
+        spec = ir.connection(src, layer.name)
+        if m is None:           # a kernel: the window holds the synapses
+            conns.append(IntConnection(source=src, target=layer.name, weights=None,
+                                       weight_exp=w_exp, num_weight_bits=nrn.num_weight_bits,
+                                       sign_mode=mode, window=window_of(spec, layer.shape, None,
+                                                                        on_grid)))
+            continue
         w = m.copy()
-        units = units_of(m.data)
-        clipped += int(np.count_nonzero((units < lo_units) | (units > hi_units)))
-        w.data = stored(units)
-        err_num += float(np.sum((w.data * 2 ** w_exp / sigma - m.data) ** 2))
-        err_den += float(np.sum(m.data ** 2))
+        w.data = q
         w.eliminate_zeros()
         w = sp.csr_matrix(w)
-        spec = ir.connection(src, layer.name)
         delays = delay_matrix(spec, layer.shape)
         if delays is not None:       # only on the synapses that keep a weight
             delays = sp.csr_matrix(delays.multiply(w != 0), dtype=np.int64)
@@ -348,7 +389,7 @@ def window_of(spec: ConnectionSpec, target_shape: tuple, weights,
     kind = spec.op
     if not kind.window or spec.delays is not None:      # delays: the matrix path
         return None
-    if on_grid is not None and kind.weighted:
+    if on_grid is not None and keeps_kernel(spec):
         kernel = on_grid(np.asarray(spec.kernel, np.float64))
     else:
         kernel = kind.kernel_of(spec, tuple(target_shape), weights)
@@ -359,17 +400,22 @@ def window_of(spec: ConnectionSpec, target_shape: tuple, weights,
                      strides=tuple(spec.strides), origin=tuple(kind.origin(spec, tuple(target_shape))),
                      depthwise=kind.per_channel,
                      first=spec.channel_offset * kernel.shape[3] if kind.per_channel else 0,
-                     dilation=tuple(spec.dilation))
+                     dilation=tuple(spec.dilation), source_shape=tuple(spec.source_shape),
+                     target_shape=tuple(target_shape))
 
 
 def _warn_accumulator(name: str, conns: list) -> None:
     """Warn if all excitatory (or all inhibitory) inputs firing together could
     overflow the 16-bit dendritic accumulator, which Lava does not model."""
     limit = 2 ** (formats.DENDRITE_ACCUMULATOR_BITS - 1)
-    pos = sum(np.asarray(c.weights.maximum(0).sum(axis=1)).ravel() * 2.0 ** c.weight_exp
-              for c in conns)
-    neg = sum(np.asarray((-c.weights).maximum(0).sum(axis=1)).ravel() * 2.0 ** c.weight_exp
-              for c in conns)
+
+    def per_target(c: IntConnection, sign: int) -> np.ndarray:
+        """Sum of the weights of one sign into every target neuron."""
+        if c.weights is None:
+            return c.window.row_sums(np.maximum(sign * c.window.kernel, 0))
+        return np.asarray((sign * c.weights).maximum(0).sum(axis=1)).ravel()
+    pos = sum(per_target(c, 1) * 2.0 ** c.weight_exp for c in conns)
+    neg = sum(per_target(c, -1) * 2.0 ** c.weight_exp for c in conns)
     worst = max(float(np.max(pos, initial=0)), float(np.max(neg, initial=0)))
     if worst >= limit:
         warnings.warn(f"layer {name}: worst-case synaptic input per step {worst:.0f} exceeds the "

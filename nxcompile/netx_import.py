@@ -316,7 +316,7 @@ def check_exact(ir: NetworkIR, net: IntNetwork) -> None:
     for conn in net.connections:
         want = connection_matrix(ir.connection(conn.source, conn.target),
                                  ir.layer(conn.target).shape).tocsr()
-        got = conn.weights.tocsr().astype(np.float64) * 2.0 ** conn.weight_exp
+        got = conn.matrix().tocsr().astype(np.float64) * 2.0 ** conn.weight_exp
         diff = (got - want).tocoo()
         diff.eliminate_zeros()
         if diff.nnz:

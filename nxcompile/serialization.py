@@ -226,7 +226,7 @@ def write(path, **parts) -> Path:
     enc = _Encoder()
     net = parts["network"]      # windows are derived from the weights when read (_add_windows)
     parts = {**parts, "network": dataclasses.replace(net, connections=[
-        dataclasses.replace(c, window=None) for c in net.connections])}
+        dataclasses.replace(c, weights=c.matrix(), window=None) for c in net.connections])}
     doc = {"format": FORMAT, "version": VERSION,
            "model": {key: enc.encode(parts[key]) for key in PARTS}}
     text = json.dumps(doc, allow_nan=False, indent=1)
@@ -295,7 +295,10 @@ def read(path) -> dict:
 def _add_windows(ir: NetworkIR, net) -> None:
     """Give each connection the window (the reference simulator's convolution)
     that its checked weights and its IR connection give (mapper.quantize.window_of):
-    not stored, so a file cannot make the simulators disagree."""
+    not stored, so a file cannot make the simulators disagree.  A kernel
+    connection then drops its matrix, as the quantizer's own output has none."""
     for conn in net.connections:
-        conn.window = quantize.window_of(ir.connection(conn.source, conn.target),
-                                         net.layers[conn.target].shape, conn.weights)
+        spec = ir.connection(conn.source, conn.target)
+        conn.window = quantize.window_of(spec, net.layers[conn.target].shape, conn.weights)
+        if conn.window is not None and quantize.keeps_kernel(spec):
+            conn.weights = None         # as mapper.quantize leaves it: the window holds them

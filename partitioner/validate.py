@@ -114,7 +114,13 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
 
 
 def recount(ir: NetworkIR, partition: Partition) -> list:
-    """CoreCount of every core (list indexed like partition.cores)."""
+    """CoreCount of every core (list indexed like partition.cores).
+
+    Streams over connections: each yields its synapse lists (source neuron,
+    target core, words, sharing key) and is dropped before the next.  A window
+    connection into a layer whose every core holds a box of neurons
+    (_WindowLists) encodes each distinct list once; any other connection
+    (_matrix_lists) encodes every list from its synapse matrix."""
     lim = partition.board.chip.core
     core_of, local_of = _assignment(ir, partition)
     cores = partition.cores
@@ -130,18 +136,20 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
                 raise PartitionValidationError(
                     f"core {core.index} (layer {core.layer}): population axon from {src!r}, "
                     f"which does not feed layer {core.layer}")
-    # Synapses of every connection as (source neuron, target core, local index, weight),
-    # and the delay (steps) of each.
-    synapses, delays = {}, {}
+    boxes = {name: _boxes(ir.layer(name).shape, [cores[t].neurons for t in ts], ts)
+             for name, ts in _cores_by_layer(cores).items()}
+    # Per connection its counter: window lists where the target's cores are boxes, else
+    # the synapse matrix (kept: its delays and signs are needed twice).
+    counters = {}
     for src, dst in ir.graph.edges:
-        spec, shape = ir.connection(src, dst), ir.layer(dst).shape
-        m = connection_matrix(spec, shape).tocoo()
-        synapses[src, dst] = (m.col.astype(np.int64), core_of[dst][m.row], local_of[dst][m.row], m.data)
-        d = delay_matrix(spec, shape)
-        delays[src, dst] = np.zeros(m.nnz, np.int64) if d is None else \
-            np.asarray(d.tocsr()[m.row, m.col], np.int64).ravel()
+        spec = ir.connection(src, dst)
+        if spec.op.window and spec.delays is None and boxes[dst] is not None:
+            counters[src, dst] = _WindowLists(spec, tuple(ir.layer(dst).shape), boxes[dst])
+        else:
+            counters[src, dst] = _MatrixLists(spec, tuple(ir.layer(dst).shape), core_of[dst],
+                                              local_of[dst])
     # The delay field of a layer's synapses: sized by its largest incoming delay.
-    delay_bits = {dst: sf.delay_bits(max([int(delays[s, dst].max(initial=0))
+    delay_bits = {dst: sf.delay_bits(max([counters[s, dst].max_delay
                                           for s in ir.predecessors(dst)], default=0))
                   for dst in ir.order()}
     core_encoding = np.array([c.encoding for c in cores])
@@ -150,39 +158,28 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     # Shared sign with weights of both signs: lists in a positive and a negative part.
     split = {}
     for dst in ir.order():
-        w_all = np.concatenate([synapses[s, dst][3] for s in ir.predecessors(dst)] or [[]])
-        split[dst] = bool(ir.layer(dst).neuron.shared_sign) and bool(
-            (w_all > 0).any() and (w_all < 0).any())
+        signs = [counters[s, dst].signs for s in ir.predecessors(dst)]
+        split[dst] = bool(ir.layer(dst).neuron.shared_sign) and any(p for p, _ in signs) and \
+            any(n for _, n in signs)
+    for key, counter in counters.items():
+        if split[key[1]] and isinstance(counter, _WindowLists):   # lists depend on signs
+            spec = ir.connection(*key)
+            counters[key] = _MatrixLists(spec, tuple(ir.layer(key[1]).shape), core_of[key[1]],
+                                         local_of[key[1]])
     # Multiplicity: distinct target cores of every source neuron over all its successors.
     mult = {name: np.zeros(ir.layer(name).n, np.int64) for name in ir.order()}
-    for (src, _), (i, t, _, _) in synapses.items():
-        pairs = np.unique(i * n_cores + t)
-        mult[src] += np.bincount(pairs // n_cores, minlength=len(mult[src]))
-    for (src, dst), (i, t, local, w) in synapses.items():
-        if len(i) == 0:
+    for (src, _), counter in counters.items():
+        mult[src] += counter.reach(n_cores)
+    for (src, dst) in list(counters):
+        counter = counters.pop((src, dst))
+        w_bits = int(ir.layer(dst).neuron.num_weight_bits) + delay_bits[dst]
+        lists = counter.lists(core_encoding, core_index_bits, w_bits, lim, split[dst])
+        if lists is None:
             continue
-        # Lists: one per (target core, source neuron), cores contiguous, indices ascending;
-        # with a shared sign its positive synapses, then its negative ones.
-        negative = (w < 0) & split[dst]
-        order = np.lexsort((local, negative, i, t))
-        i, t, local, w, negative = i[order], t[order], local[order], w[order], negative[order]
-        dly = delays[src, dst][order]
-        starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (t[1:] != t[:-1])])
-        sign_part = np.r_[True, negative[1:] != negative[:-1]]
-        ends = np.append(starts[1:], len(i))
-        list_src, list_core = i[starts], t[starts]
-        member = mult[src][list_src] == 1
-        keys = _identical_lists(list_core, local, w, starts, ends - starts, dly)
-        # Words of every list, encoded entry by entry under its core's encoding.
-        lengths = ends - starts
-        words, skips, entry_list, entry_at = _encode(
-            local, starts, lengths, core_encoding[list_core],
-            int(ir.layer(dst).neuron.num_weight_bits) + delay_bits[dst], core_index_bits[list_core],
-            lim.synapses_per_entry, lim.word_bits, sign_part)
-        # one encoding and weight width per core; the sign mode of a shared sign per entry
-        for key in set(zip(list_core[entry_list].tolist(), skips.tolist(),
-                           negative[entry_at].tolist())):
+        list_src, list_core, words, keys, entry_formats = lists
+        for key in entry_formats:       # (core, skip bits, negative part)
             formats[key[0]].add(key[1:])
+        member = mult[src][list_src] == 1
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
         n_mem = np.bincount(list_core[member], minlength=n_cores)
@@ -206,14 +203,272 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
         # (source core, population) with a member on that source core.
         s_core = core_of[src][list_src]
         off = (chip[s_core] != chip[list_core]).astype(np.int64)
-        np.add.at(out_entries, s_core[~pooled],
-                  sf.DISCRETE_ROUTE_ENTRIES + off[~pooled] * sf.OFFCHIP_EXTRA_ENTRIES)
+        out_entries += np.bincount(s_core[~pooled], minlength=n_cores,
+                                   weights=sf.DISCRETE_ROUTE_ENTRIES
+                                   + off[~pooled] * sf.OFFCHIP_EXTRA_ENTRIES).astype(np.int64)
         routes = np.unique(s_core[pooled] * n_cores + list_core[pooled])
         s_pop, t_pop = routes // n_cores, routes % n_cores
         np.add.at(out_entries, s_pop, sf.POPULATION_ROUTE_ENTRIES
                   + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
     return [CoreCount(*map(int, v), synapse_formats=len(f))
             for *v, f in zip(comps, in_axons, out_entries, words_used, max_list, formats)]
+
+
+def _cores_by_layer(cores: list) -> dict:
+    """Layer name -> indices of its cores, ascending."""
+    out = {}
+    for core in cores:
+        out.setdefault(core.layer, []).append(core.index)
+    return out
+
+
+def _boxes(shape: tuple, neurons: list, indices: list) -> "np.ndarray | None":
+    """(core index, y0, y1, x0, x1, c0, c1) rows, one per core of an (H, W, C)
+    layer, when every core's neurons are exactly the box [y0, y1) x [x0, x1) x
+    [c0, c1) (its local indices then are row-major in the box); else None."""
+    if len(shape) != 3:
+        return None
+    h, w, c = shape
+    rows = []
+    for t, nrn in zip(indices, neurons):
+        nrn = np.asarray(nrn, np.int64)
+        y, x, ch = nrn // (w * c), nrn // c % w, nrn % c
+        lo = (int(y[0]), int(x.min()), int(ch.min()))
+        hi = (int(y[-1]) + 1, int(x.max()) + 1, int(ch.max()) + 1)
+        if (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]) != len(nrn):
+            return None     # ascending and unique (checked by _assignment): equal counts = box
+        rows.append((t, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
+    return np.array(rows, np.int64)
+
+
+class _MatrixLists:
+    """A connection's synapse lists from its synapse matrix, every list encoded."""
+
+    def __init__(self, spec, shape: tuple, core_of: np.ndarray, local_of: np.ndarray):
+        m = connection_matrix(spec, shape).tocoo()
+        self.i, self.t, self.local, self.w = (m.col.astype(np.int64), core_of[m.row],
+                                              local_of[m.row], m.data)
+        d = delay_matrix(spec, shape)
+        self.delays = np.zeros(m.nnz, np.int64) if d is None else \
+            np.asarray(d.tocsr()[m.row, m.col], np.int64).ravel()
+        self.max_delay = int(self.delays.max(initial=0))
+        self.signs = (bool((self.w > 0).any()), bool((self.w < 0).any()))
+        self.n_source = m.shape[1]
+
+    def reach(self, n_cores: int) -> np.ndarray:
+        """Per source neuron: the distinct cores its synapses reach."""
+        pairs = np.unique(self.i * n_cores + self.t)
+        return np.bincount(pairs // n_cores, minlength=self.n_source)
+
+    def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
+        """(list source, list core, words, sharing key, formats) of every list, or
+        None without synapses."""
+        i, t, local, w = self.i, self.t, self.local, self.w
+        if len(i) == 0:
+            return None
+        # Lists: one per (target core, source neuron), cores contiguous, indices ascending;
+        # with a shared sign its positive synapses, then its negative ones.
+        negative = (w < 0) & split
+        order = np.lexsort((local, negative, i, t))
+        i, t, local, w, negative = i[order], t[order], local[order], w[order], negative[order]
+        dly = self.delays[order]
+        starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (t[1:] != t[:-1])])
+        sign_part = np.r_[True, negative[1:] != negative[:-1]]
+        lengths = np.diff(np.append(starts, len(i)))
+        list_src, list_core = i[starts], t[starts]
+        keys = _identical_lists(list_core, local, w, starts, lengths, dly)
+        # Words of every list, encoded entry by entry under its core's encoding.
+        words, skips, entry_list, entry_at = _encode(
+            local, starts, lengths, core_encoding[list_core], w_bits,
+            core_index_bits[list_core], lim.synapses_per_entry, lim.word_bits, sign_part)
+        # one encoding and weight width per core; the sign mode of a shared sign per entry
+        entry_formats = set(zip(list_core[entry_list].tolist(), skips.tolist(),
+                                negative[entry_at].tolist()))
+        return list_src, list_core, words, keys, entry_formats
+
+
+class _WindowLists:
+    """A window connection's synapse lists into a layer of box cores, without its
+    matrix.  On a box core a source pixel's list is fixed by its row pattern (the
+    (row offset in the box, selector) pairs it reaches), its column pattern and
+    its channel (the target channels it reaches in the box and the kernel):
+    sources with the same three have the same list.  Per core every such
+    representative list is built from the kind's window_axes, selectors,
+    target_channels and weights, encoded by _encode (each distinct index
+    pattern once) and compared for sharing by its relative indices and weights;
+    cores whose box ranges match reuse the result."""
+
+    max_delay = 0
+
+    def __init__(self, spec, shape: tuple, boxes: np.ndarray):
+        self.spec, self.op, self.shape, self.boxes = spec, spec.op, shape, boxes
+        self.h_in, self.w_in, self.c_in = spec.source_shape
+        self.axes = [(o, sel, i) for (o, _, i), sel in
+                     zip(self.op.window_axes(spec, shape), self.op.selectors(spec, shape))]
+        self.first, self.width = self.op.target_channels(spec, shape[2])
+        self._axis, self._core = {}, {}
+        ci = np.flatnonzero(self.first < shape[2])
+        co = self.first[ci][:, None] + np.arange(self.width)[None, :]
+        real = np.broadcast_to((co < shape[2])[None, None], (1, 1, *co.shape))
+        sel_y, sel_x = (np.unique(s) for _, s, _ in self.axes)
+        used = np.broadcast_to(np.asarray(self.op.weights(
+            spec, sel_y[:, None, None, None], sel_x[None, :, None, None], ci[None, None, :, None],
+            np.minimum(co, shape[2] - 1)[None, None]), np.float64),
+            (len(sel_y), len(sel_x), *co.shape))[np.broadcast_to(real, (len(sel_y), len(sel_x),
+                                                                         *co.shape))]
+        self.signs = (bool((used > 0).any()), bool((used < 0).any()))
+
+    def _axis_classes(self, axis: int, a0: int, a1: int) -> tuple:
+        """Source coordinates along `axis` reaching outputs [a0, a1), the class of
+        each and per class its (offsets, selectors) arrays (offsets ascending)."""
+        key = (axis, a0, a1)
+        if key not in self._axis:
+            o, sel, i = self.axes[axis]
+            m = (o >= a0) & (o < a1)
+            o, sel, i = o[m] - a0, sel[m], i[m]
+            order = np.lexsort((o, i))
+            o, sel, i = o[order], sel[order], i[order]
+            coords, at = np.unique(i, return_index=True)
+            classes, cls = {}, np.empty(len(coords), np.int64)
+            for n, (s, e) in enumerate(zip(at, np.append(at[1:], len(i)))):
+                cls[n] = classes.setdefault((tuple(o[s:e].tolist()), tuple(sel[s:e].tolist())),
+                                            len(classes))
+            patterns = [(np.array(off, np.int64), np.array(sl, np.int64)) for off, sl in classes]
+            self._axis[key] = coords, cls, patterns, tuple(classes)
+        return self._axis[key]
+
+    def reach(self, n_cores: int) -> np.ndarray:
+        """Per source neuron: the distinct cores it reaches (a box core is reached
+        when the row, the column and the channel each reach its range)."""
+        hits = []
+        for axis, (lo_col, hi_col, n_in) in enumerate(((1, 2, self.h_in), (3, 4, self.w_in))):
+            h = np.zeros((n_in, len(self.boxes)), np.float64)
+            for k, box in enumerate(self.boxes):
+                h[self._axis_classes(axis, int(box[lo_col]), int(box[hi_col]))[0], k] = 1
+            hits.append(h)
+        c0, c1 = self.boxes[:, 5], self.boxes[:, 6]
+        lo = self.first[:, None]
+        hc = ((lo < c1[None]) & (lo + self.width > c0[None]) & (lo < self.shape[2])).astype(float)
+        return np.rint(np.einsum("yk,xk,ck->yxc", *hits, hc, optimize=True)).astype(np.int64).ravel()
+
+    def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
+        """As _MatrixLists.lists (split is False here: split layers use the matrix)."""
+        out = [], [], [], []
+        entry_formats, key_base = set(), 0
+        for box in self.boxes:
+            t = int(box[0])
+            rep = self._core_lists(tuple(int(v) for v in box[1:]), str(core_encoding[t]),
+                                   int(core_index_bits[t]), w_bits, lim)
+            if rep is None:
+                continue
+            ys, xs, cs, cls, words, keys, skips = rep
+            src = ((ys[:, None, None] * self.w_in + xs[None, :, None]) * self.c_in
+                   + cs[None, None, :]).ravel()
+            out[0].append(src)
+            out[1].append(np.full(len(src), t, np.int64))
+            out[2].append(words[cls])
+            out[3].append(keys[cls] + key_base)
+            key_base += len(keys)
+            entry_formats.update((t, int(s), False) for s in skips)
+        if not out[0]:
+            return None
+        return (*(np.concatenate(a) for a in out), entry_formats)
+
+    def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
+        """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels
+        reaching it, the representative list (class) of every source (ravelled
+        rows x columns x channels), words and sharing key per class, and the
+        skip widths of its entries; None when nothing reaches it.  Boxes with the
+        same row and column classes and channel range share words and keys."""
+        y0, y1, x0, x1, c0, c1 = box
+        ys, cy, pat_y, sig_y = self._axis_classes(0, y0, y1)
+        xs, cx, pat_x, sig_x = self._axis_classes(1, x0, x1)
+        lo = np.maximum(self.first, c0)
+        hi = np.minimum(np.minimum(self.first + self.width, c1), self.shape[2])
+        cs = np.flatnonzero(lo < hi)
+        if len(ys) == 0 or len(xs) == 0 or len(cs) == 0:
+            return None
+        n_b, n_c = len(pat_x), len(cs)
+        cls = ((cy[:, None, None] * n_b + cx[None, :, None]) * n_c
+               + np.arange(n_c)[None, None, :]).ravel()
+        key = (sig_y, sig_x, c0, c1, x1 - x0, encoding, i_bits, w_bits)
+        if key not in self._core:
+            self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs], c0,
+                                            x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
+        return (ys, xs, cs, cls, *self._core[key])
+
+    def _classes(self, pat_y, pat_x, cs, co_lo, c_len, c0: int, bw: int, bc: int,
+                 encoding: str, i_bits: int, w_bits: int, lim) -> tuple:
+        """Words and sharing key of every class (row class, column class, channel)
+        and the skip widths of their entries."""
+        n_a, n_b = len(pat_y), len(pat_x)
+        # Words: one list per (row class, column class, channel offset and length).
+        groups, grp = np.unique(np.stack([co_lo - c0, c_len], 1), axis=0, return_inverse=True)
+        idx = []
+        for off_y, _ in pat_y:
+            for off_x, _ in pat_x:
+                base = (off_y[:, None] * bw + off_x[None, :]).ravel() * bc
+                for off, ln in groups:
+                    idx.append((base[:, None] + off + np.arange(ln)[None, :]).ravel())
+        lengths = np.array([len(i) for i in idx], np.int64)
+        n_lists = len(lengths)
+        words, skips, _, _ = _encode(np.concatenate(idx), np.cumsum(lengths) - lengths, lengths,
+                                     np.full(n_lists, encoding), w_bits,
+                                     np.full(n_lists, i_bits), lim.synapses_per_entry,
+                                     lim.word_bits)
+        pattern = (np.arange(n_a)[:, None, None] * n_b + np.arange(n_b)[None, :, None]) \
+            * len(groups) + grp.ravel()[None, None, :]
+        keys = self._sharing(pat_y, pat_x, cs, co_lo, c_len)
+        return words[pattern].ravel(), keys.ravel(), set(skips.tolist())
+
+    def _sharing(self, pat_y: list, pat_x: list, cs: np.ndarray, co_lo: np.ndarray,
+                 c_len: np.ndarray) -> np.ndarray:
+        """Sharing key per class (row class, column class, channel): equal iff the
+        lists are identical up to their base compartment, that is the same row
+        offsets and column offsets up to a shift, the same channel count and the
+        same weights, compared through an id per kernel column (the weights of one
+        row selector, column selector and source channel over its channels)."""
+        sel_y = np.unique(np.concatenate([s for _, s in pat_y]))
+        sel_x = np.unique(np.concatenate([s for _, s in pat_x]))
+        col_id = np.empty((len(sel_y), len(sel_x), len(cs)), np.int64)
+        next_id = 0
+        for ln in np.unique(c_len):
+            k = np.flatnonzero(c_len == ln)
+            co = co_lo[k][:, None] + np.arange(ln)[None, :]
+            w = self.op.weights(self.spec, sel_y[:, None, None, None], sel_x[None, :, None, None],
+                                cs[k][None, None, :, None], co[None, None])
+            w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(k), ln))
+            _, inv = np.unique(w.reshape(-1, ln) + 0.0, axis=0, return_inverse=True)
+            col_id[:, :, k] = inv.reshape(len(sel_y), len(sel_x), len(k)) + next_id
+            next_id += int(inv.max()) + 1
+        shape_y = _shape_ids([off - off[0] for off, _ in pat_y])
+        shape_x = _shape_ids([off - off[0] for off, _ in pat_x])
+        keys = np.empty((len(pat_y), len(pat_x), len(cs)), np.int64)
+        next_key = 0
+        for ly in sorted({len(off) for off, _ in pat_y}):
+            a = [n for n, (off, _) in enumerate(pat_y) if len(off) == ly]
+            ay = np.searchsorted(sel_y, np.array([pat_y[n][1] for n in a]))     # (A, ly)
+            for lx in sorted({len(off) for off, _ in pat_x}):
+                b = [n for n, (off, _) in enumerate(pat_x) if len(off) == lx]
+                bx = np.searchsorted(sel_x, np.array([pat_x[n][1] for n in b]))  # (B, lx)
+                ids = col_id[ay[:, None, None, :, None], bx[None, :, None, None, :],
+                             np.arange(len(cs))[None, None, :, None, None]]     # (A, B, C, ly, lx)
+                table = np.concatenate([
+                    np.broadcast_to(shape_y[a][:, None, None, None], (len(a), len(b), len(cs), 1)),
+                    np.broadcast_to(shape_x[b][None, :, None, None], (len(a), len(b), len(cs), 1)),
+                    np.broadcast_to(c_len[None, None, :, None], (len(a), len(b), len(cs), 1)),
+                    ids.reshape(len(a), len(b), len(cs), ly * lx)], axis=3)
+                _, inv = np.unique(table.reshape(-1, table.shape[3]), axis=0, return_inverse=True)
+                keys[np.ix_(a, b, np.arange(len(cs)))] = inv.reshape(len(a), len(b), len(cs)) \
+                    + next_key
+                next_key += int(inv.max()) + 1
+        return keys
+
+
+def _shape_ids(offsets: list) -> np.ndarray:
+    """An id per offset array, equal iff the arrays are."""
+    seen = {}
+    return np.array([seen.setdefault(tuple(o.tolist()), len(seen)) for o in offsets], np.int64)
 
 
 def _compartments_per_neuron(layer) -> int:

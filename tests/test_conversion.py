@@ -115,7 +115,7 @@ def test_readout_potential_is_the_exact_sum_of_its_input(trained):
     # Input delivered over the run: the hidden spikes of steps 0..T-2 (one step
     # of delay), through the weights, << weight_exp << 6, plus the bias each step.
     hidden = result.trains["hidden"][:, :-1].sum(axis=1)
-    delivered = np.left_shift(hidden @ conn.weights.T.toarray(), conn.weight_exp)
+    delivered = np.left_shift(hidden @ conn.matrix().T.toarray(), conn.weight_exp)
     expected = (np.left_shift(delivered, formats.ACTIVATION_SHIFT)
                 + steps * np.left_shift(out.bias_mant, out.bias_exp))
     np.testing.assert_array_equal(result.potentials, expected)

@@ -214,7 +214,7 @@ def test_lava_graph_mirrors_the_partition():
     for conn in net.connections:
         for tgt in part.cores_of(conn.target):
             for src in part.cores_of(conn.source):
-                block = conn.weights[tgt.neurons][:, src.neurons]
+                block = conn.matrix()[tgt.neurons][:, src.neurons]
                 if block.count_nonzero():
                     expected[src.index, tgt.index] = block.toarray()
     assert set(lnet.synapses) == set(expected)

@@ -218,8 +218,8 @@ def _check_lava_equals_reference(ir, data):
 
 def _without_windows(net):
     """The same network with every connection computed as a matrix product."""
-    return dataclasses.replace(net, connections=[dataclasses.replace(c, window=None)
-                                                 for c in net.connections])
+    return dataclasses.replace(net, connections=[
+        dataclasses.replace(c, weights=c.matrix(), window=None) for c in net.connections])
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])

@@ -35,7 +35,7 @@ def test_round_trip_within_half_a_step(seed, kernel_scale, bias_scale, bits, sig
     check_network(net)                     # every value on Loihi's grid and in range
     (conn,), q, lay = net.connections, info["conv"], net.layers["conv"]
     float_w = connection_matrix(ir.connection("inp", "conv"), (3, 3, 3)).toarray()
-    back = conn.weights.toarray() * 2.0 ** conn.weight_exp / q.sigma
+    back = conn.matrix().toarray() * 2.0 ** conn.weight_exp / q.sigma
     step = formats.weight_step(bits, conn.sign_mode) * 2.0 ** conn.weight_exp / q.sigma
     assert np.abs(back - float_w).max() <= step / 2 * (1 + 1e-9)
     assert q.weights_clipped == 0
@@ -46,7 +46,7 @@ def test_round_trip_within_half_a_step(seed, kernel_scale, bias_scale, bits, sig
     top = formats.WEIGHT_MAX // grid * grid
     assert lay.vth >= 64
     if lay.vth < formats.THRESHOLD_MANT_MAX:
-        assert top * (1 - 1 / lay.vth) - grid <= np.abs(conn.weights.data).max() <= top
+        assert top * (1 - 1 / lay.vth) - grid <= np.abs(conn.matrix().data).max() <= top
     rel = np.linalg.norm(back - float_w) / np.linalg.norm(float_w)
     assert q.weight_error == pytest.approx(rel, rel=1e-9, abs=1e-15)
     assert lay.vth == round(ir.layer("conv").neuron.threshold * q.sigma)
@@ -66,12 +66,12 @@ def test_percentile_scaling_clips_the_outliers_and_refines_the_rest():
     assert 4 <= info_p["dense0"].weights_clipped <= 12     # ~1% of 1200, the outliers included
     assert info_p["dense0"].sigma > 5 * info_full["dense0"].sigma
     check_network(clipped)                                  # clipped onto the grid, not past it
-    w = clipped.connections[0].weights.toarray()
+    w = clipped.connections[0].matrix().toarray()
     assert w.max() == 254 and w.min() >= -256
     # the bulk of the weights is represented far better
     float_w = kernel.T
     bulk = np.abs(float_w) < np.percentile(np.abs(float_w), 90)
-    err = {name: np.abs(n.connections[0].weights.toarray() / i["dense0"].sigma - float_w)[bulk].max()
+    err = {name: np.abs(n.connections[0].matrix().toarray() / i["dense0"].sigma - float_w)[bulk].max()
            for name, n, i in (("full", full, info_full), ("p99", clipped, info_p))}
     assert err["p99"] < err["full"] / 4
 

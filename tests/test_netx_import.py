@@ -268,8 +268,8 @@ def test_export_then_import_gives_the_same_integers(tmp_path):
         np.testing.assert_array_equal(a.bias_mant << a.bias_exp, b.bias_mant << b.bias_exp)
         wa = next(c for c in net.connections if c.target == name)
         wb = conns[bsrc, bname]
-        np.testing.assert_array_equal((wa.weights.toarray() << wa.weight_exp),
-                                      (wb.weights.toarray() << wb.weight_exp), err_msg=name)
+        np.testing.assert_array_equal((wa.matrix().toarray() << wa.weight_exp),
+                                      (wb.matrix().toarray() << wb.weight_exp), err_msg=name)
 
 
 def _refused(tmp_path, blocks, match):

@@ -58,8 +58,8 @@ def test_weight_exponent_fixes_the_layers_exponent():
     assert fixed.quantization["out"].weight_exp == 3
     (conn,) = fixed.network.connections
     assert conn.weight_exp == 3
-    assert conn.weights.max() == 32 and conn.weights.min() == 0
-    assert auto.network.connections[0].weights.max() == 128
+    assert conn.matrix().max() == 32 and conn.matrix().min() == 0
+    assert auto.network.connections[0].matrix().max() == 128
 
 
 def test_a_weight_exponent_the_chip_cannot_honour_is_refused():
@@ -232,13 +232,13 @@ def test_use_shared_sign_selects_the_sign_mode():
              for shared in (None, True, False)}
     assert [modes[s].sign_mode for s in (None, True, False)] == ["mixed", "shared", "mixed"]
     # a sign bit costs the lowest weight bit: even weights up to 254; shared: all 8 bits, 255
-    assert modes[None].weights.max() == 254 and (modes[None].weights.data % 2 == 0).all()
-    assert modes[True].weights.max() == 255 and (modes[True].weights.data % 2 == 1).any()
-    assert modes[True].weights.min() < 0
+    assert modes[None].matrix().max() == 254 and (modes[None].matrix().data % 2 == 0).all()
+    assert modes[True].matrix().max() == 255 and (modes[True].matrix().data % 2 == 1).any()
+    assert modes[True].matrix().min() < 0
     one_sign = {shared: _signed_model(sign=1, useSharedSign=shared).compile().network
                 .connections[0] for shared in (None, False)}
-    assert one_sign[None].sign_mode == "excitatory" and one_sign[None].weights.max() == 255
-    assert one_sign[False].sign_mode == "mixed" and one_sign[False].weights.max() == 254
+    assert one_sign[None].sign_mode == "excitatory" and one_sign[None].matrix().max() == 255
+    assert one_sign[False].sign_mode == "mixed" and one_sign[False].matrix().max() == 254
     with pytest.raises(NetworkError, match=r"useSharedSign=1 must be True, False or None"):
         NxDense(3, useSharedSign=1)
 

@@ -14,7 +14,7 @@ def test_weights_fill_the_8bit_grid_and_round_to_nearest():
     ir = dense_chain([30, 20], rng, bias_scale=0.05)
     net, info = quantize_network(ir)
     conn, q = net.connections[0], info["dense0"]
-    w = conn.weights.toarray()
+    w = conn.matrix().toarray()
     assert np.all(w % 2 == 0) and w.min() >= -256 and w.max() <= 255   # mixed sign: even values
     assert np.abs(w).max() == 254                                      # full width used
     float_w = connection_matrix(ir.connection("inp", "dense0"), (20,)).toarray()
@@ -96,7 +96,7 @@ def test_small_vthmant_keeps_a_nonnegative_weight_exponent():
     ir.layer("dense0").neuron.vth_mant = 20
     net, info = quantize_network(ir)
     conn = net.connections[0]
-    assert conn.weight_exp == 0 and 0 < np.abs(conn.weights.toarray()).max() < 254
+    assert conn.weight_exp == 0 and 0 < np.abs(conn.matrix().toarray()).max() < 254
     assert info["dense0"].weight_error > 0.02    # fewer bits: larger (reported) error
 
 
@@ -107,7 +107,7 @@ def test_large_vthmant_uses_a_positive_weight_exponent():
     with pytest.warns(UserWarning, match=r"layer dense0: worst-case synaptic input .* 16-bit dendritic"):
         net, _ = quantize_network(ir)
     conn = net.connections[0]
-    assert conn.weight_exp > 0 and np.abs(conn.weights.toarray()).max() > 127
+    assert conn.weight_exp > 0 and np.abs(conn.matrix().toarray()).max() > 127
     ir.layer("dense0").neuron.vth_mant = 131071
     with pytest.raises(QuantizationError, match=r"layer dense0: .* need weight exponent 9, limit 7"):
         quantize_network(ir)
