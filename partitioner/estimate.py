@@ -43,7 +43,8 @@ class Violation:
 class LayerUsage:
     """Per core of a tiled layer: compartments, input axons, synapse words, the
     longest synapse list's words (words_per_axon), the chosen encoding (index into model.ENCODINGS), and per
-    incoming source layer whether its members share a population axon on that core."""
+    incoming source layer whether its members share a population axon on that core
+    (population) and whether it reaches the core by pixel population axons (pixel)."""
 
     tiling: Tiling
     compartments: np.ndarray
@@ -52,6 +53,7 @@ class LayerUsage:
     words_per_axon: np.ndarray
     encoding: np.ndarray
     population: dict = field(default_factory=dict)
+    pixel: dict = field(default_factory=dict)
     violation: Violation | None = None
 
 
@@ -65,18 +67,24 @@ def _worst(name: str, usage, core: int, keys: tuple, limits) -> Violation | None
 
 
 def _options(usages: list) -> list:
-    """Population choices to try: every combination over the connections that have
-    members somewhere (all-discrete first); beyond MAX_FREE such connections only
-    all-discrete and all-population."""
-    free = [j for j, u in enumerate(usages) if u.members.any()]
-    combos = (itertools.product((0, 1), repeat=len(free)) if len(free) <= MAX_FREE
-              else [(0,) * len(free), (1,) * len(free)])
+    """Axon choices to try, one per connection (0 discrete, 1 the members' population
+    axon, 2 pixel population axons; edges.EdgeUsage): every combination over the
+    connections that have a choice (all-discrete first) while there are at most
+    MAX_FREE of them, beyond that each choice for all connections that have it."""
+    choices = [(0,) + ((1,) if u.members.any() else ()) + ((2,) if u.pixel else ())
+               for u in usages]
+    free = [j for j, c in enumerate(choices) if len(c) > 1]
+    if len(free) <= MAX_FREE:
+        combos = itertools.product(*(choices[j] for j in free))
+    else:
+        combos = [tuple(o if o in choices[j] else 0 for j in free) for o in (0, 1, 2)]
     out = []
     for combo in combos:
         option = [0] * len(usages)
         for j, c in zip(free, combo):
             option[j] = c
-        out.append(option)
+        if option not in out:
+            out.append(option)
     return out
 
 
@@ -87,7 +95,12 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     word_weight * words / word limit + axon_weight * input axons / axon limit,
     within its limits, among the layer's encodings (graph.encodings: its
     synapseEncoding, else model.AUTO_ENCODINGS; ties: fewer words, then
-    all-discrete first and that order)."""
+    all-discrete first and that order).  Pixel population axons (option 2) are a
+    fallback, taken only on cores that no choice without them fits: their output
+    routes (2 entries per source core, pixel and target core) depend on the
+    source's split, which is not known yet (outputs are split first); preferring
+    them whenever cheaper here put the CIFAR pseudo-MobileNet's input layer,
+    split by channel, on 7 cores instead of 6."""
     lim = graph.limits
     k = tiling.num_cores
     comps = tiling.sizes * graph.cpn[name]
@@ -107,6 +120,9 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
                                longest / lim.words_per_axon]).reshape(-1, k)
     axons, words, longest = (a.reshape(-1, k) for a in (axons, words, longest))
     feasible = ratio <= 1
+    # pixel populations only where no other choice fits the core (see layer_usage)
+    pixel = np.repeat([2 in opt for opt in options], len(encodings))
+    feasible[pixel] &= ~feasible[~pixel].any(axis=0)
     score = word_weight * words / lim.synapse_words + axon_weight * axons / lim.input_axons
     order = np.lexsort((words, np.where(feasible, score, np.inf)), axis=0)[0]
     pick = np.where(feasible.any(axis=0), order, ratio.argmin(axis=0))
@@ -116,6 +132,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     chosen = np.array(options)[option]          # [core, connection]
     usage = LayerUsage(tiling, comps, axons[pick, cols], words[pick, cols], longest[pick, cols], enc,
                        {e.source: (chosen[:, j] == 1) & (u.members > 0)
+                        for j, (e, u) in enumerate(zip(edges, usages))},
+                       {e.source: (chosen[:, j] == 2) & (u.input_axons[0, 2] > 0)
                         for j, (e, u) in enumerate(zip(edges, usages))})
     bad = np.flatnonzero(~feasible.any(axis=0))
     if len(bad):
@@ -156,10 +174,13 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     for target, h in hits.items():
         t_tiling, t_usage, t_first = successors[target]
         pop = t_usage.population[name][None, :]
+        pixel = t_usage.pixel[name][None, :]
         reach = (g @ h).toarray()
         reach_members = (g @ (member @ h)).toarray()
-        discrete = np.where(pop, reach - reach_members, reach)
+        discrete = np.where(pixel, 0, np.where(pop, reach - reach_members, reach))
         population = (pop & (reach_members > 0)).astype(np.int64)
+        if pixel.any():
+            population = population + np.where(pixel, _pixel_routes(graph, name, tiling, h), 0)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
         base += model.output_entries(discrete, population, 0).sum(axis=1)
         entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
@@ -170,3 +191,18 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     if entries.max(initial=0) > lim:
         out.violation = Violation(name, RESOURCE["output_axons"].name, int(entries.max()), lim)
     return out
+
+
+def _pixel_routes(graph: PartitionGraph, name: str, tiling: Tiling, hits: sp.csr_matrix) -> np.ndarray:
+    """(k_layer, k_successor): pixels of the (H, W, C) layer with a neuron on the
+    layer's core and a synapse on the successor's core, one pixel population
+    axon route each."""
+    channels = graph.layer(name).shape[-1]
+    n = graph.layer(name).n
+    k = tiling.num_cores
+    n_pix = n // channels
+    rows = tiling.core_of * n_pix + np.arange(n) // channels          # (core, pixel) of a neuron
+    group = sp.csr_matrix((np.ones(n, np.int64), (rows, np.arange(n))), shape=(k * n_pix, n))
+    reached = (group @ hits).tocoo()
+    return sp.csr_matrix((np.ones(reached.nnz, np.int64), (reached.row // n_pix, reached.col)),
+                         shape=(k, hits.shape[1])).toarray()

@@ -8,7 +8,8 @@ choices or the number of chips (partitioner.model's rules):
   one discrete axon for every source of j that cannot share a population axon
   (it feeds another layer, or its targets need more compartments than a core
   has, so they cannot all sit on j's core), plus one axon if j has any other
-  source (discrete, or the population axon);
+  source (discrete, or the population axon); a window connection that may use
+  pixel population axons needs at most one per source pixel of j's window;
 - synapse words: every synapse into j is stored on j's core; two of them can
   share storage only with equal weights (connection sharing), so per dense
   connection at least one synapse per distinct weight into j, each at least
@@ -39,8 +40,8 @@ def check_layers(graph: PartitionGraph) -> None:
         _refuse(name, "compartments", graph.cpn[name], lim, None, layer)
         edges = graph.in_edges[name]
         if edges:
-            axons = sum(e.min_input_axons(graph.solo(e.source), graph.cpn[name], lim.compartments)
-                        for e in edges)
+            axons = sum(e.min_input_axons(graph.solo(e.source), graph.cpn[name], lim.compartments,
+                                          graph.split_signs[name]) for e in edges)
             _refuse(name, "input_axons", axons, lim,
                     "sources of that neuron that need an axon of their own on its core "
                     "(they feed another layer too, or reach more compartments than a core "

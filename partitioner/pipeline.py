@@ -103,7 +103,8 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
                 synapse_words=int(usage.synapse_words[local]),
                 words_per_axon=int(usage.words_per_axon[local]),
                 encoding=ENCODINGS[int(usage.encoding[local])],
-                population=tuple(src for src, flags in usage.population.items() if flags[local])))
+                population=tuple(src for src, flags in usage.population.items() if flags[local]),
+                pixel_population=tuple(src for src, flags in usage.pixel.items() if flags[local])))
             provisional.append(choice.first + local)
     num_chips = -(-part.num_cores // per_chip)
     initial = num_chips - 1 - np.asarray(provisional, np.int64) // per_chip
