@@ -65,6 +65,23 @@ def dense_1000() -> NxModel:
     return NxModel(inp.output, NxDense(24, name="output")(x), name="dense_1000")
 
 
+def vgg11_cifar() -> NxModel:
+    """VGG-11 for CIFAR-10: 32x32x3; 3x3 'same' convs 64, M, 128, M, 256, 256, M, 512,
+    512, M, 512, 512, M (M: 2x2 average pooling, as nxcompile has no max pooling),
+    then Dense 10.  Its 3x3x512 fan-in (4608 sources) exceeds a core's 4096 input
+    axons with one axon per source: it needs pixel population axons."""
+    inp = NxInputLayer(shape=(32, 32, 3), name="input")
+    x, n = inp.output, 0
+    for i, spec in enumerate((64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")):
+        if spec == "M":
+            x = NxAveragePooling2D(2, name=f"pool{i}")(x)
+        else:
+            n += 1
+            x = NxConv2D(spec, 3, padding="same", name=f"conv{n}")(x)
+    x = NxFlatten(name="flatten")(x)
+    return NxModel(inp.output, NxDense(10, name="output")(x), name="vgg11_cifar")
+
+
 NETWORKS = (
     ("FC 1156-512-10 (N-MNIST)", fc_nmnist, "30 cores (11 input + 18 hidden + 1 output)"),
     ("MNIST CNN (tutorial a)", mnist_cnn, "not published"),

@@ -211,14 +211,23 @@ class WindowEdge(Edge):
         self._blocks = {}
         self._patterns = {}
 
-    def min_stored_synapses(self) -> int:
-        """One synapse per distinct weight value that some synapse uses."""
+    @cached_property
+    def _used_weights(self) -> tuple:
+        """(distinct weight values some synapse uses, whether every tap's weight
+        differs from every other's)."""
         sel_y, sel_x = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
         ci = np.flatnonzero(self.c_present)
         co = self.co_lo[ci][:, None] + np.arange(self.width)
-        used = self.op.weights(self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
-                               ci[None, None, :, None], co[None, None])
-        return len(np.unique(np.asarray(used) + 0.0))
+        used = np.broadcast_to(np.asarray(self.op.weights(
+            self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
+            ci[None, None, :, None], co[None, None]), np.float64),
+            (len(sel_y), len(sel_x), *co.shape)) + 0.0
+        distinct = len(np.unique(used))
+        return distinct, distinct == used.size
+
+    def min_stored_synapses(self) -> int:
+        """One synapse per distinct weight value that some synapse uses."""
+        return self._used_weights[0]
 
     @cached_property
     def connects(self) -> np.ndarray:
@@ -358,9 +367,10 @@ class WindowEdge(Edge):
                                             (len(ry), len(rx), int(k.sum())))
                     n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
                              * all_solo)
-                    _, ids = np.unique(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)),
-                                       axis=0, return_inverse=True)
-                    ids = ids.ravel()
+                    if self._used_weights[1]:     # all taps differ: so do all class triples
+                        ids = np.arange(len(ry) * len(rx) * int(k.sum()))
+                    else:
+                        ids = row_ids(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)))
                     block_ids[:, :, k] = ids.reshape(len(ry), len(rx), int(k.sum())) \
                         + block_ids.max(initial=-1) + 1
                     distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
@@ -375,13 +385,28 @@ class WindowEdge(Edge):
                     longest = np.maximum(longest, pw)
                     members += int(n_one.sum())
                     rest += int((n_all - n_one).sum())
-                blocks = len(np.unique(block_ids.reshape(-1, len(ci)), axis=0)) if len(ci) else 0
+                blocks = (len(ry) * len(rx) if self._used_weights[1] else
+                          len(np.unique(row_ids(block_ids.reshape(-1, len(ci)))))) if len(ci) else 0
                 words_pixel += blocks * len(ci) * longest
         in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1)),
                              np.full(n_enc, pixels)], 1)
         words = np.stack([words_all, words_rest + members * member_max if members else words_all,
                           words_pixel], 1)
         return in_axons, words, max_list, members
+
+
+def row_ids(rows: np.ndarray) -> np.ndarray:
+    """An id per row of a 2-D array, equal iff the rows are (as np.unique(axis=0)'s
+    inverse, not its order): rows are bucketed by a random projection (equal rows
+    always share it), each row compared with its bucket's first; only when some
+    differ (a collision) are all compared exactly."""
+    rows = np.asarray(rows, np.float64) + 0.0
+    coef = np.random.default_rng(0).random(rows.shape[1])
+    _, first, inverse = np.unique(rows @ coef, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if np.array_equal(rows, rows[first[inverse]]):
+        return inverse
+    return np.unique(rows, axis=0, return_inverse=True)[1].ravel()
 
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,
