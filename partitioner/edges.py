@@ -91,6 +91,14 @@ class Edge:
         w = self.synapses[2]
         return len(np.unique(w)) == len(w)
 
+    def release_blocks(self) -> None:
+        """Drop what counting the target layer's splits cached (its split is decided)."""
+
+    def release_synapses(self) -> None:
+        """Drop the synapse arrays (both layers' splits are decided)."""
+        for attr in ("synapses", "share_values"):
+            self.__dict__.pop(attr, None)
+
     def min_stored_synapses(self) -> int:
         """Fewest synapses any partition must store: all of them when no two weights
         are equal, else one per distinct weight value."""
@@ -210,24 +218,34 @@ class WindowEdge(Edge):
         self.c_present = self.co_lo < self.c_out
         self._blocks = {}
         self._patterns = {}
+        self._ids = {}
+
+    def release_blocks(self) -> None:
+        for cache in (self._blocks, self._patterns, self._ids, *(a._classes for a in self.axes)):
+            cache.clear()
 
     @cached_property
-    def _used_weights(self) -> tuple:
-        """(distinct weight values some synapse uses, whether every tap's weight
-        differs from every other's)."""
+    def _used_weights(self) -> np.ndarray:
+        """The weight of every tap some synapse uses (row selector x column
+        selector x source channel x its target channels), ravelled."""
         sel_y, sel_x = (np.unique(a.sel[a.sel >= 0]) for a in self.axes)
         ci = np.flatnonzero(self.c_present)
         co = self.co_lo[ci][:, None] + np.arange(self.width)
-        used = np.broadcast_to(np.asarray(self.op.weights(
-            self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
-            ci[None, None, :, None], co[None, None]), np.float64),
-            (len(sel_y), len(sel_x), *co.shape)) + 0.0
-        distinct = len(np.unique(used))
-        return distinct, distinct == used.size
+        used = self.op.weights(self.conn, sel_y[:, None, None, None], sel_x[None, :, None, None],
+                               ci[None, None, :, None], co[None, None])
+        return np.broadcast_to(np.asarray(used, np.float64) + 0.0,
+                               (len(sel_y), len(sel_x), *co.shape)).ravel()
 
     def min_stored_synapses(self) -> int:
         """One synapse per distinct weight value that some synapse uses."""
-        return self._used_weights[0]
+        return len(np.unique(self._used_weights))
+
+    @cached_property
+    def taps_distinct(self) -> bool:
+        """No two used taps have the same weight: then two lists of one block are
+        equal only where their row classes, column classes and channels are
+        (_block_usage needs no comparison)."""
+        return self.min_stored_synapses() == len(self._used_weights)
 
     @cached_property
     def connects(self) -> np.ndarray:
@@ -309,10 +327,12 @@ class WindowEdge(Edge):
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
-            key = (self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx), bc, jc, w, c,
-                   model.index_bits(h * w * c * cpn), all_solo)
+            rows, cols = self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx)
+            i_bits = model.index_bits(h * w * c * cpn)
+            key = (rows, cols, self._channel_key(bc, jc), w, c, i_bits, all_solo)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(key, w_bits, limits, encodings)
+                self._blocks[key] = self._block_usage(rows, cols, bc, jc, w, c, i_bits, all_solo,
+                                                      w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
         return out
@@ -338,8 +358,29 @@ class WindowEdge(Edge):
         w = np.broadcast_to(np.asarray(w, np.float64), (len(sel_y), len(sel_x), len(ci), ly, lx, lc))
         return w.reshape(len(sel_y) * len(sel_x) * len(ci), ly * lx * lc) + 0.0
 
-    def _block_usage(self, key: tuple, w_bits: int, limits: CoreLimits, encodings: tuple) -> tuple:
-        rows, cols, bc, jc, w, c, i_bits, all_solo = key
+    def _list_ids(self, sel_y, sel_x, ci, co_start, lc) -> np.ndarray:
+        """_row_ids of the weight blocks of all class triples, cached by their
+        selectors and channels (blocks of other tilings often repeat them)."""
+        key = (sel_y.shape, sel_y.tobytes(), sel_x.shape, sel_x.tobytes(), ci.tobytes(),
+               co_start.tobytes(), lc)
+        if key not in self._ids:
+            self._ids[key] = _row_ids(self._weights(sel_y, sel_x, ci, co_start, lc))
+        return self._ids[key]
+
+    def _channel_key(self, bc: int, jc: int):
+        """What of channel block jc the block's usage depends on: the block
+        itself, or where all used taps differ (taps_distinct: no list compares
+        with another) only, per run length, how many source channels have it
+        and how many of those reach no other channel block."""
+        if not self.taps_distinct:
+            return bc, jc
+        _, _, lc, single = self._channels(bc, jc)
+        runs = np.unique(lc)
+        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum())) for r in runs)
+
+    def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, w: int, c: int,
+                     i_bits: int, all_solo: bool, w_bits: int, limits: CoreLimits,
+                     encodings: tuple) -> tuple:
         ci, co_start, lc, c_single = self._channels(bc, jc)
         n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)
@@ -367,14 +408,15 @@ class WindowEdge(Edge):
                                             (len(ry), len(rx), int(k.sum())))
                     n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
                              * all_solo)
-                    if self._used_weights[1]:     # all taps differ: so do all class triples
-                        ids = np.arange(len(ry) * len(rx) * int(k.sum()))
+                    if self.taps_distinct:      # every class triple its own list
+                        distinct_rest = int(np.count_nonzero(n_all - n_one))
+                        distinct_all = n_all.size
                     else:
-                        ids = row_ids(self._weights(sel_y, sel_x, ci[k], co_start[k], int(l_c)))
-                    block_ids[:, :, k] = ids.reshape(len(ry), len(rx), int(k.sum())) \
-                        + block_ids.max(initial=-1) + 1
-                    distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
-                    distinct_all = len(np.unique(ids))
+                        ids = self._list_ids(sel_y, sel_x, ci[k], co_start[k], int(l_c))
+                        block_ids[:, :, k] = ids.reshape(len(ry), len(rx), int(k.sum())) \
+                            + block_ids.max(initial=-1) + 1
+                        distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
+                        distinct_all = len(np.unique(ids))
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
                                              encodings)
                     words_rest += distinct_rest * pw
@@ -385,8 +427,8 @@ class WindowEdge(Edge):
                     longest = np.maximum(longest, pw)
                     members += int(n_one.sum())
                     rest += int((n_all - n_one).sum())
-                blocks = (len(ry) * len(rx) if self._used_weights[1] else
-                          len(np.unique(row_ids(block_ids.reshape(-1, len(ci)))))) if len(ci) else 0
+                blocks = (len(ry) * len(rx) if self.taps_distinct else
+                          len(np.unique(_row_ids(block_ids.reshape(-1, len(ci)))))) if len(ci) else 0
                 words_pixel += blocks * len(ci) * longest
         in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1)),
                              np.full(n_enc, pixels)], 1)
@@ -395,18 +437,17 @@ class WindowEdge(Edge):
         return in_axons, words, max_list, members
 
 
-def row_ids(rows: np.ndarray) -> np.ndarray:
-    """An id per row of a 2-D array, equal iff the rows are (as np.unique(axis=0)'s
-    inverse, not its order): rows are bucketed by a random projection (equal rows
-    always share it), each row compared with its bucket's first; only when some
-    differ (a collision) are all compared exactly."""
-    rows = np.asarray(rows, np.float64) + 0.0
-    coef = np.random.default_rng(0).random(rows.shape[1])
-    _, first, inverse = np.unique(rows @ coef, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    if np.array_equal(rows, rows[first[inverse]]):
-        return inverse
-    return np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+def _row_ids(rows: np.ndarray) -> np.ndarray:
+    """An id per row of a float array, equal iff the rows are (by value: 0.0 ==
+    -0.0): rows bucketed by an integer hash of their bit patterns, each bucket
+    checked against its first row; any collision falls back to comparing whole rows."""
+    bits = (np.ascontiguousarray(rows, np.float64) + 0.0).view(np.int64)
+    coef = np.random.default_rng(0).integers(1, 2 ** 62, bits.shape[1]) | 1
+    _, first, ids = np.unique((bits * coef).sum(axis=1), return_index=True, return_inverse=True)
+    ids = ids.ravel()
+    if np.array_equal(bits, bits[first[ids]]):
+        return ids
+    return np.unique(bits, axis=0, return_inverse=True)[1].ravel()
 
 
 def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: Tiling,

@@ -11,7 +11,6 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from hwmodel.limits import RESOURCE
 from partitioner import model
@@ -155,32 +154,47 @@ class OutputUsage:
     violation: Violation | None = None
 
 
+def successor_hits(graph: PartitionGraph, name: str, successors: dict) -> dict:
+    """Per successor of layer `name`: (source neuron, successor core, the source
+    is a member) of every (neuron, core) it reaches, given the successors'
+    tilings (successors as in output_usage).  The same for every split of the
+    layer itself."""
+    n = graph.layer(name).n
+    hits = {}
+    for e in graph.out_edges[name]:
+        h = graph.target_cores(e, successors[e.target][0])
+        hits[e.target] = (np.repeat(np.arange(n), np.diff(h.indptr)), h.indices)
+    mult = sum((np.bincount(rows, minlength=n) for rows, _ in hits.values()),
+               np.zeros(n, np.int64))
+    return {t: (rows, cols, mult[rows] == 1) for t, (rows, cols) in hits.items()}
+
+
 def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: dict,
-                 first: int) -> OutputUsage:
+                 first: int, hits: dict | None = None) -> OutputUsage:
     """successors: name -> (Tiling, LayerUsage, first provisional core index); the
     layer's own cores get provisional indices first, first + 1, ...; a core's
-    chip is its provisional index // cores per chip."""
+    chip is its provisional index // cores per chip.  hits: successor_hits of
+    these successors (computed when not given)."""
     per_chip = graph.board.chip.cores_per_chip
     k = tiling.num_cores
-    hits = {e.target: graph.target_cores(e, successors[e.target][0]) for e in graph.out_edges[name]}
-    mult = sum((np.asarray(h.sum(axis=1)).ravel() for h in hits.values()),
-               np.zeros(graph.layer(name).n, np.int64))
-    member = sp.diags((mult == 1).astype(np.int64), format="csr", dtype=np.int64)
-    g = tiling.membership
+    if hits is None:
+        hits = successor_hits(graph, name, successors)
     chip = (first + np.arange(k)) // per_chip
     entries = np.zeros(k, np.int64)
     base = np.zeros(k, np.int64)
     routes, offchip = {}, 0
-    for target, h in hits.items():
+    for target, (rows, cols, member) in hits.items():
         t_tiling, t_usage, t_first = successors[target]
+        kt = t_tiling.num_cores
         pop = t_usage.population[name][None, :]
         pixel = t_usage.pixel[name][None, :]
-        reach = (g @ h).toarray()
-        reach_members = (g @ (member @ h)).toarray()
+        pair = tiling.core_of[rows] * kt + cols         # (own core, successor core) per hit
+        reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
+        reach_members = np.bincount(pair[member], minlength=k * kt).reshape(k, kt)
         discrete = np.where(pixel, 0, np.where(pop, reach - reach_members, reach))
         population = (pop & (reach_members > 0)).astype(np.int64)
         if pixel.any():
-            population = population + np.where(pixel, _pixel_routes(graph, name, tiling, h), 0)
+            population = population + np.where(pixel, _pixel_routes(graph, name, pair, rows, k, kt), 0)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
         base += model.output_entries(discrete, population, 0).sum(axis=1)
         entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
@@ -193,16 +207,11 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     return out
 
 
-def _pixel_routes(graph: PartitionGraph, name: str, tiling: Tiling, hits: sp.csr_matrix) -> np.ndarray:
-    """(k_layer, k_successor): pixels of the (H, W, C) layer with a neuron on the
-    layer's core and a synapse on the successor's core, one pixel population
-    axon route each."""
-    channels = graph.layer(name).shape[-1]
-    n = graph.layer(name).n
-    k = tiling.num_cores
-    n_pix = n // channels
-    rows = tiling.core_of * n_pix + np.arange(n) // channels          # (core, pixel) of a neuron
-    group = sp.csr_matrix((np.ones(n, np.int64), (rows, np.arange(n))), shape=(k * n_pix, n))
-    reached = (group @ hits).tocoo()
-    return sp.csr_matrix((np.ones(reached.nnz, np.int64), (reached.row // n_pix, reached.col)),
-                         shape=(k, hits.shape[1])).toarray()
+def _pixel_routes(graph: PartitionGraph, name: str, pair: np.ndarray, rows: np.ndarray,
+                  k: int, kt: int) -> np.ndarray:
+    """(k, kt): pixels of the (H, W, C) layer with a neuron on the layer's core and
+    a synapse on the successor's core (pair: own core * kt + successor core of
+    each hit, rows: its source neuron), one pixel population route each."""
+    pixels = graph.layer(name).n // graph.layer(name).shape[-1]
+    routes = np.unique(pair * pixels + rows // graph.layer(name).shape[-1]) // pixels
+    return np.bincount(routes, minlength=k * kt).reshape(k, kt)

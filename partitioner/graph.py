@@ -6,6 +6,7 @@ sign, and which source neurons feed only one successor layer."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from hwmodel.limits import Board
 from nxcompile.ir import NetworkIR
@@ -59,9 +60,27 @@ class PartitionGraph:
                 tuple(self.layer(name).shape), self.cpn[name], self.limits.compartments)
         return self._candidates[name]
 
+    def release(self, name: str, keep: set) -> None:
+        """Free what only the split of layer `name` needed, once the search has
+        decided it (the splits `keep` survive in the beam): the neuron maps of
+        its other candidate tilings, the block caches of its incoming edges and
+        the hits and synapses of its outgoing ones (their targets are decided
+        already).  Nothing proportional to synapses stays for the whole graph."""
+        for tiling in self._candidates.get(name, ()):
+            if tiling not in keep:
+                tiling.release()
+        for e in self.in_edges[name]:
+            e.release_blocks()
+        for e in self.out_edges[name]:
+            e.release_synapses()
+            for key in [k for k in self._target_cores if k[:2] == (e.source, e.target)]:
+                del self._target_cores[key]
+
     def target_cores(self, edge: Edge, tiling: Tiling):
-        """Cached Edge.target_cores."""
+        """Cached Edge.target_cores, csr without explicit zeros (sp.kron leaves some)."""
         key = (edge.source, edge.target, tiling)
         if key not in self._target_cores:
-            self._target_cores[key] = edge.target_cores(tiling)
+            hits = sp.csr_matrix(edge.target_cores(tiling))
+            hits.eliminate_zeros()
+            self._target_cores[key] = hits
         return self._target_cores[key]

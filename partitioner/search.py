@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from hwmodel.errors import NetworkError
 from hwmodel.limits import RESOURCE
 from partitioner.errors import CoreLimitError, PartitionError
-from partitioner.estimate import LayerUsage, OutputUsage, Violation, layer_usage, output_usage
+from partitioner.estimate import (LayerUsage, OutputUsage, Violation, layer_usage, output_usage,
+                                  successor_hits)
 from partitioner.graph import PartitionGraph
 from partitioner.tiling import Tiling
 
@@ -66,6 +67,12 @@ class _Failures:
         self.best: tuple | None = None
         self.tried = set()
         self.no_room: tuple | None = None
+        self.deferred = []      # (tiling, its output-axon violation): own usage not yet counted
+
+    def defer(self, tiling: Tiling, violation: Violation) -> None:
+        """A split failed on its output axons; its own usage (which, if it fails too,
+        the message names instead) is counted only if the layer fails."""
+        self.deferred.append((tiling, violation))
 
     def add(self, violation: Violation, tiling: Tiling) -> None:
         self.tried.add(tiling)
@@ -142,6 +149,8 @@ class BeamSearch:
             for state in states:
                 proposals += self._propose(state, name, remaining, failures)
             if not proposals:
+                for tiling, violation in failures.deferred:
+                    failures.add(self.usage(name, tiling).violation or violation, tiling)
                 raise failures.error(name, g)
             proposals.sort(key=lambda s: s.cost)
             seen, states = set(), []
@@ -151,6 +160,9 @@ class BeamSearch:
                     states.append(s)
                 if len(states) == self.beam_width:
                     break
+            for key in [k for k in self._usage if k[0] == name]:
+                del self._usage[key]            # the surviving states hold theirs
+            g.release(name, {s.choices[name].tiling for s in states})
         return states[0]
 
     def _propose(self, state: State, name: str, remaining: int, failures: _Failures) -> list:
@@ -158,6 +170,7 @@ class BeamSearch:
         g = self.graph
         successors = {q: (c.tiling, c.usage, c.first) for q, c in state.choices.items()}
         capacity = g.board.num_cores - state.num_cores - remaining
+        hits = successor_hits(g, name, successors)
         found, tier = [], None
         for tiling in g.candidates(name):
             k = tiling.num_cores
@@ -169,13 +182,13 @@ class BeamSearch:
             if k > capacity:
                 failures.full(k, capacity)
                 break
+            output = output_usage(g, name, tiling, successors, state.num_cores, hits)
+            if output.violation:    # the cheaper check first; the message wants the own one
+                failures.defer(tiling, output.violation)
+                continue
             usage = self.usage(name, tiling)
             if usage.violation:
                 failures.add(usage.violation, tiling)
-                continue
-            output = output_usage(g, name, tiling, successors, state.num_cores)
-            if output.violation:
-                failures.add(output.violation, tiling)
                 continue
             cost = layer_cost(usage, output, g, self.weights)
             choice = Choice(tiling, usage, output, state.num_cores, cost)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse as sp
 
 
 def useful_block_sizes(n: int) -> list:
@@ -77,16 +76,15 @@ class Tiling:
         return local
 
     @cached_property
-    def membership(self) -> sp.csr_matrix:
-        """0/1 (cores, neurons) matrix."""
-        n = len(self.core_of)
-        return sp.csr_matrix((np.ones(n, np.int64), (self.core_of, np.arange(n))),
-                             shape=(self.num_cores, n))
-
-    @cached_property
     def sizes(self) -> np.ndarray:
         """Neurons per core."""
         return np.bincount(self.core_of, minlength=self.num_cores)
+
+    def release(self) -> None:
+        """Drop the cached neuron maps (core_of, local_of, sizes); they are rebuilt
+        when asked for again."""
+        for attr in ("core_of", "local_of", "sizes"):
+            self.__dict__.pop(attr, None)
 
     def neurons(self) -> list:
         """Sorted flat neuron indices of every core."""

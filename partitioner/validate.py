@@ -113,14 +113,15 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
     return same
 
 
-def recount(ir: NetworkIR, partition: Partition) -> list:
+def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
     """CoreCount of every core (list indexed like partition.cores).
 
     Streams over connections: each yields its synapse lists (source neuron,
     target core, words, sharing key) and is dropped before the next.  A window
     connection into a layer whose every core holds a box of neurons
-    (_WindowLists) encodes each distinct list once; any other connection
-    (_matrix_lists) encodes every list from its synapse matrix."""
+    (_WindowLists) encodes each distinct list once; any other connection, and
+    every one with analytic=False, encodes every list from its synapse matrix
+    (_MatrixLists)."""
     lim = partition.board.chip.core
     core_of, local_of = _assignment(ir, partition)
     cores = partition.cores
@@ -143,7 +144,7 @@ def recount(ir: NetworkIR, partition: Partition) -> list:
     counters = {}
     for src, dst in ir.graph.edges:
         spec = ir.connection(src, dst)
-        if spec.op.window and spec.delays is None and boxes[dst] is not None:
+        if analytic and spec.op.window and spec.delays is None and boxes[dst] is not None:
             counters[src, dst] = _WindowLists(spec, tuple(ir.layer(dst).shape), boxes[dst])
         else:
             counters[src, dst] = _MatrixLists(spec, tuple(ir.layer(dst).shape), core_of[dst],
@@ -354,10 +355,11 @@ class _MatrixLists:
 
 class _WindowLists:
     """A window connection's synapse lists into a layer of box cores, without its
-    matrix.  On a box core a source pixel's list is fixed by its row pattern (the
-    (row offset in the box, selector) pairs it reaches), its column pattern and
-    its channel (the target channels it reaches in the box and the kernel):
-    sources with the same three have the same list.  Per core every such
+    matrix.  On a box core a source pixel's list is fixed, up to its base
+    compartment, by its row pattern (the (row offset from the first row it
+    reaches, selector) pairs), its column pattern and its channel (the target
+    channels it reaches in the box and the kernel): sources with the same three
+    have the same words and share one list.  Per core every such
     representative list is built from the kind's window_axes, selectors,
     target_channels and weights, encoded by _encode (each distinct index
     pattern once) and compared for sharing by its relative indices and weights;
@@ -385,7 +387,9 @@ class _WindowLists:
 
     def _axis_classes(self, axis: int, a0: int, a1: int) -> tuple:
         """Source coordinates along `axis` reaching outputs [a0, a1), the class of
-        each and per class its (offsets, selectors) arrays (offsets ascending)."""
+        each and per class its (offsets, selectors) arrays: offsets ascending,
+        relative to the first output it reaches (sources differing only in that
+        first output have lists identical up to their base compartment)."""
         key = (axis, a0, a1)
         if key not in self._axis:
             o, sel, i = self.axes[axis]
@@ -396,8 +400,8 @@ class _WindowLists:
             coords, at = np.unique(i, return_index=True)
             classes, cls = {}, np.empty(len(coords), np.int64)
             for n, (s, e) in enumerate(zip(at, np.append(at[1:], len(i)))):
-                cls[n] = classes.setdefault((tuple(o[s:e].tolist()), tuple(sel[s:e].tolist())),
-                                            len(classes))
+                cls[n] = classes.setdefault((tuple((o[s:e] - o[s]).tolist()),
+                                             tuple(sel[s:e].tolist())), len(classes))
             patterns = [(np.array(off, np.int64), np.array(sl, np.int64)) for off, sl in classes]
             self._axis[key] = coords, cls, patterns, tuple(classes)
         return self._axis[key]
@@ -443,8 +447,9 @@ class _WindowLists:
     def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
         """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels
         reaching it, the representative list (class) of every source (ravelled
-        rows x columns x channels), words and sharing key per class, and the
-        skip widths of its entries; None when nothing reaches it.  Boxes with the
+        rows x columns x channels), words, sharing key and base compartment (up to
+        the source pixel's own offset) per class, and the skip widths of its
+        entries; None when nothing reaches it.  Boxes with the
         same row and column classes and channel range share words and keys."""
         y0, y1, x0, x1, c0, c1 = box
         ys, cy, pat_y, sig_y = self._axis_classes(0, y0, y1)
@@ -459,23 +464,27 @@ class _WindowLists:
                + np.arange(n_c)[None, None, :]).ravel()
         key = (sig_y, sig_x, c0, c1, x1 - x0, encoding, i_bits, w_bits)
         if key not in self._core:
-            self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs], c0,
+            self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs],
                                             x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
-        return (ys, xs, cs, cls, *self._core[key])
+        words, keys, skips = self._core[key]
+        # bases up to the source pixel's spatial offset, the same for all its channels
+        bases = np.tile(lo[cs] - c0, len(pat_y) * len(pat_x))
+        return ys, xs, cs, cls, words, keys, bases, skips
 
-    def _classes(self, pat_y, pat_x, cs, co_lo, c_len, c0: int, bw: int, bc: int,
+    def _classes(self, pat_y, pat_x, cs, co_lo, c_len, bw: int, bc: int,
                  encoding: str, i_bits: int, w_bits: int, lim) -> tuple:
-        """Words, sharing key and base compartment of every class (row class,
-        column class, channel) and the skip widths of their entries."""
+        """Words and sharing key of every class (row class, column class, channel)
+        and the skip widths of their entries."""
         n_a, n_b = len(pat_y), len(pat_x)
-        # Words: one list per (row class, column class, channel offset and length).
-        groups, grp = np.unique(np.stack([co_lo - c0, c_len], 1), axis=0, return_inverse=True)
+        # Words: an encoding depends on the indices relative to the list's first
+        # only, so one list per (row class, column class, channel count), each
+        # starting at channel 0.
+        lens, grp = np.unique(c_len, return_inverse=True)
         idx = []
         for off_y, _ in pat_y:
             for off_x, _ in pat_x:
                 base = (off_y[:, None] * bw + off_x[None, :]).ravel() * bc
-                for off, ln in groups:
-                    idx.append((base[:, None] + off + np.arange(ln)[None, :]).ravel())
+                idx += [(base[:, None] + np.arange(ln)[None, :]).ravel() for ln in lens]
         lengths = np.array([len(i) for i in idx], np.int64)
         n_lists = len(lengths)
         words, skips, _, _ = _encode(np.concatenate(idx), np.cumsum(lengths) - lengths, lengths,
@@ -483,13 +492,9 @@ class _WindowLists:
                                      np.full(n_lists, i_bits), lim.synapses_per_entry,
                                      lim.word_bits)
         pattern = (np.arange(n_a)[:, None, None] * n_b + np.arange(n_b)[None, :, None]) \
-            * len(groups) + grp.ravel()[None, None, :]
+            * len(lens) + grp.ravel()[None, None, :]
         keys = self._sharing(pat_y, pat_x, cs, co_lo, c_len)
-        first_y = np.array([off[0] for off, _ in pat_y], np.int64)
-        first_x = np.array([off[0] for off, _ in pat_x], np.int64)
-        bases = (first_y[:, None, None] * bw + first_x[None, :, None]) * bc \
-            + (co_lo - c0)[None, None, :]
-        return words[pattern].ravel(), keys.ravel(), bases.ravel(), set(skips.tolist())
+        return words[pattern].ravel(), keys.ravel(), set(skips.tolist())
 
     def _sharing(self, pat_y: list, pat_x: list, cs: np.ndarray, co_lo: np.ndarray,
                  c_len: np.ndarray) -> np.ndarray:
@@ -511,8 +516,8 @@ class _WindowLists:
             _, inv = np.unique(w.reshape(-1, ln) + 0.0, axis=0, return_inverse=True)
             col_id[:, :, k] = inv.reshape(len(sel_y), len(sel_x), len(k)) + next_id
             next_id += int(inv.max()) + 1
-        shape_y = _shape_ids([off - off[0] for off, _ in pat_y])
-        shape_x = _shape_ids([off - off[0] for off, _ in pat_x])
+        shape_y = _shape_ids([off for off, _ in pat_y])
+        shape_x = _shape_ids([off for off, _ in pat_x])
         keys = np.empty((len(pat_y), len(pat_x), len(cs)), np.int64)
         next_key = 0
         for ly in sorted({len(off) for off, _ in pat_y}):

@@ -7,9 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from hwmodel import formats
 from mapper.checks import check_network
-from mapper.quantize import QuantizationError, quantize_network
+from mapper.quantize import QuantizationError, _peak, quantize_network
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec, connection_matrix
-from tests.helpers import dense_chain, examples
+from tests.helpers import NetBuilder, dense_chain, examples
 
 
 def _conv_ir(rng, kernel_scale, bias_scale, num_weight_bits, sign):
@@ -106,3 +106,46 @@ def test_input_threshold_and_mode_are_checked():
     ir.layer("inp").input_mode = "frames"
     with pytest.raises(QuantizationError, match=r"layer inp: input_mode='frames' not one of"):
         quantize_network(ir)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_connections_keep_no_matrix_and_build_rows_on_demand(seed):
+    """A conv, a depthwise conv (multiplier 2, strided, dilated) and a concatenated
+    input keep their kernels (weights None); the window's matrix equals the
+    connection's float matrix put on the layer's grid, a core's rows equal those
+    rows of the matrix, and the synapse count and the per-neuron sums (the
+    accumulator warning's) equal the matrix's."""
+    rng = np.random.default_rng(seed)
+    b = NetBuilder((7, 6, 3), rng)
+    b.conv(4, 3, padding="same")
+    dw = b.depthwise(3, 1, "same", multiplier=2)
+    side = b.conv(2, 1, source=dw)
+    b.merge("conv2d", [dw, side], "concat", k=3, filters=3, padding="same")
+    b.conv(3, 3, padding="same", dilation=2)
+    b.depthwise(3, 2, "same")
+    net, info = quantize_network(b.ir)
+    assert net.connections
+    for conn in net.connections:
+        spec = b.ir.connection(conn.source, conn.target)
+        shape = net.layers[conn.target].shape
+        assert conn.weights is None and conn.window is not None
+        m = conn.matrix()
+        sigma, step = info[conn.target].sigma, formats.weight_step(8, conn.sign_mode)
+        float_m = connection_matrix(spec, shape).toarray() * sigma / 2 ** conn.weight_exp
+        np.testing.assert_array_equal(m.toarray(), np.round(float_m / step) * step)
+        rows = rng.choice(m.shape[0], size=min(7, m.shape[0]), replace=False)
+        np.testing.assert_array_equal(conn.rows(np.sort(rows)).toarray(), m[np.sort(rows)].toarray())
+        assert conn.num_synapses == m.count_nonzero()
+        np.testing.assert_array_equal(conn.window.row_sums(np.maximum(conn.window.kernel, 0)),
+                                      np.asarray(m.maximum(0).sum(axis=1)).ravel())
+    check_network(net)
+
+
+def test_peak_of_kernel_taps_weighted_by_their_synapses_equals_the_percentile_of_all():
+    """_peak over (value, synapses) pairs equals np.percentile over every synapse."""
+    rng = np.random.default_rng(4)
+    values, counts = rng.normal(size=50), rng.integers(0, 6, 50)
+    every = np.repeat(values, counts)
+    for pct in (100, 99.9, 90, 50, 12.5):
+        want = np.max(np.abs(every)) if pct == 100 else np.percentile(np.abs(every), pct)
+        assert _peak(values, counts, pct) == want

@@ -365,6 +365,44 @@ def test_estimates_equal_recount_on_random_networks(ir, beam_width):
 
 @settings(max_examples=examples(30), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.sampled_from([None, *model.ENCODINGS]))
+def test_validator_window_path_equals_its_matrix_path_on_random_networks(ir, encoding):
+    """The validator's count of window connections without their matrix (box
+    cores: one list per row class, column class and channel) equals its count
+    from the synapse matrices, core by core, every resource."""
+    for name in ir.order():
+        if ir.layer(name).kind != "input":
+            ir.layer(name).neuron = dataclasses.replace(ir.layer(name).neuron,
+                                                        synapse_encoding=encoding)
+    try:
+        part = partition_network(ir, TINY, placement_time_limit=0.2, validate=False)
+    except PartitionError:
+        return
+    assert recount(ir, part) == recount(ir, part, analytic=False)
+
+
+def test_validator_window_path_by_hand_and_on_cores_that_are_not_boxes():
+    """A 3x3 'same' conv of a 4x4x2 source into 4x4x3 on two box cores (rows
+    0-1 and 2-3): per core 12 source pixels x 2 channels reach it, 24 input
+    axons, and every list differs (distinct weights): words as the matrix path
+    counts them.  Cores that are not boxes (interleaved neurons) take the matrix path."""
+    rng = np.random.default_rng(3)
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("in", "input", (4, 4, 2)))
+    ir.add_layer(LayerSpec("c", "conv2d", (4, 4, 3)))
+    ir.connect("in", "c", ConnectionSpec("conv2d", (4, 4, 2), kernel=rng.normal(size=(3, 3, 2, 3)),
+                                         padding="same"))
+    halves = _manual(ir, {"in": [np.arange(32)], "c": [np.arange(24), np.arange(24, 48)]})
+    counts = recount(ir, halves)
+    assert [c.input_axons for c in counts[1:]] == [24, 24]
+    assert counts == recount(ir, halves, analytic=False)
+    odd = _manual(ir, {"in": [np.arange(32)], "c": [np.arange(0, 48, 2), np.arange(1, 48, 2)]})
+    assert recount(ir, odd) == recount(ir, odd, analytic=False)
+    assert [c.input_axons for c in recount(ir, odd)[1:]] == [32, 32]
+
+
+@settings(max_examples=examples(30), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(networks(), st.sampled_from([None, *model.ENCODINGS]), st.sampled_from([None, True, False]))
 def test_estimates_equal_recount_with_a_forced_encoding_and_a_sign_mode(ir, encoding, shared):
     """NxTF's synapseEncoding and useSharedSign on every layer: the search's estimate
