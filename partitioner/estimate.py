@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCE
 from partitioner import model
 from partitioner.graph import PartitionGraph
@@ -94,12 +95,14 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     word_weight * words / word limit + axon_weight * input axons / axon limit,
     within its limits, among the layer's encodings (graph.encodings: its
     synapseEncoding, else model.AUTO_ENCODINGS; ties: fewer words, then
-    all-discrete first and that order).  Pixel population axons (option 2) are a
-    fallback, taken only on cores that no choice without them fits: their output
-    routes (2 entries per source core, pixel and target core) depend on the
-    source's split, which is not known yet (outputs are split first); preferring
-    them whenever cheaper here put the CIFAR pseudo-MobileNet's input layer,
-    split by channel, on 7 cores instead of 6."""
+    all-discrete first and that order).  Pixel population axons (option 2) from
+    a source with wide pixels (_wide_pixels) compete as any other choice; from
+    other sources they are a fallback, taken only on cores that no choice
+    without them fits: their output routes (2 entries per source core, pixel and
+    target core) depend on the source's split, which is not known yet (outputs
+    are split first), and preferring them whenever cheaper here put the CIFAR
+    pseudo-MobileNet's 3-channel input layer, split by channel, on 7 cores
+    instead of 6."""
     lim = graph.limits
     k = tiling.num_cores
     comps = tiling.sizes * graph.cpn[name]
@@ -119,9 +122,11 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
                                longest / lim.words_per_axon]).reshape(-1, k)
     axons, words, longest = (a.reshape(-1, k) for a in (axons, words, longest))
     feasible = ratio <= 1
-    # pixel populations only where no other choice fits the core (see layer_usage)
-    pixel = np.repeat([2 in opt for opt in options], len(encodings))
-    feasible[pixel] &= ~feasible[~pixel].any(axis=0)
+    # pixel populations of thin sources only where no other choice fits (see above)
+    thin = [not _wide_pixels(graph, e.source) for e in edges]
+    fallback = np.repeat([any(o == 2 and t for o, t in zip(opt, thin)) for opt in options],
+                         len(encodings))
+    feasible[fallback] &= ~feasible[~fallback].any(axis=0)
     score = word_weight * words / lim.synapse_words + axon_weight * axons / lim.input_axons
     order = np.lexsort((words, np.where(feasible, score, np.inf)), axis=0)[0]
     pick = np.where(feasible.any(axis=0), order, ratio.argmin(axis=0))
@@ -205,6 +210,20 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     if entries.max(initial=0) > lim:
         out.violation = Violation(name, RESOURCE["output_axons"].name, int(entries.max()), lim)
     return out
+
+
+def _wide_pixels(graph: PartitionGraph, name: str) -> bool:
+    """A pixel of the (H, W, C) layer has at least twice the channels that its
+    pixel population routes cost in entries on the fewest cores its channels fit
+    (C >= 2 x 2 x ceil(C x compartments per neuron / compartment limit)): then
+    a pixel route saves at least half the discrete entries while the source keeps
+    each pixel on that many cores."""
+    shape = graph.layer(name).shape
+    if len(shape) != 3:
+        return False
+    c = shape[-1]
+    fewest = -(-c * graph.cpn[name] // graph.limits.compartments)
+    return c >= 2 * sf.POPULATION_ROUTE_ENTRIES * max(fewest, 1)
 
 
 def _pixel_routes(graph: PartitionGraph, name: str, pair: np.ndarray, rows: np.ndarray,

@@ -73,11 +73,17 @@ def test_convolutions_share_synapse_lists():
     # 256 sources, one synapse each, all weights 1/4: one distinct relative list
     # (sparse: 10 + 8 + 6 = 24 bits, + 6 -> 1 word).  Discrete axons share it:
     # 1 word, 256 axons (cost 1/16384 + 256/4096); a population pads a list per
-    # member: 256 words, 1 axon (cost 256/16384 + 1/4096), cheaper by default.
+    # member: 256 words, 1 axon (cost 256/16384 + 1/4096); pixel populations (4
+    # channels: wide pixels, estimate._wide_pixels): 4 words, 64 axons, the same
+    # cost with fewer words (counted by hand below)
     part = partition_network(b.ir, "loihi1")
     (core,) = part.cores_of(b.current)
-    assert (core.synapse_words, core.input_axons, core.population) == (256, 1, ("inp",))
+    assert (core.synapse_words, core.input_axons, core.pixel_population) == (4, 64, ("inp",))
     _check(b.ir, part)
+    no_pixels = partition_network(b.ir, "loihi1", cost_weights=(1, 1, 1.001, 1))
+    (core,) = no_pixels.cores_of(b.current)
+    assert (core.synapse_words, core.input_axons, core.population) == (256, 1, ("inp",))
+    _check(b.ir, no_pixels)
     free_axons = partition_network(b.ir, "loihi1", cost_weights=(1, 1, 0, 1))
     (core,) = free_axons.cores_of(b.current)
     assert (core.synapse_words, core.input_axons, core.population) == (1, 256, ())
@@ -87,7 +93,7 @@ def test_convolutions_share_synapse_lists():
 def test_pixel_population_axons_counted_by_hand():
     # The pooling above on cores of 64 input axons and 100 words: discrete axons
     # (256) and the members' population (256 words) do not fit one core, pixel
-    # population axons do: one axon per source pixel (64); a pixel's block holds
+    # population axons do (the only choice): one axon per source pixel (64); a pixel's block holds
     # its 4 channels' lists (1 synapse, 1 word each) at bases 0, 1, 2, 3 from its
     # first, identical for all 64 pixels, so stored once: 4 x 1 words.  The input
     # core sends one route per pixel, 2 entries each: 128.
