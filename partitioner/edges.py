@@ -184,20 +184,23 @@ class _Axis:
         j = np.arange(count)[None, :]
         return self.present[:, None] & (self.lo[:, None] // block <= j) & (j <= self.hi[:, None] // block)
 
-    def classes(self, block: int, j: int) -> tuple:
+    def classes(self, block: int, j: int, marked: np.ndarray) -> tuple:
         """The sources of output block j (block size `block`) grouped by the run they
-        hit: sorted tuple of (run length, selectors, #single, #multi), where single
-        sources reach no other block."""
-        key = (block, j)
+        hit: sorted tuple of (run length, selectors, #single, #multi, #single and
+        marked), where single sources reach no other block and `marked` (bool per
+        input coordinate) marks the coordinates of sources that feed another layer."""
+        key = (block, j, marked.tobytes())
         if key not in self._classes:
             a, z = j * block, min((j + 1) * block, self.n_out) - 1
             found = {}
             for i in np.flatnonzero(self.present & (self.lo <= z) & (self.hi >= a)):
                 lo, hi = max(self.lo[i], a), min(self.hi[i], z)
                 cls = (hi - lo + 1, tuple(self.sel[i, lo:hi + 1].tolist()))
-                counts = found.setdefault(cls, [0, 0])
-                counts[0 if self.lo[i] // block == self.hi[i] // block else 1] += 1
-            self._classes[key] = tuple(sorted((ln, sel, n1, nm) for (ln, sel), (n1, nm) in found.items()))
+                counts = found.setdefault(cls, [0, 0, 0])
+                single = self.lo[i] // block == self.hi[i] // block
+                counts[0 if single else 1] += 1
+                counts[2] += int(single and marked[i])
+            self._classes[key] = tuple(sorted((ln, sel, *n) for (ln, sel), n in found.items()))
         return self._classes[key]
 
 
@@ -269,9 +272,9 @@ class WindowEdge(Edge):
         the three reaches and counted per target row, column and channel.  Where
         usage offers pixel population axons (EdgeUsage.pixel), at most one axon
         per source pixel of the target's window."""
-        sources_solo = solo[self.connects]
-        if split_signs or (sources_solo.any() and not sources_solo.all()):
+        if split_signs:
             return super().min_input_axons(solo, cpn, compartments, split_signs)
+        sources_solo = solo[self.connects]
         y, x = self.axes
         reach = [(y.lo, y.hi, y.fanout, y.n_out), (x.lo, x.hi, x.fanout, x.n_out),
                  (self.co_lo, self.co_hi, self.channel_fanout, self.c_out)]
@@ -285,10 +288,16 @@ class WindowEdge(Edge):
         fan = values[0][:, None, None] * values[1][None, :, None] * values[2][None, None, :]
         must = (fan * cpn > compartments) | (not sources_solo.all())
         count = lambda m: np.einsum("ya,xb,kc,abc->yxk", *tables, m.astype(np.int64)).ravel()
+        if sources_solo.any() and not sources_solo.all():     # not a product: the matrix
+            counted = super().min_input_axons(solo, cpn, compartments, split_signs)
+        else:
+            counted = count(must) + (count(~must & (fan > 0)) > 0)
+        if self._shared_sources(solo) is None:                # usage offers no pixel axons
+            return counted
         pixels = np.einsum("y,x,k->yxk", tables[0][:, values[0] > 0].sum(1),
                            tables[1][:, values[1] > 0].sum(1),
                            tables[2][:, values[2] > 0].sum(1) > 0).ravel()
-        return np.minimum(count(must) + (count(~must & (fan > 0)) > 0), pixels)
+        return np.minimum(counted, pixels)
 
     def min_target_words(self, w_bits: int, word_bits: int, distinct: bool) -> int:
         """Not counted for window connections (partitioner.feasible): 0."""
@@ -317,21 +326,21 @@ class WindowEdge(Edge):
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
               limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
-        sources_solo = solo[self.connects]
-        if split_signs or (sources_solo.any() and not sources_solo.all()):
+        marks = self._shared_sources(solo)
+        if split_signs or marks is None:
             return super().usage(tiling, solo, w_bits, cpn, limits, encodings, split_signs)
-        all_solo = bool(sources_solo.all())
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
         out.pixel = True
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
-            rows, cols = self.axes[0].classes(by, jy), self.axes[1].classes(bx, jx)
+            rows = self.axes[0].classes(by, jy, marks[0])
+            cols = self.axes[1].classes(bx, jx, marks[1])
             i_bits = model.index_bits(h * w * c * cpn)
-            key = (rows, cols, self._channel_key(bc, jc), w, c, i_bits, all_solo)
+            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, i_bits)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(rows, cols, bc, jc, w, c, i_bits, all_solo,
+                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, i_bits,
                                                       w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
@@ -367,21 +376,37 @@ class WindowEdge(Edge):
             self._ids[key] = _row_ids(self._weights(sel_y, sel_x, ci, co_start, lc))
         return self._ids[key]
 
-    def _channel_key(self, bc: int, jc: int):
+    def _shared_sources(self, solo: np.ndarray):
+        """The connecting sources that feed another layer too (not solo) as a
+        product of marked rows, columns and channels (three bool arrays), or None
+        where they are no such product (then the matrix counts them)."""
+        h, w, c = self.conn.source_shape
+        shared = (~solo & self.connects).reshape(h, w, c)
+        marks = (shared.any(axis=(1, 2)), shared.any(axis=(0, 2)), shared.any(axis=(0, 1)))
+        product = marks[0][:, None, None] & marks[1][None, :, None] & marks[2][None, None, :]
+        connects = self.connects.reshape(h, w, c)
+        return marks if np.array_equal(product & connects, shared) else None
+
+    def _channel_key(self, bc: int, jc: int, marked: np.ndarray):
         """What of channel block jc the block's usage depends on: the block
         itself, or where all used taps differ (taps_distinct: no list compares
-        with another) only, per run length, how many source channels have it
-        and how many of those reach no other channel block."""
+        with another) only, per run length, how many source channels have it,
+        how many of those reach no other channel block and how many of these are marked."""
         if not self.taps_distinct:
-            return bc, jc
-        _, _, lc, single = self._channels(bc, jc)
+            return bc, jc, marked.tobytes()
+        ci, _, lc, single = self._channels(bc, jc)
         runs = np.unique(lc)
-        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum())) for r in runs)
+        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum()),
+                      int((single & marked[ci])[lc == r].sum())) for r in runs)
 
-    def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, w: int, c: int,
-                     i_bits: int, all_solo: bool, w_bits: int, limits: CoreLimits,
+    def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, c_marked: np.ndarray,
+                     w: int, c: int, i_bits: int, w_bits: int, limits: CoreLimits,
                      encodings: tuple) -> tuple:
+        """Input axons and words [encoding, option], the longest list [encoding]
+        and the members of one block; a source is a member when it reaches this
+        block alone and is not marked on all three axes (it feeds no other layer)."""
         ci, co_start, lc, c_single = self._channels(bc, jc)
+        c_single_marked = c_single & c_marked[ci]
         n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)
         words_all = np.zeros(n_enc, np.int64)
@@ -392,11 +417,11 @@ class WindowEdge(Edge):
         for ly in sorted({r[0] for r in rows}):
             ry = [r for r in rows if r[0] == ly]
             sel_y = np.array([r[1] for r in ry])
-            n1_y, nm_y = np.array([r[2] for r in ry]), np.array([r[3] for r in ry])
+            n1_y, nm_y, n1m_y = (np.array([r[k] for r in ry]) for k in (2, 3, 4))
             for lx in sorted({r[0] for r in cols}):
                 rx = [r for r in cols if r[0] == lx]
                 sel_x = np.array([r[1] for r in rx])
-                n1_x, nm_x = np.array([r[2] for r in rx]), np.array([r[3] for r in rx])
+                n1_x, nm_x, n1m_x = (np.array([r[k] for r in rx]) for k in (2, 3, 4))
                 # pixel populations: a block of all channels per (row, column) class,
                 # each channel's list padded to the longest; equal blocks shared
                 block_ids = np.zeros((len(ry), len(rx), len(ci)), np.int64)
@@ -407,7 +432,8 @@ class WindowEdge(Edge):
                     n_all = np.broadcast_to(((n1_y + nm_y)[:, None] * (n1_x + nm_x)[None, :])[:, :, None],
                                             (len(ry), len(rx), int(k.sum())))
                     n_one = (n1_y[:, None, None] * n1_x[None, :, None] * c_single[k][None, None, :]
-                             * all_solo)
+                             - n1m_y[:, None, None] * n1m_x[None, :, None]
+                             * c_single_marked[k][None, None, :])
                     if self.taps_distinct:      # every class triple its own list
                         distinct_rest = int(np.count_nonzero(n_all - n_one))
                         distinct_all = n_all.size
