@@ -12,8 +12,9 @@ Two ways to count, chosen per connection:
   column classes x channels; lists are deduplicated (connection sharing) by
   comparing the weight blocks of each class triple.  Results are cached per
   block signature, so equal interior blocks are counted once.
-- MatrixEdge (any other kind, e.g. dense, or a window edge whose sources are
-  partly shared with another successor): from the synapse matrix, all lists at once.
+- MatrixEdge (any other kind, e.g. dense, or a window edge whose sources that
+  feed another successor too are no product of rows, columns and channels):
+  from the synapse matrix, all lists at once.
 """
 from __future__ import annotations
 

@@ -3,12 +3,15 @@
 Recounts every core's compartments, input axons, output-axon entries, synapse
 words, longest synapse list and synapse formats from the final per-core neuron
 assignment (Core.neurons, Core.chip and the recorded decisions Core.encoding
-and Core.population) and the connection matrices (nxcompile.ir.connection_
-matrix), by the rules partitioner.model documents.  It never reads the search's
-estimates (the resource fields of Core) and calls none of the search's code: it
-encodes every synapse list entry by entry as the chip stores it (the field
-widths of hwmodel.synapse_format) and counts lists, multiplicities, members,
-populations and connection sharing (compared exactly, list by list) itself.
+and Core.population) and the IR's float weights, by the rules
+partitioner.model documents.  It never reads the search's estimates (the
+resource fields of Core) and calls none of the search's code: it encodes
+synapse lists entry by entry as the chip stores it (the field widths of
+hwmodel.synapse_format) and counts lists, multiplicities, members,
+populations and connection sharing (compared exactly) itself, one connection
+at a time: window connections into box cores one distinct list per class
+(_WindowLists, built from the kind's geometry), all others every list of the
+connection matrix (nxcompile.ir.connection_matrix, _MatrixLists).
 It fails loudly, naming the core, its layer, the resource, the value and the
 limit.
 
