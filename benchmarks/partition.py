@@ -1,4 +1,4 @@
-"""Partition benchmark: four networks built with Nx layers (random weights are
+"""Partition benchmark: four networks (and VGG-11 with --vgg) built with Nx layers (random weights are
 enough to partition), each compiled for Loihi 1 chips (board nahuku32), printed as
 one table next to NxTF's published numbers (Rueckauer et al. 2022).
 
@@ -8,7 +8,7 @@ order, NxTF's way), compile seconds (NxModel.compile: Keras -> IR, partition,
 quantize) and the peak Python memory of one compile (tracemalloc, numpy arrays
 included).
 
-Run:  PYTHONPATH=. .venv/bin/python benchmarks/partition.py [--beam-width M]
+Run:  PYTHONPATH=. .venv/bin/python benchmarks/partition.py [--beam-width M] [--vgg]
 """
 from __future__ import annotations
 
@@ -65,6 +65,23 @@ def dense_1000() -> NxModel:
     return NxModel(inp.output, NxDense(24, name="output")(x), name="dense_1000")
 
 
+def vgg11_cifar() -> NxModel:
+    """VGG-11 for CIFAR-10: 32x32x3; 3x3 'same' convs 64, M, 128, M, 256, 256, M, 512,
+    512, M, 512, 512, M (M: 2x2 average pooling, as nxcompile has no max pooling),
+    then Dense 10.  Its 3x3x512 fan-in (4608 sources) exceeds a core's 4096 input
+    axons with one axon per source: it needs pixel population axons."""
+    inp = NxInputLayer(shape=(32, 32, 3), name="input")
+    x, n = inp.output, 0
+    for i, spec in enumerate((64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")):
+        if spec == "M":
+            x = NxAveragePooling2D(2, name=f"pool{i}")(x)
+        else:
+            n += 1
+            x = NxConv2D(spec, 3, padding="same", name=f"conv{n}")(x)
+    x = NxFlatten(name="flatten")(x)
+    return NxModel(inp.output, NxDense(10, name="output")(x), name="vgg11_cifar")
+
+
 NETWORKS = (
     ("FC 1156-512-10 (N-MNIST)", fc_nmnist, "30 cores (11 input + 18 hidden + 1 output)"),
     ("MNIST CNN (tutorial a)", mnist_cnn, "not published"),
@@ -91,15 +108,22 @@ def measure(build, options: dict) -> dict:
             "compile s": f"{seconds:.2f}", "peak MB": f"{peak / 2 ** 20:.0f}"}
 
 
+VGG = ("VGG-11 CIFAR-10 (32x32x3, 3x3 convs to 512 channels)", vgg11_cifar,
+       "not published (fan-in 4608 > 4096 input axons without population axons)")
+
+
 def main() -> None:
     # random weights trip the quantizer's dendritic-accumulator warning; it is
     # about the integer network, not the partition
     warnings.filterwarnings("ignore", message=".*dendritic accumulator")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--beam-width", type=int, default=4, help="M of the beam search")
+    parser.add_argument("--vgg", action="store_true",
+                        help="also VGG-11 for CIFAR-10 (about 3 min per compile here, compiled twice)")
     args = parser.parse_args()
     rows = []
-    for name, build, nxtf in NETWORKS:
+    networks = NETWORKS + ((VGG,) if args.vgg else ())
+    for name, build, nxtf in networks:
         rows.append({"network": name, **measure(build, {"beam_width": args.beam_width}),
                      "NxTF published": nxtf})
     cols = list(rows[0])

@@ -22,7 +22,10 @@ class Core:
     list (words_per_axon).
     Decisions the counts depend on: encoding, the synapse-list encoding of its
     lists ('sparse', 'dense', 'runlength'); population, the source layers whose
-    neurons with all targets on this core share one population axon here.
+    neurons with all targets on this core share one population axon here;
+    pixel_population, the source layers whose synapses reach this core through
+    one population axon per source pixel, its channels as atoms
+    (hwmodel.synapse_format, nengo-loihi's convolutions).
     """
 
     index: int
@@ -36,6 +39,7 @@ class Core:
     words_per_axon: int = 0
     encoding: str = "sparse"
     population: tuple = ()
+    pixel_population: tuple = ()
 
 
 @dataclass

@@ -8,6 +8,10 @@ src): data_structures.SynEntry._updateCost, synapse_compression, SynapseGroup.
 _updateCost, OutputAxonGroup, optimization.ExclusionCriteria.
 [LAVADL] lava-dl 0.6.0, src/lava/lib/dl/netx (the netx importer of Loihi
 networks with per-synapse delays).
+[NENGO] nengo-loihi (github.com/nengo/nengo-loihi, master e564f66): block.py
+Axon.slots_per_axon / Synapse.atom_bits_extra / axon_bits, hardware/builder.py
+build_synapse / build_axon (createPop16Axon, createPop32Axon, popSize,
+population16MapEntry / population32MapEntry), builder/validate.py.
 """
 from __future__ import annotations
 
@@ -47,6 +51,22 @@ LIST_RESERVE_BITS = 6
 DISCRETE_ROUTE_ENTRIES = 1
 POPULATION_ROUTE_ENTRIES = 2
 OFFCHIP_EXTRA_ENTRIES = 1
+# Population axon types [NENGO].  A population axon carries, besides its target
+# synapse-map entry (one input axon on the target core), an atom: the index of
+# the sending compartment within its population, which selects one of the
+# entry's popSize synapse lists (each synapseLen long, so every atom's list
+# takes the length of the longest; NxTF likewise pads its population lists,
+# SynapseGroup maxNumWords x numNeurons).  Lists of one population may be
+# shared by several input axons, each with its own compartment base
+# (nengo-loihi's axon_to_weight_map).  nengo-loihi's convolutions use one
+# population axon per source pixel with the channel as atom.
+#   pop32: 2 output-axon slots per axon (Axon.slots_per_axon), any base.
+#   pop16: 1 slot, but its compartment base must be a multiple of 4
+#          (population16MapEntry cxBase = base // 4), its synapse-map ids
+#          fit 10 - extra bits, extra = max(0, atom bits - 5), and NxSDK does
+#          not implement extra > 0 (more than 32 atoms).
+# nxcompile's population axons, NxTF's and the per-pixel ones, are pop32:
+# POPULATION_ROUTE_ENTRIES per route; pop16 is not modelled.
 # Synaptic delays (time steps a spike waits beyond the one-step hop; 0 = no
 # wait).  Every synapse of a list stores a delay field of the list's format
 # next to its weight: 0 bits where a format has no delays, else 3..6 bits

@@ -10,11 +10,14 @@ rounded up), and at least 1:
   synapses are stored; otherwise at least one synapse per distinct weight value;
 - input axons: a source neuron that feeds two or more layers reaches several
   cores, so it has a discrete axon on every core it reaches: at least one input
-  axon per such source;
+  axon per such source, or per its pixel where the connection may use pixel
+  population axons (shared by the pixel's C channels: 1/C per source);
 - output-axon entries: a source with targets in layer X reaches at least
   ceil(fanout x compartments per neuron of X / compartment limit) cores of X,
   and all of X's cores when it feeds every neuron of X (at least X's bound);
-  a source that reaches two or more cores uses one discrete entry per core.
+  a source that reaches two or more cores uses one discrete entry per core, or
+  shares a pixel population route (2 entries) with the pixel's other channels:
+  min(1, 2/C) per core where the connection may use pixel population axons.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import math
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCE
 from partitioner.graph import PartitionGraph
 
@@ -33,16 +37,18 @@ def lower_bounds(graph: PartitionGraph) -> dict:
     for name in reversed(graph.order):
         layer = graph.layer(name)
         words = sum(e.min_stored_synapses() for e in graph.in_edges[name]) * graph.w_bits[name]
-        shared_sources = sum(int((e.connects & ~graph.solo(e.source)).sum())
+        shared_sources = sum(int((e.connects & ~graph.solo(e.source)).sum()) / e.pixel_atoms
                              for e in graph.in_edges[name])
         reach = np.zeros(layer.n, np.int64)
+        routes = np.zeros(layer.n)
         for e in graph.out_edges[name]:
             target = graph.layer(e.target)
             cores = -(-e.fanout * graph.cpn[e.target] // lim.compartments)
             cores = np.maximum(cores, (e.fanout > 0).astype(np.int64))
             cores = np.where(e.fanout == target.n, np.maximum(cores, bounds[e.target][0]), cores)
             reach += cores
-        entries = int(reach[reach >= 2].sum())
+            routes += cores * min(1.0, sf.POPULATION_ROUTE_ENTRIES / e.pixel_atoms)
+        entries = math.ceil(routes[reach >= 2].sum())
         need = {"compartments": layer.n * graph.cpn[name],
                 "synapse_words": math.ceil(words / lim.word_bits),
                 "input_axons": shared_sources, "output_axons": entries}

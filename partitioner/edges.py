@@ -33,24 +33,30 @@ from partitioner.tiling import Tiling
 @dataclass
 class EdgeUsage:
     """What one connection needs on each core of a tiled target layer, per encoding
-    (the target layer's model.layer_encodings, in that order) and per option (0: all sources discrete, 1: the
-    members share a population axon): input_axons and words [encoding, option,
-    core]; the longest list max_list [encoding, core]; members [core], the
-    sources whose every target is on that core."""
+    (the target layer's model.layer_encodings, in that order) and per option (0: all
+    sources discrete, 1: the members share a population axon, 2: one population
+    axon per source pixel, only where pixel is True): input_axons and words
+    [encoding, option, core]; the longest list max_list [encoding, core];
+    members [core], the sources whose every target is on that core."""
 
     input_axons: np.ndarray
     words: np.ndarray
     max_list: np.ndarray
     members: np.ndarray
+    pixel: bool = False
 
     @classmethod
     def zeros(cls, num_cores: int, n: int) -> "EdgeUsage":
-        return cls(np.zeros((n, 2, num_cores), np.int64), np.zeros((n, 2, num_cores), np.int64),
+        return cls(np.zeros((n, 3, num_cores), np.int64), np.zeros((n, 3, num_cores), np.int64),
                    np.zeros((n, num_cores), np.int64), np.zeros(num_cores, np.int64))
 
 
 class Edge:
-    """One IR connection source -> target."""
+    """One IR connection source -> target.  pixel_atoms: the most sources one
+    input axon may carry besides a member population (a pixel population axon's
+    channels; 1 where usage offers none)."""
+
+    pixel_atoms = 1
 
     def __init__(self, ir: NetworkIR, source: str, target: str):
         self.source, self.target = source, target
@@ -99,6 +105,30 @@ class Edge:
         are equal, else one per distinct weight value."""
         w = self.synapses[2]
         return len(w) if self.weights_distinct else len(np.unique(w))
+
+    def min_input_axons(self, solo: np.ndarray, cpn: int, compartments: int,
+                        split_signs: bool) -> np.ndarray:
+        """Per target neuron (flat order), the fewest input axons this connection
+        takes on the core holding it: one per source that must be discrete (not
+        solo, or its targets need more than `compartments` compartments at `cpn`
+        each), one more if it has any other source (partitioner.feasible)."""
+        rows, cols, _ = self.synapses
+        must = ~solo | (self.fanout * cpn > compartments)
+        discrete = np.bincount(rows[must[cols]], minlength=self.n_target)
+        other = np.bincount(rows[~must[cols]], minlength=self.n_target) > 0
+        return discrete + other
+
+    def min_target_words(self, w_bits: int, word_bits: int, distinct: bool) -> np.ndarray:
+        """Per target neuron, the synapse words its incoming synapses of this
+        connection take at w_bits each: distinct=True, one synapse per distinct
+        weight (the fewest on its core: synapses into one neuron share storage
+        only with equal weights); False, every synapse (cheaper, at least that)."""
+        rows, _, w = self.synapses
+        if distinct:
+            order = np.lexsort((w, rows))
+            r, v = rows[order], w[order]
+            rows = r[np.r_[True, (r[1:] != r[:-1]) | (v[1:] != v[:-1])]]
+        return -(-np.bincount(rows, minlength=self.n_target) * w_bits // word_bits)
 
     def usage(self, tiling: Tiling, solo: np.ndarray, w_bits: int, cpn: int,
               limits: CoreLimits, encodings: tuple, split_signs: bool = False) -> EdgeUsage:
@@ -188,6 +218,7 @@ class WindowEdge(Edge):
         self.axes = (_Axis(oy, sel_y, iy, h_in, h_out), _Axis(ox, sel_x, ix, w_in, w_out))
         self.co_lo, self.width = self.op.target_channels(conn, self.c_out)
         self.co_hi = self.co_lo + self.width - 1
+        self.pixel_atoms = self.c_in
         self.c_present = self.co_lo < self.c_out
         self._blocks = {}
         self._patterns = {}
@@ -226,10 +257,52 @@ class WindowEdge(Edge):
         return np.kron(np.kron(y.present, x.present), self.c_present).astype(bool)
 
     @cached_property
+    def channel_fanout(self) -> np.ndarray:
+        """Target channels each source channel reaches."""
+        return np.where(self.c_present, np.minimum(self.co_hi, self.c_out - 1) - self.co_lo + 1, 0)
+
+    @cached_property
     def fanout(self) -> np.ndarray:
         y, x = self.axes
-        fc = np.where(self.c_present, np.minimum(self.co_hi, self.c_out - 1) - self.co_lo + 1, 0)
-        return np.kron(np.kron(y.fanout, x.fanout), fc)
+        return np.kron(np.kron(y.fanout, x.fanout), self.channel_fanout)
+
+    def min_input_axons(self, solo: np.ndarray, cpn: int, compartments: int,
+                        split_signs: bool) -> np.ndarray:
+        """Edge.min_input_axons counted analytically: a source's fan-out is a
+        product of its row, column and channel reach, so sources are grouped by
+        the three reaches and counted per target row, column and channel.  Where
+        usage offers pixel population axons (EdgeUsage.pixel), at most one axon
+        per source pixel of the target's window."""
+        if split_signs:
+            return super().min_input_axons(solo, cpn, compartments, split_signs)
+        sources_solo = solo[self.connects]
+        y, x = self.axes
+        reach = [(y.lo, y.hi, y.fanout, y.n_out), (x.lo, x.hi, x.fanout, x.n_out),
+                 (self.co_lo, self.co_hi, self.channel_fanout, self.c_out)]
+        tables, values = [], []
+        for lo, hi, fan, n_out in reach:
+            v, group = np.unique(fan, return_inverse=True)
+            o = np.arange(n_out)[:, None]
+            hit = (lo[None, :] <= o) & (o <= hi[None, :]) & (fan[None, :] > 0)
+            tables.append(np.stack([(hit & (group[None, :] == g)).sum(1) for g in range(len(v))], 1))
+            values.append(v)
+        fan = values[0][:, None, None] * values[1][None, :, None] * values[2][None, None, :]
+        must = (fan * cpn > compartments) | (not sources_solo.all())
+        count = lambda m: np.einsum("ya,xb,kc,abc->yxk", *tables, m.astype(np.int64)).ravel()
+        if sources_solo.any() and not sources_solo.all():     # not a product: the matrix
+            counted = super().min_input_axons(solo, cpn, compartments, split_signs)
+        else:
+            counted = count(must) + (count(~must & (fan > 0)) > 0)
+        if self._shared_sources(solo) is None:                # usage offers no pixel axons
+            return counted
+        pixels = np.einsum("y,x,k->yxk", tables[0][:, values[0] > 0].sum(1),
+                           tables[1][:, values[1] > 0].sum(1),
+                           tables[2][:, values[2] > 0].sum(1) > 0).ravel()
+        return np.minimum(counted, pixels)
+
+    def min_target_words(self, w_bits: int, word_bits: int, distinct: bool) -> int:
+        """Not counted for window connections (partitioner.feasible): 0."""
+        return 0
 
     def _channel_hits(self, block: int, count: int) -> np.ndarray:
         j = np.arange(count)[None, :]
@@ -259,6 +332,7 @@ class WindowEdge(Edge):
             return super().usage(tiling, solo, w_bits, cpn, limits, encodings, split_signs)
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
+        out.pixel = True
         for core in range(tiling.num_cores):
             jy, jx, jc = tiling.block_index(core)
             h, w, c = tiling.block_shape(core)
@@ -339,7 +413,8 @@ class WindowEdge(Edge):
         words_all = np.zeros(n_enc, np.int64)
         member_max = np.zeros(n_enc, np.int64)
         max_list = np.zeros(n_enc, np.int64)
-        members = rest = 0
+        members = rest = pixels = 0
+        words_pixel = np.zeros(n_enc, np.int64)
         for ly in sorted({r[0] for r in rows}):
             ry = [r for r in rows if r[0] == ly]
             sel_y = np.array([r[1] for r in ry])
@@ -348,6 +423,11 @@ class WindowEdge(Edge):
                 rx = [r for r in cols if r[0] == lx]
                 sel_x = np.array([r[1] for r in rx])
                 n1_x, nm_x, n1m_x = (np.array([r[k] for r in rx]) for k in (2, 3, 4))
+                # pixel populations: a block of all channels per (row, column) class,
+                # each channel's list padded to the longest; equal blocks shared
+                block_ids = np.zeros((len(ry), len(rx), len(ci)), np.int64)
+                longest = np.zeros(n_enc, np.int64)
+                pixels += int((n1_y + nm_y).sum() * (n1_x + nm_x).sum()) if len(ci) else 0
                 for l_c in np.unique(lc):
                     k = lc == l_c
                     n_all = np.broadcast_to(((n1_y + nm_y)[:, None] * (n1_x + nm_x)[None, :])[:, :, None],
@@ -360,6 +440,8 @@ class WindowEdge(Edge):
                         distinct_all = n_all.size
                     else:
                         ids = self._list_ids(sel_y, sel_x, ci[k], co_start[k], int(l_c))
+                        block_ids[:, :, k] = ids.reshape(len(ry), len(rx), int(k.sum())) \
+                            + block_ids.max(initial=-1) + 1
                         distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
                         distinct_all = len(np.unique(ids))
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
@@ -369,10 +451,16 @@ class WindowEdge(Edge):
                     max_list = np.maximum(max_list, pw)
                     if n_one.any():
                         member_max = np.maximum(member_max, pw)
+                    longest = np.maximum(longest, pw)
                     members += int(n_one.sum())
                     rest += int((n_all - n_one).sum())
-        in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1))], 1)
-        words = np.stack([words_all, words_rest + members * member_max if members else words_all], 1)
+                blocks = (len(ry) * len(rx) if self.taps_distinct else
+                          len(np.unique(_row_ids(block_ids.reshape(-1, len(ci)))))) if len(ci) else 0
+                words_pixel += blocks * len(ci) * longest
+        in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1)),
+                             np.full(n_enc, pixels)], 1)
+        words = np.stack([words_all, words_rest + members * member_max if members else words_all,
+                          words_pixel], 1)
         return in_axons, words, max_list, members
 
 
@@ -426,8 +514,8 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
         m_max = np.zeros(k, np.int64)
         np.maximum.at(m_max, list_core[member], words[member])
         np.maximum.at(out.max_list[e], list_core, words)
-        out.input_axons[e] = [n_rest + n_mem, n_rest + np.minimum(n_mem, 1)]
-        out.words[e] = [w_all, np.where(n_mem > 0, w_rest + n_mem * m_max, w_all)]
+        out.input_axons[e, :2] = [n_rest + n_mem, n_rest + np.minimum(n_mem, 1)]
+        out.words[e, :2] = [w_all, np.where(n_mem > 0, w_rest + n_mem * m_max, w_all)]
     out.members = n_mem
     return out
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCE
 from partitioner import model
 from partitioner.graph import PartitionGraph
@@ -42,7 +43,8 @@ class Violation:
 class LayerUsage:
     """Per core of a tiled layer: compartments, input axons, synapse words, the
     longest synapse list's words (words_per_axon), the chosen encoding (index into model.ENCODINGS), and per
-    incoming source layer whether its members share a population axon on that core."""
+    incoming source layer whether its members share a population axon on that core
+    (population) and whether it reaches the core by pixel population axons (pixel)."""
 
     tiling: Tiling
     compartments: np.ndarray
@@ -51,6 +53,7 @@ class LayerUsage:
     words_per_axon: np.ndarray
     encoding: np.ndarray
     population: dict = field(default_factory=dict)
+    pixel: dict = field(default_factory=dict)
     violation: Violation | None = None
 
 
@@ -64,18 +67,24 @@ def _worst(name: str, usage, core: int, keys: tuple, limits) -> Violation | None
 
 
 def _options(usages: list) -> list:
-    """Population choices to try: every combination over the connections that have
-    members somewhere (all-discrete first); beyond MAX_FREE such connections only
-    all-discrete and all-population."""
-    free = [j for j, u in enumerate(usages) if u.members.any()]
-    combos = (itertools.product((0, 1), repeat=len(free)) if len(free) <= MAX_FREE
-              else [(0,) * len(free), (1,) * len(free)])
+    """Axon choices to try, one per connection (0 discrete, 1 the members' population
+    axon, 2 pixel population axons; edges.EdgeUsage): every combination over the
+    connections that have a choice (all-discrete first) while there are at most
+    MAX_FREE of them, beyond that each choice for all connections that have it."""
+    choices = [(0,) + ((1,) if u.members.any() else ()) + ((2,) if u.pixel else ())
+               for u in usages]
+    free = [j for j, c in enumerate(choices) if len(c) > 1]
+    if len(free) <= MAX_FREE:
+        combos = itertools.product(*(choices[j] for j in free))
+    else:
+        combos = [tuple(o if o in choices[j] else 0 for j in free) for o in (0, 1, 2)]
     out = []
     for combo in combos:
         option = [0] * len(usages)
         for j, c in zip(free, combo):
             option[j] = c
-        out.append(option)
+        if option not in out:
+            out.append(option)
     return out
 
 
@@ -86,7 +95,14 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     word_weight * words / word limit + axon_weight * input axons / axon limit,
     within its limits, among the layer's encodings (graph.encodings: its
     synapseEncoding, else model.AUTO_ENCODINGS; ties: fewer words, then
-    all-discrete first and that order)."""
+    all-discrete first and that order).  Pixel population axons (option 2) from
+    a source with wide pixels (_wide_pixels) compete as any other choice; from
+    other sources they are a fallback, taken only on cores that no choice
+    without them fits: their output routes (2 entries per source core, pixel and
+    target core) depend on the source's split, which is not known yet (outputs
+    are split first), and preferring them whenever cheaper here put the CIFAR
+    pseudo-MobileNet's 3-channel input layer, split by channel, on 7 cores
+    instead of 6."""
     lim = graph.limits
     k = tiling.num_cores
     comps = tiling.sizes * graph.cpn[name]
@@ -106,6 +122,11 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
                                longest / lim.words_per_axon]).reshape(-1, k)
     axons, words, longest = (a.reshape(-1, k) for a in (axons, words, longest))
     feasible = ratio <= 1
+    # pixel populations of thin sources only where no other choice fits (see above)
+    thin = [not _wide_pixels(graph, e.source) for e in edges]
+    fallback = np.repeat([any(o == 2 and t for o, t in zip(opt, thin)) for opt in options],
+                         len(encodings))
+    feasible[fallback] &= ~feasible[~fallback].any(axis=0)
     score = word_weight * words / lim.synapse_words + axon_weight * axons / lim.input_axons
     order = np.lexsort((words, np.where(feasible, score, np.inf)), axis=0)[0]
     pick = np.where(feasible.any(axis=0), order, ratio.argmin(axis=0))
@@ -115,6 +136,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
     chosen = np.array(options)[option]          # [core, connection]
     usage = LayerUsage(tiling, comps, axons[pick, cols], words[pick, cols], longest[pick, cols], enc,
                        {e.source: (chosen[:, j] == 1) & (u.members > 0)
+                        for j, (e, u) in enumerate(zip(edges, usages))},
+                       {e.source: (chosen[:, j] == 2) & (u.input_axons[0, 2] > 0)
                         for j, (e, u) in enumerate(zip(edges, usages))})
     bad = np.flatnonzero(~feasible.any(axis=0))
     if len(bad):
@@ -169,11 +192,14 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
         t_tiling, t_usage, t_first = successors[target]
         kt = t_tiling.num_cores
         pop = t_usage.population[name][None, :]
+        pixel = t_usage.pixel[name][None, :]
         pair = tiling.core_of[rows] * kt + cols         # (own core, successor core) per hit
         reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
         reach_members = np.bincount(pair[member], minlength=k * kt).reshape(k, kt)
-        discrete = np.where(pop, reach - reach_members, reach)
+        discrete = np.where(pixel, 0, np.where(pop, reach - reach_members, reach))
         population = (pop & (reach_members > 0)).astype(np.int64)
+        if pixel.any():
+            population = population + np.where(pixel, _pixel_routes(graph, name, pair, rows, k, kt), 0)
         off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
         base += model.output_entries(discrete, population, 0).sum(axis=1)
         entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
@@ -184,3 +210,27 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     if entries.max(initial=0) > lim:
         out.violation = Violation(name, RESOURCE["output_axons"].name, int(entries.max()), lim)
     return out
+
+
+def _wide_pixels(graph: PartitionGraph, name: str) -> bool:
+    """A pixel of the (H, W, C) layer has at least twice the channels that its
+    pixel population routes cost in entries on the fewest cores its channels fit
+    (C >= 2 x 2 x ceil(C x compartments per neuron / compartment limit)): then
+    a pixel route saves at least half the discrete entries while the source keeps
+    each pixel on that many cores."""
+    shape = graph.layer(name).shape
+    if len(shape) != 3:
+        return False
+    c = shape[-1]
+    fewest = -(-c * graph.cpn[name] // graph.limits.compartments)
+    return c >= 2 * sf.POPULATION_ROUTE_ENTRIES * max(fewest, 1)
+
+
+def _pixel_routes(graph: PartitionGraph, name: str, pair: np.ndarray, rows: np.ndarray,
+                  k: int, kt: int) -> np.ndarray:
+    """(k, kt): pixels of the (H, W, C) layer with a neuron on the layer's core and
+    a synapse on the successor's core (pair: own core * kt + successor core of
+    each hit, rows: its source neuron), one pixel population route each."""
+    pixels = graph.layer(name).n // graph.layer(name).shape[-1]
+    routes = np.unique(pair * pixels + rows // graph.layer(name).shape[-1]) // pixels
+    return np.bincount(routes, minlength=k * kt).reshape(k, kt)

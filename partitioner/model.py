@@ -75,6 +75,19 @@ Multiplicity and axons
     combination of flags while at most estimate.MAX_FREE connections have
     members, beyond that all or none); a population is recorded only where it
     has members.
+    Pixel populations (nengo-loihi's convolution axons, pop32; hwmodel.
+    synapse_format): a window connection (source (H, W, C)) may instead reach
+    core t through one population axon per source pixel with synapses on t,
+    its channels the atoms (Core.pixel_population):
+      input axons on t   = #source pixels reaching t;
+      words on t         = per distinct block, |atoms| x (longest atom list);
+                           a pixel's block is its atoms' lists at their bases
+                           relative to the block's first, and pixels whose
+                           blocks are identical store one;
+      output entries on s = per (source pixel with a neuron on s, t) 2, +1
+                           off-chip.
+    The search offers them on window connections it counts analytically, and
+    takes them only on cores that no other choice fits (estimate.layer_usage).
     NxTF groups a population by source column and forces discrete axons for
     soft reset; here a population is per (connection, target core) and any
     reset mode may use one.  Not modelled: NxTF's recurrent soft-reset axons.

@@ -1,5 +1,6 @@
-"""partition_network: lower bounds -> beam search -> chip placement -> cores ->
-independent validation, each stage timed.  Validation recounts every core, fails
+"""partition_network: refusal of layers no core holds (partitioner.feasible) ->
+lower bounds -> beam search -> chip placement -> cores -> independent
+validation, each stage timed.  Validation recounts every core, fails
 when a search estimate differs from the recount (EstimateMismatchError, so the
 counts the cores keep and the report prints are the recount's) and then checks
 every limit."""
@@ -16,6 +17,7 @@ from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
 from partitioner.bounds import lower_bounds
 from partitioner.errors import PartitionError
+from partitioner.feasible import check_layers
 from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
 from partitioner.placement import PlacementProblem, place_cores
@@ -46,6 +48,7 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     timings = {}
     t0 = time.perf_counter()
     graph = PartitionGraph(ir, board)
+    check_layers(graph)
     bounds = lower_bounds(graph)
     lower = sum(b for b, _ in bounds.values())
     if lower > board.num_cores:
@@ -100,7 +103,8 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
                 synapse_words=int(usage.synapse_words[local]),
                 words_per_axon=int(usage.words_per_axon[local]),
                 encoding=ENCODINGS[int(usage.encoding[local])],
-                population=tuple(src for src, flags in usage.population.items() if flags[local])))
+                population=tuple(src for src, flags in usage.population.items() if flags[local]),
+                pixel_population=tuple(src for src, flags in usage.pixel.items() if flags[local])))
             provisional.append(choice.first + local)
     num_chips = -(-part.num_cores // per_chip)
     initial = num_chips - 1 - np.asarray(provisional, np.int64) // per_chip

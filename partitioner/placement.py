@@ -3,11 +3,14 @@ limit) so that few axon routes cross chips, without pushing any core's
 output-axon entries over the limit (a route that leaves its chip costs an extra
 entry, partitioner.model).
 
-Small instances ((cores + linked core pairs) x chips <= max_cp_sat_vars) go
-to OR-Tools CP-SAT with a time limit, seeded with the search's provisional placement; larger ones, or a
-CP-SAT run without a feasible answer, use a greedy local search (single-core
-moves and pairwise swaps that lower the off-chip routes) under the same time
-limit.  The best valid placement found is kept.
+Candidates: the search's provisional placement, the best split of the core
+order into contiguous runs (dynamic programming, linear in the cores), OR-Tools
+CP-SAT with a time limit for small instances ((cores + linked core pairs) x
+chips <= max_cp_sat_vars), seeded with the best so far; larger ones, or a
+CP-SAT run without a proven optimum, go on to a greedy local search (single-core
+moves and pairwise swaps that lower the off-chip routes, sparse and
+incremental, so it scales to Pohoiki Springs' 768 chips) under the same time
+limit.  The best valid placement found is kept; Placement.method says which.
 """
 from __future__ import annotations
 
@@ -55,19 +58,20 @@ class PlacementProblem:
 
 
 def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: float = 1.0,
-                max_cp_sat_vars: int = 20000, max_contiguous_cores: int = 2000) -> Placement:
+                max_cp_sat_vars: int = 20000) -> Placement:
     """Best valid placement found, starting from `initial` (which must be valid)
     and the best split of the core order into contiguous runs of at most
-    cores_per_chip (dynamic programming, up to max_contiguous_cores cores)."""
+    cores_per_chip (_contiguous); CP-SAT where the model has at most
+    max_cp_sat_vars variables, then the greedy local search until time_limit
+    (seconds) has passed."""
     initial = np.asarray(initial, np.int64)
     if problem.num_chips == 1:
         return Placement(initial, problem.offchip(initial), "single chip")
     deadline = time.perf_counter() + time_limit
     best = Placement(initial, problem.offchip(initial), "search order")
-    if problem.num_cores <= max_contiguous_cores:
-        chips = _contiguous(problem)
-        if problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
-            best = Placement(chips, problem.offchip(chips), "contiguous runs")
+    chips = _contiguous(problem)
+    if chips is not None and problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
+        best = Placement(chips, problem.offchip(chips), "contiguous runs")
     pairs = len(np.unique(np.minimum(problem.src, problem.dst) * problem.num_cores
                           + np.maximum(problem.src, problem.dst)))
     if (problem.num_cores + pairs) * problem.num_chips <= max_cp_sat_vars:
@@ -77,38 +81,50 @@ def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: floa
         if status == "optimal":
             return best
     chips = _local_search(problem, best.chips.copy(), deadline)
-    if problem.offchip(chips) < best.offchip_routes:
+    if problem.offchip(chips) < best.offchip_routes and problem.valid(chips):
         best = Placement(chips, problem.offchip(chips), best.method + " + local search")
     return best
 
 
-def _contiguous(problem: PlacementProblem) -> np.ndarray:
-    """Chips for the split of cores 0..n-1 into at most num_chips contiguous runs
-    of at most cores_per_chip that keeps the most routes inside runs."""
-    n, k, cap = problem.num_cores, problem.num_chips, problem.cores_per_chip
-    upper = np.zeros((n, n), np.int64)
+def _contiguous(problem: PlacementProblem) -> np.ndarray | None:
+    """Chips for the split of cores 0..n-1 into contiguous runs of at most
+    cores_per_chip that keeps the most routes inside runs (fewest runs among
+    equals), or None when it needs more runs than the board has chips.
+    Dynamic programming over run ends, O(cores x cores_per_chip): inside[j] =
+    routes inside a run [start, end) for the window of starts, updated by the
+    routes that end at end - 1."""
+    n, cap = problem.num_cores, problem.cores_per_chip
     a, b = np.minimum(problem.src, problem.dst), np.maximum(problem.src, problem.dst)
-    np.add.at(upper, (a, b), problem.count)
-    np.fill_diagonal(upper, 0)
-    s = np.zeros((n + 1, n + 1), np.int64)
-    s[1:, 1:] = upper.cumsum(0).cumsum(1)
-    inside = np.full((k + 1, n + 1), -1, np.int64)   # best routes kept inside, c runs covering [0, b)
-    back = np.zeros((k + 1, n + 1), np.int64)
-    inside[0, 0] = 0
-    for c in range(1, k + 1):
-        for end in range(1, n + 1):
-            start = np.arange(max(0, end - cap), end)
-            prev = inside[c - 1, start]
-            gain = np.where(prev >= 0, prev + s[end, end] - s[start, end] - s[end, start] + s[start, start], -1)
-            j = int(gain.argmax())
-            inside[c, end], back[c, end] = gain[j], start[j]
-    c = int(inside[:, n].argmax())
+    keep = (a != b) & (b - a < cap) & (problem.count > 0)
+    a, b, w = a[keep], b[keep], problem.count[keep]
+    order = np.argsort(b, kind="stable")
+    a, b, w = a[order], b[order], w[order]
+    at = np.searchsorted(b, np.arange(n + 1))          # routes with b == e: at[e]:at[e+1]
+    best = np.full(n + 1, -1, np.int64)                # routes kept inside, runs covering [0, e)
+    runs = np.zeros(n + 1, np.int64)
+    back = np.zeros(n + 1, np.int64)
+    best[0] = 0
+    inside = np.zeros(cap, np.int64)                   # inside[j]: run [end - cap + j, end)
+    for end in range(1, n + 1):
+        inside = np.r_[inside[1:], 0]                  # the window moves one start on
+        lo, hi = at[end - 1], at[end]
+        if hi > lo:                                    # routes (a, end - 1): inside for starts <= a
+            j = a[lo:hi] - (end - cap)
+            inside += np.bincount(j, weights=w[lo:hi], minlength=cap)[::-1].cumsum()[::-1] \
+                .astype(np.int64)
+        first = max(0, end - cap)
+        starts = np.arange(first, end)
+        gain = np.where(best[starts] >= 0, best[starts] + inside[starts - (end - cap)], -1)
+        pick = np.lexsort((runs[starts], -gain))[0]
+        best[end], runs[end], back[end] = gain[pick], runs[starts[pick]] + 1, starts[pick]
+    if runs[n] > problem.num_chips:
+        return None
     chips = np.zeros(n, np.int64)
-    end = n
-    while c > 0:
-        start = back[c, end]
-        chips[start:end] = c - 1
-        end, c = start, c - 1
+    end, c = n, runs[n]
+    while end > 0:
+        c -= 1
+        chips[back[end]:end] = c
+        end = back[end]
     return chips
 
 
@@ -156,37 +172,76 @@ def _cp_sat(problem: PlacementProblem, initial: np.ndarray, time_limit: float):
 
 
 def _local_search(problem: PlacementProblem, chips: np.ndarray, deadline: float) -> np.ndarray:
-    """Improve chips by moves and swaps that lower the off-chip routes and keep it valid."""
-    n, k = problem.num_cores, problem.num_chips
-    weight = sp.coo_matrix((problem.count, (problem.src, problem.dst)), shape=(n, n)).tocsr()
-    weight = (weight + weight.T).tolil()
-    weight.setdiag(0)
-    weight = weight.tocsr()
+    """Greedy moves and swaps that lower the off-chip routes and keep every chip
+    and every core's output entries within their limits, until no core improves
+    or the deadline passes.  Each core's links to chips are read from the sparse
+    route matrix and entries are updated incrementally, so one pass costs about
+    O(routes): it scales to Pohoiki Springs' 768 chips."""
+    n, k, cap = problem.num_cores, problem.num_chips, problem.cores_per_chip
+    own = (problem.src != problem.dst) & (problem.count > 0)
+    routes = sp.coo_matrix((problem.count[own], (problem.src[own], problem.dst[own])),
+                           shape=(n, n)).tocsr()
+    inbound = routes.T.tocsr()
+    weight = (routes + inbound).tocsr()
+    entries = problem.entries(chips)
+    load = np.bincount(chips, minlength=k)
+    members = [list(np.flatnonzero(chips == j)) for j in range(k)]
+
+    def links(c):
+        """Chips of c's neighbours and the routes to each (summed)."""
+        lo, hi = weight.indptr[c], weight.indptr[c + 1]
+        where, total = np.unique(chips[weight.indices[lo:hi]], return_inverse=True)
+        return where, np.bincount(total.ravel(), weights=weight.data[lo:hi]).astype(np.int64)
+
+    def move(c, to):
+        """Put core c on chip `to`; returns the cores whose entries changed."""
+        here = chips[c]
+        lo, hi = routes.indptr[c], routes.indptr[c + 1]
+        dst, cnt = routes.indices[lo:hi], routes.data[lo:hi]
+        entries[c] += int(((chips[dst] != to).astype(np.int64) - (chips[dst] != here)) @ cnt)
+        lo, hi = inbound.indptr[c], inbound.indptr[c + 1]
+        src, cnt = inbound.indices[lo:hi], inbound.data[lo:hi]
+        np.add.at(entries, src, ((chips[src] != to).astype(np.int64) - (chips[src] != here)) * cnt)
+        chips[c] = to
+        load[here] -= 1
+        load[to] += 1
+        members[here].remove(c)
+        members[to].append(c)
+        return np.r_[c, src]
+
+    def link_to(c, j):
+        where, total = links(c)
+        hit = np.flatnonzero(where == j)
+        return int(total[hit[0]]) if len(hit) else 0
+
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
-        load = np.bincount(chips, minlength=k)
-        onehot = sp.csr_matrix((np.ones(n), (np.arange(n), chips)), shape=(n, k))
-        link = np.asarray((weight @ onehot).todense())   # routes between core c and chip j
-        current = problem.offchip(chips)
         for c in range(n):
+            if c % 64 == 0 and time.perf_counter() > deadline:
+                break
+            where, total = links(c)
             here = chips[c]
-            for j in np.argsort(-link[c]):
-                if j == here or link[c, j] <= link[c, here]:
+            inner = int(total[where == here].sum())
+            for j in where[np.argsort(-total, kind="stable")]:
+                gain = int(total[where == j][0]) - inner
+                if j == here or gain <= 0:
                     continue
-                trial = chips.copy()
-                trial[c] = j
-                if load[j] >= problem.cores_per_chip:
-                    on_j = np.flatnonzero(chips == j)
-                    gain = (link[c, j] - link[c, here]) + (link[on_j, here] - link[on_j, j]) \
+                partner = None
+                if load[j] >= cap:
+                    on_j = np.array(members[j])
+                    swap = np.array([link_to(d, here) - link_to(d, j) for d in on_j]) \
                         - 2 * weight[c, on_j].toarray().ravel()
-                    if gain.max() <= 0:
+                    if gain + swap.max() <= 0:
                         continue
-                    trial[on_j[gain.argmax()]] = here
-                if problem.offchip(trial) < current and problem.valid(trial):
-                    chips = trial
+                    partner = int(on_j[swap.argmax()])
+                touched = move(c, j)
+                if partner is not None:
+                    touched = np.r_[touched, move(partner, here)]
+                if (entries[touched] <= problem.entry_limit).all():
                     improved = True
                     break
-            if improved or time.perf_counter() > deadline:
-                break
+                if partner is not None:
+                    move(partner, j)
+                move(c, here)
     return chips

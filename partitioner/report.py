@@ -75,7 +75,8 @@ def partition_report(partition: Partition, layer_names: list, shapes: dict,
              f"{sum(c.compartments for c in p.cores)} compartments, "
              f"{sum(c.synapse_words for c in p.cores)} synapse words",
              f"chips: {chip_loads(p)} cores; off-chip: {p.offchip_routes} axon routes between chips "
-             f"(chips filled in core order: {p.sequential_offchip_routes}); placement: {p.placement}"]
+             f"(chips filled in core order: {p.sequential_offchip_routes}); placement: {p.placement}"
+             + (f", {p.timings['placement']:.2f} s" if "placement" in p.timings else "")]
     lines += list(footer)
     return "\n".join(lines)
 

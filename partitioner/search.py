@@ -89,7 +89,8 @@ class _Failures:
         room = ""
         if self.no_room is not None:
             cores, left = self.no_room
-            room = (f"splits of {cores} or more cores do not fit the {left} cores left for it on "
+            room = (f"splits of {cores} or more cores {'were not tried: they ' if self.best else ''}"
+                    f"do not fit the {left} cores left for it on "
                     f"board {b.name} ({b.num_cores} cores; the layers split so far and the lower "
                     f"bounds of those still to split take the rest)")
         if self.best is None and not room:       # no candidate at all: not one neuron fits a core

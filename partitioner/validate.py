@@ -180,9 +180,23 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
         lists = counter.lists(core_encoding, core_index_bits, w_bits, lim, split[dst])
         if lists is None:
             continue
-        list_src, list_core, words, keys, entry_formats = lists
+        list_src, list_core, words, keys, bases, entry_formats = lists
         for key in entry_formats:       # (core, skip bits, negative part)
             formats[key[0]].add(key[1:])
+        np.maximum.at(max_list, list_core, words)
+        s_core = core_of[src][list_src]
+        # Pixel populations: their lists leave the discrete and member counts.
+        pix_core = np.array([src in c.pixel_population for c in cores])
+        if pix_core.any():
+            by_pixel = pix_core[list_core]
+            counted = _pixel_populations(ir, src, dst, cores, pix_core, chip,
+                                         [a[by_pixel] for a in (list_src, list_core, words, keys,
+                                                                bases, s_core)])
+            for total, part in zip((in_axons, words_used, out_entries), counted):
+                total += part
+            keep = ~by_pixel
+            list_src, list_core, words, keys, s_core = (a[keep] for a in (
+                list_src, list_core, words, keys, s_core))
         member = mult[src][list_src] == 1
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
@@ -199,13 +213,11 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
                              minlength=n_cores).astype(np.int64)
         m_max = np.zeros(n_cores, np.int64)
         np.maximum.at(m_max, list_core[pooled], words[pooled])
-        np.maximum.at(max_list, list_core, words)
         pop = pop_core & (n_mem > 0)
         in_axons += np.where(pop, n_rest + 1, n_rest + n_mem)
         words_used += shared + np.where(pop, n_mem * m_max, 0)
         # Output entries of the source cores: one per discrete route, two per
         # (source core, population) with a member on that source core.
-        s_core = core_of[src][list_src]
         off = (chip[s_core] != chip[list_core]).astype(np.int64)
         out_entries += np.bincount(s_core[~pooled], minlength=n_cores,
                                    weights=sf.DISCRETE_ROUTE_ENTRIES
@@ -216,6 +228,59 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
                   + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
     return [CoreCount(*map(int, v), synapse_formats=len(f))
             for *v, f in zip(comps, in_axons, out_entries, words_used, max_list, formats)]
+
+
+def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core: np.ndarray,
+                       chip: np.ndarray, lists: list) -> tuple:
+    """Input axons, synapse words and output entries per core of the lists of
+    connection src -> dst on cores that take it by pixel population axons
+    (Core.pixel_population; hwmodel.synapse_format, population axon types):
+    per target core one input axon per source pixel, its channels the atoms; a
+    pixel's block is its atoms' lists, each padded to the longest (atoms x
+    longest words), stored once for all pixels whose blocks are identical (the
+    same atoms, lists identical up to base and the same bases relative to the
+    block's first); per (source core, pixel, target core) one population route."""
+    list_src, list_core, words, keys, bases, s_core = lists
+    n_cores = len(cores)
+    shape = tuple(ir.layer(src).shape)
+    for t in np.flatnonzero(pix_core):
+        if cores[t].layer == dst and len(shape) != 3:
+            raise PartitionValidationError(
+                f"core {t} (layer {dst}): pixel population axons from layer {src}, whose shape "
+                f"{shape} has no pixels")
+        if cores[t].layer == dst and src in cores[t].population:
+            raise PartitionValidationError(
+                f"core {t} (layer {dst}): both a member population and pixel populations "
+                f"recorded for layer {src}")
+    out = tuple(np.zeros(n_cores, np.int64) for _ in range(3))
+    if len(list_src) == 0:
+        return out
+    channels = shape[-1]
+    pixel, atom = list_src // channels, list_src % channels
+    order = np.lexsort((atom, pixel, list_core))
+    pixel, atom, core, words, keys, bases, s_core = (a[order] for a in (
+        pixel, atom, list_core, words, keys, bases, s_core))
+    group_at = np.flatnonzero(np.r_[True, (core[1:] != core[:-1]) | (pixel[1:] != pixel[:-1])])
+    sizes = np.diff(np.append(group_at, len(core)))
+    group = np.repeat(np.arange(len(group_at)), sizes)
+    g_core = core[group_at]
+    np.add.at(out[0], g_core, 1)
+    longest = np.maximum.reduceat(words, group_at)
+    rel = bases - np.minimum.reduceat(bases, group_at)[group]
+    block = np.arange(len(group_at))             # per group the first identical group
+    for size in np.unique(sizes):
+        gs = np.flatnonzero(sizes == size)
+        at = group_at[gs][:, None] + np.arange(size)[None, :]
+        table = np.concatenate([g_core[gs][:, None], atom[at], keys[at], rel[at]], axis=1)
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        block[gs] = gs[first[inverse.ravel()]]
+    stored = np.unique(block)
+    np.add.at(out[1], g_core[stored], sizes[stored] * longest[stored])
+    routes = np.unique((s_core * (pixel.max() + 1) + pixel) * n_cores + core)
+    s_route, t_route = routes // n_cores // (pixel.max() + 1), routes % n_cores
+    np.add.at(out[2], s_route, sf.POPULATION_ROUTE_ENTRIES
+              + (chip[s_route] != chip[t_route]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
+    return out
 
 
 def _cores_by_layer(cores: list) -> dict:
@@ -265,8 +330,8 @@ class _MatrixLists:
         return np.bincount(pairs // n_cores, minlength=self.n_source)
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
-        """(list source, list core, words, sharing key, formats) of every list, or
-        None without synapses."""
+        """(list source, list core, words, sharing key, base compartment (its first
+        local index), formats) of every list, or None without synapses."""
         i, t, local, w = self.i, self.t, self.local, self.w
         if len(i) == 0:
             return None
@@ -288,7 +353,7 @@ class _MatrixLists:
         # one encoding and weight width per core; the sign mode of a shared sign per entry
         entry_formats = set(zip(list_core[entry_list].tolist(), skips.tolist(),
                                 negative[entry_at].tolist()))
-        return list_src, list_core, words, keys, entry_formats
+        return list_src, list_core, words, keys, local[starts], entry_formats
 
 
 class _WindowLists:
@@ -360,7 +425,7 @@ class _WindowLists:
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
         """As _MatrixLists.lists (split is False here: split layers use the matrix)."""
-        out = [], [], [], []
+        out = [], [], [], [], []
         entry_formats, key_base = set(), 0
         for box in self.boxes:
             t = int(box[0])
@@ -368,13 +433,14 @@ class _WindowLists:
                                    int(core_index_bits[t]), w_bits, lim)
             if rep is None:
                 continue
-            ys, xs, cs, cls, words, keys, skips = rep
+            ys, xs, cs, cls, words, keys, bases, skips = rep
             src = ((ys[:, None, None] * self.w_in + xs[None, :, None]) * self.c_in
                    + cs[None, None, :]).ravel()
             out[0].append(src)
             out[1].append(np.full(len(src), t, np.int64))
             out[2].append(words[cls])
             out[3].append(keys[cls] + key_base)
+            out[4].append(bases[cls])
             key_base += len(keys)
             entry_formats.update((t, int(s), False) for s in skips)
         if not out[0]:
@@ -384,8 +450,9 @@ class _WindowLists:
     def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
         """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels
         reaching it, the representative list (class) of every source (ravelled
-        rows x columns x channels), words and sharing key per class, and the
-        skip widths of its entries; None when nothing reaches it.  Boxes with the
+        rows x columns x channels), words, sharing key and base compartment (up to
+        the source pixel's own offset) per class, and the skip widths of its
+        entries; None when nothing reaches it.  Boxes with the
         same row and column classes and channel range share words and keys."""
         y0, y1, x0, x1, c0, c1 = box
         ys, cy, pat_y, sig_y = self._axis_classes(0, y0, y1)
@@ -402,7 +469,10 @@ class _WindowLists:
         if key not in self._core:
             self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs],
                                             x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
-        return (ys, xs, cs, cls, *self._core[key])
+        words, keys, skips = self._core[key]
+        # bases up to the source pixel's spatial offset, the same for all its channels
+        bases = np.tile(lo[cs] - c0, len(pat_y) * len(pat_x))
+        return ys, xs, cs, cls, words, keys, bases, skips
 
     def _classes(self, pat_y, pat_x, cs, co_lo, c_len, bw: int, bc: int,
                  encoding: str, i_bits: int, w_bits: int, lim) -> tuple:

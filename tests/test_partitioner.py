@@ -4,11 +4,13 @@ import matplotlib
 import numpy as np
 import pytest
 
-from hwmodel.limits import Board, ChipSpec, CoreLimits
+from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
 from nxcompile.compiler import compile_ir
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
 from partitioner import partition_network
 from partitioner.errors import CoreLimitError, PartitionError
+from partitioner.feasible import check_layers
+from partitioner.graph import PartitionGraph
 from partitioner.validate import validate_partition
 from tests.helpers import NetBuilder, dense_chain
 
@@ -71,15 +73,53 @@ def test_convolutions_share_synapse_lists():
     # 256 sources, one synapse each, all weights 1/4: one distinct relative list
     # (sparse: 10 + 8 + 6 = 24 bits, + 6 -> 1 word).  Discrete axons share it:
     # 1 word, 256 axons (cost 1/16384 + 256/4096); a population pads a list per
-    # member: 256 words, 1 axon (cost 256/16384 + 1/4096), cheaper by default.
+    # member: 256 words, 1 axon (cost 256/16384 + 1/4096); pixel populations (4
+    # channels: wide pixels, estimate._wide_pixels): 4 words, 64 axons, the same
+    # cost with fewer words (counted by hand below)
     part = partition_network(b.ir, "loihi1")
     (core,) = part.cores_of(b.current)
-    assert (core.synapse_words, core.input_axons, core.population) == (256, 1, ("inp",))
+    assert (core.synapse_words, core.input_axons, core.pixel_population) == (4, 64, ("inp",))
     _check(b.ir, part)
+    no_pixels = partition_network(b.ir, "loihi1", cost_weights=(1, 1, 1.001, 1))
+    (core,) = no_pixels.cores_of(b.current)
+    assert (core.synapse_words, core.input_axons, core.population) == (256, 1, ("inp",))
+    _check(b.ir, no_pixels)
     free_axons = partition_network(b.ir, "loihi1", cost_weights=(1, 1, 0, 1))
     (core,) = free_axons.cores_of(b.current)
     assert (core.synapse_words, core.input_axons, core.population) == (1, 256, ())
     _check(b.ir, free_axons)
+
+
+def test_pixel_population_axons_counted_by_hand():
+    # The pooling above on cores of 64 input axons and 100 words: discrete axons
+    # (256) and the members' population (256 words) do not fit one core, pixel
+    # population axons do (the only choice): one axon per source pixel (64); a pixel's block holds
+    # its 4 channels' lists (1 synapse, 1 word each) at bases 0, 1, 2, 3 from its
+    # first, identical for all 64 pixels, so stored once: 4 x 1 words.  The input
+    # core sends one route per pixel, 2 entries each: 128.
+    small = Board("small", ChipSpec("small", CoreLimits(input_axons=64, synapse_words=100), 128), 1)
+    b = NetBuilder((8, 8, 4), np.random.default_rng(0))
+    b.pool(2)
+    part = partition_network(b.ir, small)
+    (core,) = part.cores_of(b.current)
+    assert (core.synapse_words, core.input_axons, core.population, core.pixel_population) == \
+        (4, 64, (), ("inp",))
+    assert [c.output_axons for c in part.cores_of("inp")] == [128]
+    _check(b.ir, part)                  # the validator's own count equals the estimate
+
+
+def test_pixel_population_axons_on_a_split_convolution():
+    # 3x3 conv from 16 to 16 channels on 6x6, cores of 1024 words and 64 input axons:
+    # 144 discrete sources per output pixel do not fit, pixels (at most 36) do; the
+    # source split by channel sends a route per (source core, pixel, target core);
+    # the validator's recount equals the search's estimate on every core
+    small = Board("small", ChipSpec("small", CoreLimits(input_axons=64, synapse_words=1024,
+                                                        compartments=64), 128), 4)
+    b = NetBuilder((6, 6, 16), np.random.default_rng(1))
+    b.conv(16, 3, padding="same")
+    part = partition_network(b.ir, small)
+    assert all(c.pixel_population == ("inp",) for c in part.cores_of(b.current))
+    _check(b.ir, part)
 
 
 def test_cnn_reaches_its_lower_bound():
@@ -137,39 +177,90 @@ def test_beam_width_and_cost_weights_are_options():
         partition_network(ir, "loihi1", cost_weights=(1, 1))
 
 
-def test_neuron_with_too_many_discrete_inputs_names_layer_resource_and_limit():
+def test_neuron_with_too_many_discrete_inputs_is_refused_before_the_search():
     # 5000 sources that also feed another layer need discrete axons: 5000 input
-    # axons on the core of `wide` however it is split
+    # axons on the core of `other` however it is split, on any board
     ir = NetworkIR()
     ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
     ir.add_layer(LayerSpec("wide", "dense", (2,)))
     ir.add_layer(LayerSpec("other", "dense", (3,)))
     ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
     ir.connect("inp", "other", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 3))))
-    # (layers are split outputs first: `other` is tried before `wide`)
-    with pytest.raises(CoreLimitError, match=r"layer other: 5000 input axons needed on one core, "
-                                             r"limit 4096 \(best of 2 candidate splits of layer other: "
-                                             r"2 blocks of 2\)"):
-        partition_network(ir, "loihi1")
+    with pytest.raises(CoreLimitError, match=r"^layer wide: 5000 input axons needed on one core, "
+                                             r"limit 4096 \(neuron \(0,\) of shape \(2,\): sources "
+                                             r"of that neuron that need an axon of their own .*; the "
+                                             r"limit is per core, so no split and no larger board "
+                                             r"holds it\)$"):
+        partition_network(ir, "pohoiki_springs")
 
 
-def test_splits_are_counted_once_however_many_partial_partitions_try_them():
-    # `top` leaves 4 partial partitions (1..4 cores); `other` fits on 2 cores of 2500
-    # inputs; every input also feeds `wide`, whose one split (2 cores, its bound)
-    # then needs 5000 discrete input axons on each core in all 4 of them
+def _fan_in(n_sources: int, shared: bool) -> NetworkIR:
+    """n_sources spike inputs -> one neuron (and, when shared, also -> a second layer)."""
     ir = NetworkIR()
-    ir.add_layer(LayerSpec("inp", "input", (5000,), input_mode="spikes"))
-    ir.add_layer(LayerSpec("wide", "dense", (2,)))
-    ir.add_layer(LayerSpec("top", "dense", (50,)))
-    ir.add_layer(LayerSpec("other", "dense", (2,)))
-    ir.connect("inp", "wide", ConnectionSpec("dense", (5000,), kernel=np.ones((5000, 2))))
-    ir.connect("wide", "top", ConnectionSpec("dense", (2,), kernel=np.ones((2, 50))))
-    ir.connect("inp", "other", ConnectionSpec("dense", (5000,),
-                                              kernel=np.kron(np.eye(2), np.ones((2500, 1)))))
-    with pytest.raises(CoreLimitError, match=r"layer wide: 5000 input axons needed on one core, "
-                                             r"limit 4096 \(best of 1 candidate splits of layer wide: "
-                                             r"2 blocks of 1\)$"):
-        partition_network(ir, "loihi1")
+    ir.add_layer(LayerSpec("inp", "input", (n_sources,), input_mode="spikes"))
+    ir.add_layer(LayerSpec("one", "dense", (1,)))
+    w = np.random.default_rng(0).permutation(n_sources)[:, None] + 1.0     # all distinct
+    ir.connect("inp", "one", ConnectionSpec("dense", (n_sources,), kernel=w))
+    if shared:
+        ir.add_layer(LayerSpec("two", "dense", (1,)))
+        ir.connect("inp", "two", ConnectionSpec("dense", (n_sources,), kernel=w))
+    return ir
+
+
+@pytest.mark.parametrize("n, fits", [(4096, True), (4097, False)])
+def test_fan_in_of_discrete_sources_at_the_input_axon_limit(n, fits):
+    graph = PartitionGraph(_fan_in(n, shared=True), get_board("loihi1"))
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer one: 4097 input axons needed on one core, "
+                                                 r"limit 4096 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("n, fits", [(131072, True), (131073, False)])
+def test_one_neurons_distinct_weights_at_the_synapse_memory(n, fits):
+    # sources that feed only `one` share one population axon; their 8-bit weights
+    # all differ, so none can share storage: n * 8 / 64 words at least
+    graph = PartitionGraph(_fan_in(n, shared=False), get_board("loihi1"))
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer one: 16385 synapse words needed on one "
+                                                 r"core, limit 16384 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("targets, fits", [(32, True), (33, False)])
+def test_one_sources_output_entries_at_the_limit(targets, fits):
+    # cores of 4 compartments: a source feeding 33 neurons reaches 9 cores, 9 entries
+    small = Board("small", ChipSpec("small", CoreLimits(compartments=4, output_axons=8), 128), 1)
+    graph = PartitionGraph(dense_chain([1, targets], np.random.default_rng(0)), small)
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer inp: 9 output axons needed on one core, "
+                                                 r"limit 8 \(neuron \(0,\)"):
+            check_layers(graph)
+
+
+@pytest.mark.parametrize("axons, fits", [(9, True), (8, False)])
+def test_convolution_fan_in_at_the_input_axon_limit(axons, fits):
+    # a 3x3 'same' conv whose sources also feed a second layer: discrete axons for
+    # all 9 x 2 sources of an inner neuron, or one pixel population axon per
+    # window pixel, 9 (counted analytically), against cores of 9 and of 8 axons
+    net = NetBuilder((4, 4, 2), np.random.default_rng(0), input_mode="spikes")
+    net.conv(2, 3, padding="same")
+    net.conv(2, 3, padding="same", source="inp")
+    board = Board("b", ChipSpec("b", CoreLimits(input_axons=axons), 128), 1)
+    graph = PartitionGraph(net.ir, board)
+    if fits:
+        check_layers(graph)
+    else:
+        with pytest.raises(CoreLimitError, match=r"^layer conv2d1: 9 input axons needed on one "
+                                                 r"core, limit 8 \(neuron \(1, 1, 0\) of shape "
+                                                 r"\(4, 4, 2\)"):
+            check_layers(graph)
 
 
 def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_left():
@@ -187,7 +278,8 @@ def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_le
     ten = Board("ten", ChipSpec("ten", CoreLimits(), cores_per_chip=10), 1)
     with pytest.raises(CoreLimitError, match=r"layer dense0: 17000 synapse words needed on one core, "
                                              r"limit 16384 \(best of 1 candidate splits of layer dense0: "
-                                             r"8 blocks of 125; splits of 9 or more cores do not fit "
+                                             r"8 blocks of 125; splits of 9 or more cores were not tried: "
+                                             r"they do not fit "
                                              r"the 8 cores left for it on board ten"):
         partition_network(dense_chain([1000, 1000], np.random.default_rng(0)), ten)
 
@@ -201,7 +293,7 @@ def test_a_layer_without_neurons_or_room_for_one_is_refused_by_name():
         partition_network(ir, "loihi1")
     # a soft-reset neuron takes 2 compartments: none fits a core of 1
     tiny = Board("tiny", ChipSpec("tiny", CoreLimits(compartments=1), cores_per_chip=8), 1)
-    with pytest.raises(CoreLimitError, match=r"layer dense0: 2 compartments needed on one core, "
+    with pytest.raises(CoreLimitError, match=r"layer inp: 2 compartments needed on one core, "
                                              r"limit 1 \(one neuron\)"):
         partition_network(dense_chain([2, 2], np.random.default_rng(0), reset="soft"), tiny)
 
@@ -264,3 +356,21 @@ def test_compiled_model_exposes_the_partition_and_reports_it(tmp_path):
     finally:
         matplotlib.use(backend)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_placement_of_thousands_of_cores_on_pohoiki_springs_uses_the_greedy_fallback():
+    # 20000 cores in 4 interleaved chains (core c feeds c + 4), placed at random
+    # first: too large for CP-SAT on 768 chips of 128, so contiguous runs and the
+    # greedy local search place them, validly, with fewer off-chip routes than
+    # filling chips in core order
+    from partitioner.placement import PlacementProblem, place_cores
+    n, cap, chips = 20000, 128, 768
+    rng = np.random.default_rng(0)
+    src = np.arange(n - 4)
+    problem = PlacementProblem(n, src, src + 4, rng.integers(1, 5, len(src)),
+                               np.zeros(n, np.int64), 4096, cap, chips)
+    initial = rng.permutation(np.arange(n) // cap)
+    placed = place_cores(problem, initial, time_limit=2.0)
+    assert "CP-SAT" not in placed.method and placed.method.startswith("contiguous runs")
+    assert problem.valid(placed.chips) and placed.offchip_routes == problem.offchip(placed.chips)
+    assert placed.offchip_routes <= problem.offchip(np.arange(n) // cap) < problem.offchip(initial)
