@@ -27,7 +27,6 @@ of the process, its peak resident set (everything: TensorFlow, the network).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import time
 import tracemalloc
@@ -94,11 +93,6 @@ def cifar_mobilenet_ann() -> keras.Model:
     return keras.Model(inp, keras.layers.Dense(10, activation="relu")(x))
 
 
-def _without_windows(net):
-    return dataclasses.replace(net, connections=[dataclasses.replace(c, window=None)
-                                                 for c in net.connections])
-
-
 def keras_per_step(ann: keras.Model, x: np.ndarray, steps: int) -> float:
     """Seconds per sample-step of the ANN's forward pass on batch x, once per step."""
     ann.predict_on_batch(x)                       # compile and warm up
@@ -127,7 +121,7 @@ def speed_table(rows: list, batch: int, steps: int) -> None:
     for name, ann, net, x in rows:
         keras_s = keras_per_step(ann, x, steps)
         ref_s, _, ref = reference_per_step(net, x, steps)
-        mat_s, _, mat = reference_per_step(_without_windows(net), x, steps)
+        mat_s, _, mat = reference_per_step(net.with_matrices(), x, steps)
         same = all(np.array_equal(ref.counts[k], mat.counts[k]) for k in ref.counts)
         n = sum(layer.n for layer in net.layers.values())
         print(f"{name:<30} {n:>8} {keras_s * 1e6:>8.1f} {ref_s * 1e6:>10.1f} "

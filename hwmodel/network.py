@@ -6,7 +6,7 @@ Neurons of a layer are indexed flat in Keras HWC order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -271,4 +271,11 @@ class IntNetwork:
 
     def incoming(self, name: str) -> list:
         return [c for c in self.connections if c.target == name]
+
+    def with_matrices(self) -> "IntNetwork":
+        """The same network with every connection's synapses as a matrix and no
+        window: the reference simulator then computes each product as a sparse
+        matrix product (the check, and the speed baseline, of its convolutions)."""
+        return replace(self, connections=[replace(c, weights=c.matrix(), window=None)
+                                          for c in self.connections])
 

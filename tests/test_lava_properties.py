@@ -7,7 +7,6 @@ channel and spatial splits, cores spread over several chips), run on Lava with
 the spike trains of every layer equal, bit for bit, to the reference
 simulator's (which does not depend on any partition), hard and soft reset,
 with or without random initial voltages."""
-import dataclasses
 import multiprocessing
 from unittest import mock
 
@@ -229,12 +228,6 @@ def _draw_initial_voltages(net, data) -> None:
             layer.v_init = rng.integers(-vth, 2 * vth, layer.n)
 
 
-def _without_windows(net):
-    """The same network with every connection computed as a matrix product."""
-    return dataclasses.replace(net, connections=[
-        dataclasses.replace(c, weights=c.matrix(), window=None) for c in net.connections])
-
-
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -254,7 +247,7 @@ def test_convolutions_equal_the_matrix_products(reset, data):
             assert conn.window is not None, (conn.source, conn.target)
     x = _inputs(data.draw, net)
     layers = list(net.layers)
-    ref = simulate(_without_windows(net), x, NUM_STEPS, record=layers)
+    ref = simulate(net.with_matrices(), x, NUM_STEPS, record=layers)
     assume(all(ref.trains[name].any() for name in layers))
     got = simulate(net, x, NUM_STEPS, record=layers)
     assert_same_run(got, ref, layers)
