@@ -142,16 +142,24 @@ def run_rows(compiled, data: Data, ann_pred: np.ndarray, steps) -> list:
     for t in steps:
         t0 = time.perf_counter()
         result = compiled.run(data.x_test, t + hops)
-        pred, est = result.predictions, compiled.energy(result)
-        rows.append({"steps": t, "total_steps": t + hops,
-                     "accuracy": float(np.mean(pred == data.y_test)),
-                     "ann_accuracy": float(np.mean(ann_pred == data.y_test)),
-                     "agreement": float(np.mean(pred == ann_pred)),
-                     "spikes": est.spikes, "synaptic_ops": est.synaptic_ops,
-                     "dynamic_uJ": est.dynamic * 1e6, "energy_uJ": est.energy * 1e6,
-                     "time_ms": est.time * 1e3, "edp_uJ_ms": est.edp * 1e9,
-                     "cores": compiled.num_cores, "simulation_s": time.perf_counter() - t0})
+        rows.append(row(t, t + hops, result, compiled.energy(result), data, ann_pred,
+                        compiled.num_cores, t0))
     return rows
+
+
+def row(t: int, total_steps: int, result, est, data: Data, ann_pred: np.ndarray, cores: int,
+        t0: float) -> dict:
+    """One table row: a run of total_steps steps for T = t (its result and energy
+    estimate est) against the labels and the ANN's classes; t0: when its work began."""
+    pred = result.predictions
+    return {"steps": t, "total_steps": total_steps,
+            "accuracy": float(np.mean(pred == data.y_test)),
+            "ann_accuracy": float(np.mean(ann_pred == data.y_test)),
+            "agreement": float(np.mean(pred == ann_pred)),
+            "spikes": est.spikes, "synaptic_ops": est.synaptic_ops,
+            "dynamic_uJ": est.dynamic * 1e6, "energy_uJ": est.energy * 1e6,
+            "time_ms": est.time * 1e3, "edp_uJ_ms": est.edp * 1e9,
+            "cores": cores, "simulation_s": time.perf_counter() - t0}
 
 
 def ttfs_rows(data: Data, steps) -> list:
@@ -173,16 +181,8 @@ def ttfs_rows(data: Data, steps) -> list:
                     np.array_equal(lava.trains[n], ref.trains[n]) for n in names)):
                 raise SystemExit(f"{data.name}, TTFS T={t}: Lava and the reference disagree")
         result = compiled.run(data.x_test)
-        pred, est = result.predictions, compiled.energy(result)
-        rows.append({"steps": t, "total_steps": net.num_steps,
-                     "accuracy": float(np.mean(pred == data.y_test)),
-                     "ann_accuracy": float(np.mean(ann_pred == data.y_test)),
-                     "agreement": float(np.mean(pred == ann_pred)),
-                     "spikes": est.spikes, "synaptic_ops": est.synaptic_ops,
-                     "dynamic_uJ": est.dynamic * 1e6, "energy_uJ": est.energy * 1e6,
-                     "time_ms": est.time * 1e3, "edp_uJ_ms": est.edp * 1e9,
-                     "cores": compiled.compiled.num_cores,
-                     "simulation_s": time.perf_counter() - t0})
+        rows.append(row(t, net.num_steps, result, compiled.energy(result), data, ann_pred,
+                        compiled.compiled.num_cores, t0))
     return rows
 
 
