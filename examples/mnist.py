@@ -51,6 +51,23 @@ def build_ann(activation=None, shape=(28, 28, 1), kernel: int = 5, strides: int 
     ], name=name)
 
 
+def build_sequence_ann(activation=None) -> keras.Model:
+    """The same layers over each digit as a sequence of 28 rows of 28 pixels
+    (Conv1D, --sequence): Conv1D-BN-ReLU x2, softmax readout (no pooling: 1-D
+    pooling is not supported)."""
+    L = keras.layers
+    activation = activation or (lambda name: L.ReLU(name=name))
+    return keras.Sequential([
+        keras.Input((28, 28)),
+        L.Conv1D(32, 5, strides=2, use_bias=False, name="conv1"),
+        L.BatchNormalization(name="bn1"), activation("relu1"),
+        L.Conv1D(64, 3, use_bias=False, name="conv2"),
+        L.BatchNormalization(name="bn2"), activation("relu2"),
+        L.Flatten(name="flatten"), L.Dropout(0.3, name="dropout"),
+        L.Dense(10, activation="softmax", name="readout"),
+    ], name="mnist_rows_cnn")
+
+
 def train(x, y, epochs: int, seed: int, build=build_ann) -> keras.Model:
     """The model build() makes, seeded, trained with Adam on x, y."""
     keras.utils.set_random_seed(seed)
@@ -121,6 +138,8 @@ def main() -> None:
     parser.add_argument("--percentile", type=float, default=99.9)
     parser.add_argument("--calibration", type=int, default=1000,
                         help="training digits used to measure the activations")
+    parser.add_argument("--sequence", action="store_true",
+                        help="each digit as 28 rows in sequence, Conv1D layers (build_sequence_ann)")
     parser.add_argument("--relu-max", type=float, default=None,
                         help="train with ReLU(max_value=...) (e.g. 6: ReLU6) instead of ReLU")
     parser.add_argument("--lava-samples", type=int, default=3, help="0 skips the Lava check")
@@ -132,7 +151,10 @@ def main() -> None:
     (x_train, y_train), (x_test, y_test) = mnist_5k()
     t0 = time.perf_counter()
     relu = (lambda name: keras.layers.ReLU(max_value=args.relu_max, name=name))
-    ann = train(x_train, y_train, args.epochs, args.seed, lambda: build_ann(relu))
+    if args.sequence:
+        x_train, x_test = x_train[..., 0], x_test[..., 0]
+    build = build_sequence_ann if args.sequence else build_ann
+    ann = train(x_train, y_train, args.epochs, args.seed, lambda: build(relu))
     ann_pred = ann.predict(x_test, verbose=0).argmax(axis=1)
     ann_acc = float(np.mean(ann_pred == y_test))
     print(f"ANN trained {args.epochs} epochs on {len(x_train)} digits in "
