@@ -141,6 +141,7 @@ class WindowKind(ConnectionKind):
         pooling at the border) or weights sit outside the window."""
         row, col, _, _, ky, kx, ci, co = (a.ravel() for a in self._taps(spec, target_shape))
         tap = self.tap_index(spec, ky, kx, ci, co)
+        row.flags.writeable = col.flags.writeable = False   # else scipy's indexing warns (numpy 2)
         w = np.asarray(weights.tocsr()[row, col]).ravel()
         kernel = np.zeros(int(np.prod(self.kernel_shape(spec))), w.dtype)
         kernel[tap] = w
