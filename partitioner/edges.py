@@ -8,7 +8,8 @@ Two ways to count, chosen per connection:
   two spatial axes and a contiguous channel range per source channel, all
   answered by the connection's kind (window_axes, selectors, target_channels,
   weights), so on a rectangular block a source's synapse list is fixed by
-  three run lengths (ly, lx, lc) and its kernel taps.  Sources are grouped into row classes x
+  three run lengths (ly, lx, lc) and its kernel taps (a dilated window's rows
+  and columns a fixed step apart: _Axis).  Sources are grouped into row classes x
   column classes x channels; lists are deduplicated (connection sharing) by
   comparing the weight blocks of each class triple.  Results are cached per
   block signature, so equal interior blocks are counted once.
@@ -162,10 +163,12 @@ class MatrixEdge(Edge):
 
 
 class _Axis:
-    """One spatial axis of a window operation: for every input coordinate i the
-    contiguous output range [lo[i], hi[i]] it reaches (lo = -1: none) and a
-    selector table sel[i, o] that fixes the weight on this axis
-    (WindowKind.selectors: the kernel offset, for pooling the window's divisor)."""
+    """One spatial axis of a window operation: every input coordinate i reaches
+    the outputs lo[i], lo[i] + step, .., hi[i] (lo = -1: none; step 1 without
+    dilation, else dilation / gcd(dilation, stride): a tap's neighbours sit
+    `dilation` inputs apart) and a selector table sel[i, o] that fixes the weight
+    on this axis (WindowKind.selectors: the kernel offset, for pooling the
+    window's divisor)."""
 
     def __init__(self, o, sel, i, n_in: int, n_out: int):
         self.n_out = n_out
@@ -177,27 +180,38 @@ class _Axis:
         self.lo[~self.present] = -1
         self.sel = np.full((n_in, n_out), -1, np.int64)
         self.sel[i, o] = sel
-        self.fanout = np.where(self.present, self.hi - self.lo + 1, 0)
+        self.reached = self.sel >= 0
+        order = np.lexsort((o, i))
+        gaps = np.diff(o[order])[np.diff(i[order]) == 0]
+        self.step = int(np.gcd.reduce(gaps)) if len(gaps) else 1
+        self.fanout = self.reached.sum(1)
+        if not np.array_equal(self.fanout, np.where(self.present,
+                                                    (self.hi - self.lo) // self.step + 1, 0)):
+            raise ValueError("window axis: some input's outputs are not evenly spaced")
         self._classes = {}
 
     def hits(self, block: int, count: int) -> np.ndarray:
         """Bool (n_in, count): coordinate i reaches output block j."""
-        j = np.arange(count)[None, :]
-        return self.present[:, None] & (self.lo[:, None] // block <= j) & (j <= self.hi[:, None] // block)
+        out = np.zeros((len(self.lo), count), bool)
+        i, o = np.nonzero(self.reached)
+        out[i, o // block] = True
+        return out
 
     def classes(self, block: int, j: int, marked: np.ndarray) -> tuple:
         """The sources of output block j (block size `block`) grouped by the run they
-        hit: sorted tuple of (run length, selectors, #single, #multi, #single and
-        marked), where single sources reach no other block and `marked` (bool per
-        input coordinate) marks the coordinates of sources that feed another layer."""
+        hit (its outputs `step` apart): sorted tuple of (run length, selectors,
+        #single, #multi, #single and marked), where single sources reach no other
+        block and `marked` (bool per input coordinate) marks the coordinates of
+        sources that feed another layer."""
         key = (block, j, marked.tobytes())
         if key not in self._classes:
             a, z = j * block, min((j + 1) * block, self.n_out) - 1
             found = {}
             for i in np.flatnonzero(self.present & (self.lo <= z) & (self.hi >= a)):
-                lo, hi = max(self.lo[i], a), min(self.hi[i], z)
-                cls = (hi - lo + 1, tuple(self.sel[i, lo:hi + 1].tolist()))
-                counts = found.setdefault(cls, [0, 0, 0])
+                sel = self.sel[i, a:z + 1][self.reached[i, a:z + 1]]
+                if len(sel) == 0:       # the block falls in a gap
+                    continue
+                counts = found.setdefault((len(sel), tuple(sel.tolist())), [0, 0, 0])
                 single = self.lo[i] // block == self.hi[i] // block
                 counts[0 if single else 1] += 1
                 counts[2] += int(single and marked[i])
@@ -277,13 +291,13 @@ class WindowEdge(Edge):
             return super().min_input_axons(solo, cpn, compartments, split_signs)
         sources_solo = solo[self.connects]
         y, x = self.axes
-        reach = [(y.lo, y.hi, y.fanout, y.n_out), (x.lo, x.hi, x.fanout, x.n_out),
-                 (self.co_lo, self.co_hi, self.channel_fanout, self.c_out)]
+        o = np.arange(self.c_out)[:, None]
+        channel_hit = (self.co_lo[None, :] <= o) & (o <= self.co_hi[None, :]) & self.c_present
+        reach = [(y.reached.T, y.fanout), (x.reached.T, x.fanout),
+                 (channel_hit, self.channel_fanout)]
         tables, values = [], []
-        for lo, hi, fan, n_out in reach:
+        for hit, fan in reach:       # hit (n_out, n_in): output o takes input i
             v, group = np.unique(fan, return_inverse=True)
-            o = np.arange(n_out)[:, None]
-            hit = (lo[None, :] <= o) & (o <= hi[None, :]) & (fan[None, :] > 0)
             tables.append(np.stack([(hit & (group[None, :] == g)).sum(1) for g in range(len(v))], 1))
             values.append(v)
         fan = values[0][:, None, None] * values[1][None, :, None] * values[2][None, None, :]
@@ -349,10 +363,12 @@ class WindowEdge(Edge):
 
     def _pattern_words(self, ly: int, lx: int, lc: int, w: int, c: int, i_bits: int,
                        w_bits: int, limits: CoreLimits, encodings: tuple) -> np.ndarray:
-        """Words of one list of run lengths (ly, lx, lc) on a w x c block, per encoding."""
+        """Words of one list of run lengths (ly, lx, lc) on a w x c block (rows and
+        columns their axis' step apart), per encoding."""
         key = (ly, lx, lc, w, c, i_bits, w_bits, encodings)
         if key not in self._patterns:
-            idx = ((np.arange(ly)[:, None, None] * w + np.arange(lx)[None, :, None]) * c
+            dy, dx = (a.step for a in self.axes)
+            idx = ((np.arange(ly)[:, None, None] * dy * w + np.arange(lx)[None, :, None] * dx) * c
                    + np.arange(lc)[None, None, :]).ravel()
             self._patterns[key] = np.array([model.list_words(idx, [0], enc, w_bits, i_bits, limits)[0]
                                             for enc in encodings])
@@ -582,9 +598,6 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
 
 
 def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
-    """WindowEdge for a window kind (counted analytically), else MatrixEdge.  A
-    dilated window is a MatrixEdge: an input pixel reaches outputs `dilation`
-    apart, not the contiguous range _Axis counts."""
-    spec = ir.connection(source, target)
-    window = spec.op.window and spec.dilation == (1, 1)
+    """WindowEdge for a window kind (counted analytically, dilated too), else MatrixEdge."""
+    window = ir.connection(source, target).op.window
     return (WindowEdge if window else MatrixEdge)(ir, source, target)

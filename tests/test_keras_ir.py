@@ -116,11 +116,15 @@ def test_depthwise_conv2d(seed, strides, padding):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_dilated_convolutions(seed, padding):
+def test_dilated_convolutions(seed, padding, monkeypatch):
     """Keras' dilation_rate: a conv and a depthwise conv whose taps sit 2 and 3
     pixels apart equal Keras' outputs and compile (estimate == recount); the
-    reference simulator's window runs them as the matrices do
-    (tests/test_lava_properties.py)."""
+    partitioner counts them analytically (WindowEdge; neither the search nor the
+    validator builds their matrix); the reference simulator's window runs them
+    as the matrices do (tests/test_lava_properties.py)."""
+    import partitioner.edges
+    import partitioner.validate
+    from partitioner.edges import WindowEdge, make_edge
     rng = np.random.default_rng(seed)
     inp = NxInputLayer(shape=(9, 8, int(rng.integers(1, 3))))
     c = NxConv2D(2, 3, dilation_rate=(2, 3), padding=padding, **LIN)(inp.input)
@@ -129,8 +133,14 @@ def test_dilated_convolutions(seed, padding):
     ir = assert_ir_faithful(model, rng)
     conv = ir.connection(inp.name, c._keras_history[0].name)
     assert conv.dilation == (2, 3)
+    assert isinstance(make_edge(ir, inp.name, c._keras_history[0].name), WindowEdge)
+    built = []
+    for module in (partitioner.edges, partitioner.validate):
+        monkeypatch.setattr(module, "connection_matrix", lambda spec, shape, real=connection_matrix:
+                            built.append(spec.dilation) or real(spec, shape))
     # the search's count of the gapped windows equals the validator's recount
     assert model.compile(board="loihi1").num_cores >= 3
+    assert set(built) == {(1, 1)}       # the dense layer's matrix only
     conv.dilation = (0, 1)
     with pytest.raises(NetworkError, match=r"dilation \(0, 1\) must be >= 1"):
         ir.validate()

@@ -327,9 +327,12 @@ def networks(draw):
         elif op == "conv" or branched:
             k = draw(st.integers(1, min(3, *h[:2])))
             stride, padding = draw(st.integers(1, 2)), draw(st.sampled_from(["valid", "same"]))
-            dilated = stride == 1 and k > 1 and (padding == "same" or 2 * k - 1 <= min(h[:2]))
-            b.conv(draw(st.integers(1, 8)), k, stride, padding,
-                   dilation=draw(st.integers(1, 2)) if dilated else 1)
+            # dilation with stride 2 too (Keras allows stride 1 only; the IR both): an
+            # input reaches outputs dilation / gcd(dilation, stride) apart
+            dilation = draw(st.integers(1, 3)) if k > 1 else 1
+            if padding == "valid" and (k - 1) * dilation + 1 > min(h[:2]):
+                dilation = 1
+            b.conv(draw(st.integers(1, 8)), k, stride, padding, dilation=dilation)
         else:
             # a layer with two successors that meet again (a residual Add); the strided
             # right branch leaves some stem neurons feeding the left branch only
