@@ -150,19 +150,11 @@ def _relu_max(layer) -> float | None:
     return None if layer.max_value is None else float(layer.max_value)
 
 
-def _check_bn_axis(layer) -> None:
-    axis = layer.axis if isinstance(layer.axis, int) else None
-    if axis not in (-1, len(layer.input.shape) - 1):
-        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
-                           "can be folded")
-
-
 def _fold_bn(layer, value):
     """value (a _Linear or _Sum) followed by inference-mode BatchNormalization."""
     if not isinstance(value, (_Linear, _Sum)):
         raise NetworkError(f"{who(layer)} must directly follow a {_WEIGHTED} layer without "
                            "activation (or an Add of them), to be folded in")
-    _check_bn_axis(layer)
     scale, shift = batch_norm_affine(layer)
     if isinstance(value, _Linear):
         kernel, bias = fold_batch_norm(value.kernel, value.bias, scale, shift,
@@ -264,7 +256,6 @@ class _Converter:
         """BatchNormalization after neurons (after a ReLU): kept in the NxModel,
         its shift in the spikes' units (beta and the mean over the source's
         lambda), for keras_ir to fold into the connections that read it."""
-        _check_bn_axis(layer)
         bn = keras.layers.BatchNormalization(epsilon=layer.epsilon, name=layer.name)
         out = bn(value.tensor)
         gamma, beta, mean, var = batch_norm_weights(layer)
@@ -565,13 +556,14 @@ def convert(keras_model, x_calibration, percentile: float = 99.9, reset: str = "
     for setter in conv.setters:
         setter(lam_of)
     snn = NxModel(conv.input_layer.output, out.tensor, name=f"{keras_model.name}_snn")
-    if conv.spike_norms:
-        snn.to_ir()     # where a BatchNormalization after neurons cannot be folded: say so now
     _scale_readout(snn, out.tensor._keras_history[0], value, x, batch_size)
-    if code == "ttfs":
-        return to_ttfs(snn.to_ir(), steps_per_window)
-    if method == "low_latency":
-        start_at_half_threshold(snn)
+    if conv.spike_norms or code == "ttfs" or method == "low_latency":
+        # the IR once: where a BatchNormalization after neurons cannot be folded it says so now
+        ir = snn.to_ir()
+        if code == "ttfs":
+            return to_ttfs(ir, steps_per_window)
+        if method == "low_latency":
+            start_at_half_threshold(snn, ir)
     return snn
 
 

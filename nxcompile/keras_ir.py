@@ -254,7 +254,7 @@ class _Converter:
         if isinstance(layer, keras.layers.Dropout):
             return parts[0]
         if isinstance(layer, keras.layers.BatchNormalization):
-            return _batch_norm(layer, parts[0], shape)
+            return _batch_norm(layer, parts[0])
         for terms in parts:
             for t in terms:
                 if t.via is not None and not isinstance(layer, keras.layers.Add):
@@ -292,14 +292,10 @@ class _Converter:
                 for terms, off in zip(parts, offsets) for t in terms]
 
 
-def _batch_norm(layer, terms: list, shape: tuple) -> list:
+def _batch_norm(layer, terms: list) -> list:
     """The terms of a tensor after inference-mode BatchNormalization: each with
     y = scale * x + shift over its channels (the shift once per channel where
     summands overlap), composed with any earlier one."""
-    axis = layer.axis if isinstance(layer.axis, int) else None
-    if axis not in (-1, len(shape)):
-        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
-                           "is supported")
     scale, shift = batch_norm_affine(layer)
     shifted = np.zeros(len(scale), bool)
     out = []
@@ -326,7 +322,12 @@ def _batch_norm(layer, terms: list, shape: tuple) -> list:
 
 def batch_norm_weights(layer) -> tuple:
     """gamma, beta, moving mean and moving variance of a BatchNormalization,
-    float64 (ones and zeros where it has no scale or center)."""
+    float64 (ones and zeros where it has no scale or center); NetworkError
+    unless it normalizes the channels (last) axis."""
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis not in (-1, len(layer.input.shape) - 1):
+        raise NetworkError(f"{who(layer)}: axis={layer.axis}; only the channels (last) axis "
+                           "can be folded")
     n = layer.moving_mean.shape[0]
     return (_numpy(layer.gamma).astype(np.float64) if layer.scale else np.ones(n),
             _numpy(layer.beta).astype(np.float64) if layer.center else np.zeros(n),

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nxcompile.keras_ir import model_to_ir
-
 
 def hops_from_input(ir) -> dict:
     """Layer name -> synaptic hops (time steps) on the longest path from the input."""
@@ -42,11 +40,10 @@ def hops_from_input(ir) -> dict:
     return hops
 
 
-def start_at_half_threshold(snn) -> None:
-    """Set vInit of every neuron layer of a converted NxModel (module doc): theta
-    / 2 - d * b for the input and hidden layers, -d * b for the readout (b: the
-    layer's bias per channel, d: its hops from the input)."""
-    ir = model_to_ir(snn)
+def start_at_half_threshold(snn, ir) -> None:
+    """Set vInit of every neuron layer of a converted NxModel whose IR is `ir`
+    (module doc): theta / 2 - d * b for the input and hidden layers, -d * b for
+    the readout (b: the layer's bias per channel, d: its hops from the input)."""
     hops, readout = hops_from_input(ir), ir.outputs[0]
     for name in ir.order():
         spec = ir.layer(name)

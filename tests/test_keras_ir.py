@@ -316,6 +316,8 @@ def _model(build, shape=(6, 6, 2)):
      r"its shift would reach border neurons through zero padding \('same' padding"),
     (lambda x: NxAveragePooling2D(2, name="p")(L.BatchNormalization(name="bn")(x)),
      r"into layer 'p' \(NxAveragePooling2D\): its avg_pool2d connection has no kernel"),
+    (lambda x: NxConv2D(2, 3)(L.BatchNormalization(axis=1, name="bn")(NxConv2D(2, 1)(x))),
+     r"'bn' \(BatchNormalization\): axis=\[?1\]?; only the channels \(last\) axis"),
     (lambda x: NxConv2D(2, 3)(L.BatchNormalization(name="bn")(NxZeroPadding2D(1)(x))),
      r"'bn' \(BatchNormalization\): ZeroPadding2D before BatchNormalization"),
     (lambda x: L.Dense(2)(L.LSTM(3, name="lstm")(L.Reshape((6, 12))(x))),
