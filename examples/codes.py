@@ -51,6 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from examples.mnist import build_ann, check_lava, train  # noqa: E402
+from examples.ttfs_mnist import lava_equals_reference  # noqa: E402
 from nxcompile import QuantizedClippedReLU, convert  # noqa: E402
 from nxcompile.datasets import mnist_5k  # noqa: E402
 from nxcompile.low_latency import hops_from_input  # noqa: E402
@@ -174,12 +175,9 @@ def ttfs_rows(data: Data, steps) -> list:
         net = convert(model, data.x_train[:CALIBRATION], percentile=100.0, code="ttfs",
                       steps_per_window=t)
         compiled = net.compile(board="loihi1")
-        if t == LEVELS and data.lava_samples:
-            x, names = data.x_test[:data.lava_samples], net.ir.order()[1:-1]
-            lava, ref = (compiled.run(x, backend=b, record=names) for b in ("lava", "reference"))
-            if not (np.array_equal(lava.voltages, ref.voltages) and all(
-                    np.array_equal(lava.trains[n], ref.trains[n]) for n in names)):
-                raise SystemExit(f"{data.name}, TTFS T={t}: Lava and the reference disagree")
+        if t == LEVELS and data.lava_samples and not lava_equals_reference(
+                net, compiled, data.x_test[:data.lava_samples]):
+            raise SystemExit(f"{data.name}, TTFS T={t}: Lava and the reference disagree")
         result = compiled.run(data.x_test)
         rows.append(row(t, net.num_steps, result, compiled.energy(result), data, ann_pred,
                         compiled.compiled.num_cores, t0))

@@ -69,6 +69,15 @@ def measure_rate(ann, x_calibration, x, y, ann_pred, num_steps: int, percentile:
                 by_layer=by_layer(compiled.network, result, len(y)))
 
 
+def lava_equals_reference(net, compiled, x) -> bool:
+    """Every hidden layer's spike trains and the readout's voltages of the TTFS
+    network `net` (compiled as `compiled`) on Lava equal the reference's on x."""
+    names = net.ir.order()[1:-1]
+    lava, ref = (compiled.run(x, backend=b, record=names) for b in ("lava", "reference"))
+    return bool(np.array_equal(lava.voltages, ref.voltages) and all(
+        np.array_equal(lava.trains[n], ref.trains[n]) for n in names))
+
+
 def measure_ttfs(ann, x_calibration, x, y, ann_pred, steps_per_window: int = 32,
                  percentile: float = 100.0, lava_samples: int = 0):
     """Row of the TTFS SNN (partners' latch spikes and the host's input and
@@ -84,11 +93,7 @@ def measure_ttfs(ann, x_calibration, x, y, ann_pred, steps_per_window: int = 32,
              "report": compiled.report(),
              "by_layer": by_layer(compiled.compiled.network, result, len(y))}
     if lava_samples:
-        names = [n for n in net.ir.order()[1:-1]]
-        lava = compiled.run(x[:lava_samples], backend="lava", record=names)
-        ref = compiled.run(x[:lava_samples], record=names)
-        extra["lava_equal"] = bool(np.array_equal(lava.voltages, ref.voltages) and all(
-            np.array_equal(lava.trains[n], ref.trains[n]) for n in names))
+        extra["lava_equal"] = lava_equals_reference(net, compiled, x[:lava_samples])
     return _row("ttfs", compiled.compiled, result, net.num_steps, y, ann_pred, net.spiking, **extra)
 
 
