@@ -207,15 +207,20 @@ def _fan_in(n_sources: int, shared: bool) -> NetworkIR:
     return ir
 
 
-@pytest.mark.parametrize("n, fits", [(4096, True), (4097, False)])
-def test_fan_in_of_discrete_sources_at_the_input_axon_limit(n, fits):
-    graph = PartitionGraph(_fan_in(n, shared=True), get_board("loihi1"))
+def _fits_or_refused(graph, fits: bool, message: str) -> None:
+    """check_layers passes (at the limit) or raises CoreLimitError matching message."""
     if fits:
         check_layers(graph)
     else:
-        with pytest.raises(CoreLimitError, match=r"^layer one: 4097 input axons needed on one core, "
-                                                 r"limit 4096 \(neuron \(0,\)"):
+        with pytest.raises(CoreLimitError, match=message):
             check_layers(graph)
+
+
+@pytest.mark.parametrize("n, fits", [(4096, True), (4097, False)])
+def test_fan_in_of_discrete_sources_at_the_input_axon_limit(n, fits):
+    graph = PartitionGraph(_fan_in(n, shared=True), get_board("loihi1"))
+    _fits_or_refused(graph, fits, r"^layer one: 4097 input axons needed on one core, "
+                                  r"limit 4096 \(neuron \(0,\)")
 
 
 @pytest.mark.parametrize("n, fits", [(131072, True), (131073, False)])
@@ -223,12 +228,8 @@ def test_one_neurons_distinct_weights_at_the_synapse_memory(n, fits):
     # sources that feed only `one` share one population axon; their 8-bit weights
     # all differ, so none can share storage: n * 8 / 64 words at least
     graph = PartitionGraph(_fan_in(n, shared=False), get_board("loihi1"))
-    if fits:
-        check_layers(graph)
-    else:
-        with pytest.raises(CoreLimitError, match=r"^layer one: 16385 synapse words needed on one "
-                                                 r"core, limit 16384 \(neuron \(0,\)"):
-            check_layers(graph)
+    _fits_or_refused(graph, fits, r"^layer one: 16385 synapse words needed on one "
+                                  r"core, limit 16384 \(neuron \(0,\)")
 
 
 @pytest.mark.parametrize("targets, fits", [(32, True), (33, False)])
@@ -236,12 +237,8 @@ def test_one_sources_output_entries_at_the_limit(targets, fits):
     # cores of 4 compartments: a source feeding 33 neurons reaches 9 cores, 9 entries
     small = Board("small", ChipSpec("small", CoreLimits(compartments=4, output_axons=8), 128), 1)
     graph = PartitionGraph(dense_chain([1, targets], np.random.default_rng(0)), small)
-    if fits:
-        check_layers(graph)
-    else:
-        with pytest.raises(CoreLimitError, match=r"^layer inp: 9 output axons needed on one core, "
-                                                 r"limit 8 \(neuron \(0,\)"):
-            check_layers(graph)
+    _fits_or_refused(graph, fits, r"^layer inp: 9 output axons needed on one core, "
+                                  r"limit 8 \(neuron \(0,\)")
 
 
 @pytest.mark.parametrize("axons, fits", [(9, True), (8, False)])
@@ -254,13 +251,9 @@ def test_convolution_fan_in_at_the_input_axon_limit(axons, fits):
     net.conv(2, 3, padding="same", source="inp")
     board = Board("b", ChipSpec("b", CoreLimits(input_axons=axons), 128), 1)
     graph = PartitionGraph(net.ir, board)
-    if fits:
-        check_layers(graph)
-    else:
-        with pytest.raises(CoreLimitError, match=r"^layer conv2d1: 9 input axons needed on one "
-                                                 r"core, limit 8 \(neuron \(1, 1, 0\) of shape "
-                                                 r"\(4, 4, 2\)"):
-            check_layers(graph)
+    _fits_or_refused(graph, fits, r"^layer conv2d1: 9 input axons needed on one "
+                                  r"core, limit 8 \(neuron \(1, 1, 0\) of shape "
+                                  r"\(4, 4, 2\)")
 
 
 def test_a_layer_without_room_on_the_board_names_the_cores_it_needs_and_those_left():
