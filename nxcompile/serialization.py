@@ -3,7 +3,7 @@ npz, no pickle (nxcompile.compiled's save and load use it).
 
 The file is a zip archive with two members:
 
-  nxcompile.json   {"format": "nxcompile.compiled", "version": 1, "model": ...}:
+  nxcompile.json   {"format": "nxcompile.compiled", "version": 2, "model": ...}:
                    the IR (layers in insertion order, connections), the
                    partition (board, cores, partitioner statistics), the integer
                    network, the per-layer quantization reports and the compile
@@ -41,7 +41,8 @@ from mapper.checks import check_network, check_partition
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR, NeuronSpec
 
 FORMAT = "nxcompile.compiled"
-VERSION = 1
+VERSION = 2            # 2 added IntLayer.v_init / LayerSpec.v_init (initial potentials)
+READS = (1, VERSION)   # a version-1 file is a version-2 file without v_init (None: 0)
 JSON_MEMBER = "nxcompile.json"
 ARRAYS_MEMBER = "arrays.npz"
 
@@ -269,9 +270,9 @@ def read(path) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ModelFileError(f"{path}: format {found!r} is not {FORMAT!r}")
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READS:
         raise ModelFileError(f"{path}: written in format version {doc.get('version')!r}; this "
-                             f"nxcompile reads version {VERSION}")
+                             f"nxcompile reads versions {', '.join(map(str, READS))}")
     with npz:
         try:
             parts = {key: _Decoder(npz).decode(doc["model"][key]) for key in PARTS}

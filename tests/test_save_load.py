@@ -98,7 +98,7 @@ def test_file_is_json_and_npz_without_pickle(saved):
         doc = json.loads(zf.read(JSON_MEMBER))
         arrays = np.load(io.BytesIO(zf.read(ARRAYS_MEMBER)), allow_pickle=False)
         assert all(arrays[k].dtype != object for k in arrays.files)
-    assert (doc["format"], doc["version"]) == ("nxcompile.compiled", 1)
+    assert (doc["format"], doc["version"]) == ("nxcompile.compiled", 2)
     layers = doc["model"]["network"]["fields"]["layers"]["__dict__"]
     assert layers["out"]["fields"]["vth"] == 400
 
@@ -121,6 +121,29 @@ def _rewrite(path, edit_json=None, edit_arrays=None):
     return path
 
 
+def _drop_v_init(node):
+    """Remove every dataclass's v_init field (what a version-1 file lacks)."""
+    if isinstance(node, dict):
+        if node.get("__dataclass__") in ("IntLayer", "LayerSpec"):
+            node["fields"].pop("v_init")
+        for value in node.values():
+            _drop_v_init(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_v_init(value)
+
+
+def test_version_1_file_without_initial_potentials_reads(compiled, saved):
+    """Version 2 added v_init; a version-1 file (no such field) loads with v_init None."""
+    _rewrite(saved, lambda d: (_set(d, "version", 1), _drop_v_init(d)))
+    with zipfile.ZipFile(saved) as zf:
+        assert '"v_init"' not in zf.read(JSON_MEMBER).decode()
+    loaded = nxcompile.load(saved)
+    assert all(layer.v_init is None for layer in loaded.network.layers.values())
+    x = np.random.default_rng(5).random((2, 6, 6, 2))
+    np.testing.assert_array_equal(loaded.run(x, 30).spike_counts, compiled.run(x, 30).spike_counts)
+
+
 def _first_weights_key(doc):
     return doc["model"]["network"]["fields"]["connections"][0]["fields"]["weights"]["__csr__"]
 
@@ -140,8 +163,8 @@ CORRUPTIONS = {
                     r"no arrays.npz or nxcompile.json in the archive"),
     "foreign format": (lambda p: _rewrite(p, lambda d: _set(d, "format", "keras")),
                        r"format 'keras' is not 'nxcompile.compiled'"),
-    "newer version": (lambda p: _rewrite(p, lambda d: _set(d, "version", 2)),
-                      r"written in format version 2; this nxcompile reads version 1"),
+    "newer version": (lambda p: _rewrite(p, lambda d: _set(d, "version", 3)),
+                      r"written in format version 3; this nxcompile reads versions 1, 2"),
     "missing part": (lambda p: _rewrite(p, lambda d: d["model"].pop("partition")),
                      r"model description incomplete: KeyError\('partition'\)"),
     "unknown type": (lambda p: _rewrite(p, lambda d: _set(
