@@ -40,7 +40,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from hwmodel import formats
 from hwmodel.errors import NxCompileError
@@ -102,16 +101,20 @@ def _bias(layer: IntLayer) -> np.ndarray | None:
 
 
 def _window_weight(name: str, spec: ConnectionSpec, target_shape: tuple,
-                   weights: sp.csr_matrix) -> tuple:
-    """netx (weight, groups) of a window connection with integer `weights`: the
-    kernel its kind recovers (WindowKind.kernel_of) in netx's layout
-    (WindowKind.netx_weight); average pooling is a depthwise kernel."""
+                   conn: IntConnection) -> tuple:
+    """netx (weight, groups) of a window connection: its integer kernel (the
+    quantizer's, where it kept one, else the one its kind recovers from the
+    matrix: WindowKind.kernel_of) in netx's layout (WindowKind.netx_weight);
+    average pooling is a depthwise kernel."""
     if spec.channel_offset or (spec.in_channels not in (None, spec.source_shape[2])):
         raise NetxExportError(f"layer {name}: a concatenated input is not a netx chain")
     if spec.dilation != (1, 1):
         raise NetxExportError(f"layer {name}: dilation {spec.dilation}; the exporter writes "
                               f"(1, 1) only")
-    kernel = spec.op.kernel_of(spec, target_shape, weights)
+    if conn.weights is None:            # a kept kernel; all source channels (checked above)
+        kernel = conn.window.kernel
+    else:
+        kernel = spec.op.kernel_of(spec, target_shape, conn.weights)
     if kernel is None:
         raise NetxExportError(f"layer {name}: its weights differ between positions of the same "
                               f"kernel tap (e.g. 'same' average pooling at the border), so they "
@@ -179,7 +182,7 @@ def _entries(ir: NetworkIR, net: IntNetwork) -> list:
             if delay is not None:      # netx: DelayDense with these (out, in) delays
                 entry["delay"] = delay
         else:
-            weight, groups = _window_weight(name, spec, target, conn.matrix())
+            weight, groups = _window_weight(name, spec, target, conn)
             entry = {"type": fmt.CONV, "shape": fmt.chw(target), "weight": weight,
                      "stride": list(spec.strides), "padding": _padding(name, spec, target),
                      "dilation": [1, 1], "groups": groups}
