@@ -48,8 +48,9 @@ Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
     than population members, that are identical up to their base compartment
     (the same local indices after subtracting the first, the same weights and
-    delays) are
-    stored once: discrete axons point at the shared list with their own base
+    delays) and whose bases (first local indices) lie in the same page of 256
+    (an axon's compartment base is 0..255: hwmodel.synapse_format.BASE_PAGE)
+    are stored once: discrete axons point at the shared list with their own base
     [NXTF, _getUniqueSourceGroups; NxTF shares whole source columns, we share
     single lists].
 
@@ -83,7 +84,8 @@ Multiplicity and axons
       words on t         = per distinct block, |atoms| x (longest atom list);
                            a pixel's block is its atoms' lists at their bases
                            relative to the block's first, and pixels whose
-                           blocks are identical store one;
+                           blocks are identical and whose first bases lie in
+                           one page of 256 store one;
       output entries on s = per (source pixel with a neuron on s, t) 2, +1
                            off-chip.
     The search offers them on window connections it counts analytically, and

@@ -8,7 +8,8 @@ partitioner.model documents.  It never reads the search's estimates (the
 resource fields of Core) and calls none of the search's code: it encodes
 synapse lists entry by entry as the chip stores it (the field widths of
 hwmodel.synapse_format) and counts lists, multiplicities, members,
-populations and connection sharing (compared exactly) itself, one connection
+populations and connection sharing (compared exactly, one stored copy per
+page of compartment bases: hwmodel.synapse_format.BASE_PAGE) itself, one connection
 at a time: window connections into box cores one distinct list per class
 (_WindowLists, built from the kind's geometry), all others every list of the
 connection matrix (nxcompile.ir.connection_matrix, _MatrixLists).
@@ -195,8 +196,10 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
             for total, part in zip((in_axons, words_used, out_entries), counted):
                 total += part
             keep = ~by_pixel
-            list_src, list_core, words, keys, s_core = (a[keep] for a in (
-                list_src, list_core, words, keys, s_core))
+            list_src, list_core, words, keys, bases, s_core = (a[keep] for a in (
+                list_src, list_core, words, keys, bases, s_core))
+        # a shared copy serves the axons whose bases lie in its page (hwmodel.synapse_format)
+        keys = keys * (lim.compartments // sf.BASE_PAGE + 1) + bases // sf.BASE_PAGE
         member = mult[src][list_src] == 1
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
@@ -239,7 +242,8 @@ def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core:
     pixel's block is its atoms' lists, each padded to the longest (atoms x
     longest words), stored once for all pixels whose blocks are identical (the
     same atoms, lists identical up to base and the same bases relative to the
-    block's first); per (source core, pixel, target core) one population route."""
+    block's first, its first base in the same page of hwmodel.synapse_format.
+    BASE_PAGE); per (source core, pixel, target core) one population route."""
     list_src, list_core, words, keys, bases, s_core = lists
     n_cores = len(cores)
     shape = tuple(ir.layer(src).shape)
@@ -266,12 +270,15 @@ def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core:
     g_core = core[group_at]
     np.add.at(out[0], g_core, 1)
     longest = np.maximum.reduceat(words, group_at)
-    rel = bases - np.minimum.reduceat(bases, group_at)[group]
+    lowest = np.minimum.reduceat(bases, group_at)
+    rel = bases - lowest[group]
+    page = lowest // sf.BASE_PAGE
     block = np.arange(len(group_at))             # per group the first identical group
     for size in np.unique(sizes):
         gs = np.flatnonzero(sizes == size)
         at = group_at[gs][:, None] + np.arange(size)[None, :]
-        table = np.concatenate([g_core[gs][:, None], atom[at], keys[at], rel[at]], axis=1)
+        table = np.concatenate([g_core[gs][:, None], page[gs][:, None], atom[at], keys[at],
+                                rel[at]], axis=1)
         _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
         block[gs] = gs[first[inverse.ravel()]]
     stored = np.unique(block)
@@ -330,7 +337,7 @@ class _MatrixLists:
         return np.bincount(pairs // n_cores, minlength=self.n_source)
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
-        """(list source, list core, words, sharing key, base compartment (its first
+        """(list source, list core, words, sharing key, base compartment (its lowest
         local index), formats) of every list, or None without synapses."""
         i, t, local, w = self.i, self.t, self.local, self.w
         if len(i) == 0:
@@ -353,7 +360,7 @@ class _MatrixLists:
         # one encoding and weight width per core; the sign mode of a shared sign per entry
         entry_formats = set(zip(list_core[entry_list].tolist(), skips.tolist(),
                                 negative[entry_at].tolist()))
-        return list_src, list_core, words, keys, local[starts], entry_formats
+        return list_src, list_core, words, keys, np.minimum.reduceat(local, starts), entry_formats
 
 
 class _WindowLists:
@@ -390,9 +397,10 @@ class _WindowLists:
 
     def _axis_classes(self, axis: int, a0: int, a1: int) -> tuple:
         """Source coordinates along `axis` reaching outputs [a0, a1), the class of
-        each and per class its (offsets, selectors) arrays: offsets ascending,
-        relative to the first output it reaches (sources differing only in that
-        first output have lists identical up to their base compartment)."""
+        each, per class its (offsets, selectors) arrays (offsets ascending,
+        relative to the first output it reaches: sources differing only in that
+        first output have lists identical up to their base compartment), the
+        class signature and per coordinate that first output (from a0)."""
         key = (axis, a0, a1)
         if key not in self._axis:
             o, sel, i = self.axes[axis]
@@ -406,7 +414,7 @@ class _WindowLists:
                 cls[n] = classes.setdefault((tuple((o[s:e] - o[s]).tolist()),
                                              tuple(sel[s:e].tolist())), len(classes))
             patterns = [(np.array(off, np.int64), np.array(sl, np.int64)) for off, sl in classes]
-            self._axis[key] = coords, cls, patterns, tuple(classes)
+            self._axis[key] = coords, cls, patterns, tuple(classes), o[at]
         return self._axis[key]
 
     def reach(self, n_cores: int) -> np.ndarray:
@@ -440,7 +448,7 @@ class _WindowLists:
             out[1].append(np.full(len(src), t, np.int64))
             out[2].append(words[cls])
             out[3].append(keys[cls] + key_base)
-            out[4].append(bases[cls])
+            out[4].append(bases)
             key_base += len(keys)
             entry_formats.update((t, int(s), False) for s in skips)
         if not out[0]:
@@ -450,13 +458,13 @@ class _WindowLists:
     def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
         """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels
         reaching it, the representative list (class) of every source (ravelled
-        rows x columns x channels), words, sharing key and base compartment (up to
-        the source pixel's own offset) per class, and the skip widths of its
+        rows x columns x channels), words and sharing key per class, the base
+        compartment (first local index) per source, and the skip widths of its
         entries; None when nothing reaches it.  Boxes with the
         same row and column classes and channel range share words and keys."""
         y0, y1, x0, x1, c0, c1 = box
-        ys, cy, pat_y, sig_y = self._axis_classes(0, y0, y1)
-        xs, cx, pat_x, sig_x = self._axis_classes(1, x0, x1)
+        ys, cy, pat_y, sig_y, first_y = self._axis_classes(0, y0, y1)
+        xs, cx, pat_x, sig_x, first_x = self._axis_classes(1, x0, x1)
         lo = np.maximum(self.first, c0)
         hi = np.minimum(np.minimum(self.first + self.width, c1), self.shape[2])
         cs = np.flatnonzero(lo < hi)
@@ -470,8 +478,9 @@ class _WindowLists:
             self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs],
                                             x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
         words, keys, skips = self._core[key]
-        # bases up to the source pixel's spatial offset, the same for all its channels
-        bases = np.tile(lo[cs] - c0, len(pat_y) * len(pat_x))
+        # per source its list's first local index in the box (row-major)
+        bases = (((first_y[:, None, None] * (x1 - x0) + first_x[None, :, None]) * (c1 - c0))
+                 + (lo[cs] - c0)[None, None, :]).ravel()
         return ys, xs, cs, cls, words, keys, bases, skips
 
     def _classes(self, pat_y, pat_x, cs, co_lo, c_len, bw: int, bc: int,
