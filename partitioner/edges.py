@@ -16,6 +16,10 @@ Two ways to count, chosen per connection:
 - MatrixEdge (any other kind, e.g. dense, or a window edge whose sources that
   feed another successor too are no product of rows, columns and channels):
   from the synapse matrix, all lists at once.
+Synapse data: a MatrixEdge given the connection's integer synapses (stored,
+hwmodel.network.IntConnection: what the quantizer chose and the chip stores;
+weights that quantize to 0 are none) counts those and their delays; without
+them, and for every WindowEdge, the IR's float synapses (every window tap).
 """
 from __future__ import annotations
 
@@ -54,14 +58,15 @@ class EdgeUsage:
 
 
 class Edge:
-    """One IR connection source -> target.  pixel_atoms: the most sources one
+    """One IR connection source -> target, its synapses from `stored` (an
+    IntConnection) or, where None, from the IR.  pixel_atoms: the most sources one
     input axon may carry besides a member population (a pixel population axon's
     channels; 1 where usage offers none)."""
 
     pixel_atoms = 1
 
-    def __init__(self, ir: NetworkIR, source: str, target: str):
-        self.source, self.target = source, target
+    def __init__(self, ir: NetworkIR, source: str, target: str, stored=None):
+        self.source, self.target, self.stored = source, target, stored
         self.conn = ir.connection(source, target)
         self.target_shape = tuple(ir.layer(target).shape)
         self.n_source = ir.layer(source).n
@@ -70,7 +75,8 @@ class Edge:
     @cached_property
     def synapses(self) -> tuple:
         """(rows, cols, weights) of every synapse, ordered by source then target."""
-        m = connection_matrix(self.conn, self.target_shape).tocsc()
+        m = (connection_matrix(self.conn, self.target_shape) if self.stored is None
+             else self.stored.matrix()).tocsc()
         m.sort_indices()
         cols = np.repeat(np.arange(self.n_source), np.diff(m.indptr))
         return m.indices.astype(np.int64), cols, m.data + 0.0
@@ -80,13 +86,24 @@ class Edge:
         """Per synapse (ordered as synapses), a value equal for two synapses iff
         their weights and delays are, for connection sharing; None without
         delays (the weights themselves are compared)."""
-        d = delay_matrix(self.conn, self.target_shape)
+        d = self._delays()
         if d is None:
             return None
         rows, cols, w = self.synapses
         per_synapse = np.asarray(d.tocsr()[rows, cols], np.float64).ravel()
         _, ids = np.unique(np.stack([w, per_synapse], axis=1), axis=0, return_inverse=True)
         return ids.ravel().astype(np.float64)
+
+    def _delays(self):
+        """The per-synapse delays (csr, aligned with the synapses) or None."""
+        return delay_matrix(self.conn, self.target_shape) if self.stored is None \
+            else self.stored.delays
+
+    @cached_property
+    def max_delay(self) -> int:
+        """The largest delay on a synapse of this connection (0 without delays)."""
+        d = self._delays()
+        return int(d.data.max()) if d is not None and d.nnz else 0
 
     @cached_property
     def weights_distinct(self) -> bool:
@@ -657,7 +674,9 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
     return keys
 
 
-def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
-    """WindowEdge for a window kind (counted analytically, dilated too), else MatrixEdge."""
-    window = ir.connection(source, target).op.window
-    return (WindowEdge if window else MatrixEdge)(ir, source, target)
+def make_edge(ir: NetworkIR, source: str, target: str, stored=None) -> Edge:
+    """WindowEdge for a window kind (counted analytically, dilated too, from the
+    IR), else MatrixEdge (from `stored`, the connection's IntConnection, where given)."""
+    if ir.connection(source, target).op.window:
+        return WindowEdge(ir, source, target)
+    return MatrixEdge(ir, source, target, stored)

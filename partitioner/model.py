@@ -110,7 +110,7 @@ from hwmodel.formats import sign_mode as sf_sign_mode
 from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
 from partitioner.errors import CoreLimitError
-from nxcompile.ir import INPUT, LayerSpec, NetworkIR, delay_matrix
+from nxcompile.ir import INPUT, LayerSpec
 
 ENCODINGS = sf.ENCODINGS
 AUTO_ENCODINGS = ("sparse", "dense", "runlength")     # what the search chooses from
@@ -131,16 +131,11 @@ def weight_bits(layer: LayerSpec) -> int:
     return int(layer.neuron.num_weight_bits)
 
 
-def synapse_bits(ir: NetworkIR, name: str) -> int:
+def synapse_bits(layer: LayerSpec, max_delay: int) -> int:
     """Stored bits per synapse of the layer's incoming synapses other than index
-    or skip: weight_bits plus the delay field (synapse_format.delay_bits of the
-    largest delay on any incoming synapse)."""
-    top = 0
-    for src in ir.predecessors(name):
-        d = delay_matrix(ir.connection(src, name), ir.layer(name).shape)
-        if d is not None and d.nnz:
-            top = max(top, int(d.data.max()))
-    return weight_bits(ir.layer(name)) + sf.delay_bits(top)
+    or skip: weight_bits plus the delay field (synapse_format.delay_bits of
+    max_delay, the largest delay on any incoming synapse)."""
+    return weight_bits(layer) + sf.delay_bits(max_delay)
 
 
 def layer_encodings(layer: LayerSpec, split_signs: bool, formats: int) -> tuple:
