@@ -525,18 +525,20 @@ def _paged_lists(ids: np.ndarray, rows: list, cols: list, first_channel: np.ndar
     `pages` base pages: among the sources that are no members, and among all
     sources.  A source's base is its list's first local index, (first row * w +
     first column) * c + its channel's first local channel."""
-    rest, every = [], []
-    for a, r in enumerate(rows):
-        off_y, flag_y = (v[:, None, None] for v in np.array(r[5], np.int64).T)
-        for b, x in enumerate(cols):
-            off_x, flag_x = (v[None, :, None] for v in np.array(x[5], np.int64).T)
-            base = (off_y * w + off_x) * c + first_channel[None, None, :]
-            key = ids[a, b][None, None, :] * pages + base // sf.BASE_PAGE
-            member = ((flag_y >= 1) & (flag_x >= 1) & single[None, None, :]
-                      & ~((flag_y == 2) & (flag_x == 2) & single_marked[None, None, :]))
-            rest.append(key[~member])
-            every.append(key.ravel())
-    return len(np.unique(np.concatenate(rest))), len(np.unique(np.concatenate(every)))
+    (off_y, flag_y, cy), (off_x, flag_x, cx) = _class_sources(rows), _class_sources(cols)
+    base = (off_y[:, None, None] * w + off_x[None, :, None]) * c + first_channel[None, None, :]
+    key = ids[cy[:, None], cx[None, :]] * pages + base // sf.BASE_PAGE
+    fy, fx = flag_y[:, None, None], flag_x[None, :, None]
+    member = ((fy >= 1) & (fx >= 1) & single[None, None, :]
+              & ~((fy == 2) & (fx == 2) & single_marked[None, None, :]))
+    return _distinct(key[~member]), _distinct(key)
+
+
+def _distinct(keys: np.ndarray) -> int:
+    """How many distinct values the non-negative integers `keys` take."""
+    seen = np.zeros(int(keys.max(initial=-1)) + 1, bool)
+    seen[keys] = True
+    return int(seen.sum())
 
 
 def _paged_blocks(pair_ids: np.ndarray, rows: list, cols: list, first_channel: int, w: int,
@@ -544,14 +546,17 @@ def _paged_blocks(pair_ids: np.ndarray, rows: list, cols: list, first_channel: i
     """Stored pixel blocks: distinct (block id, base page) pairs over the source
     pixels of every (row class, column class) pair (pair_ids ravelled R x C),
     a pixel block's base being its first channel's list's first local index."""
-    keys = []
-    for a, r in enumerate(rows):
-        off_y = np.array(r[5], np.int64)[:, 0]
-        for b, x in enumerate(cols):
-            off_x = np.array(x[5], np.int64)[:, 0]
-            base = (off_y[:, None] * w + off_x[None, :]) * c + first_channel
-            keys.append((pair_ids[a * len(cols) + b] * pages + base // sf.BASE_PAGE).ravel())
-    return len(np.unique(np.concatenate(keys)))
+    (off_y, _, cy), (off_x, _, cx) = _class_sources(rows), _class_sources(cols)
+    base = (off_y[:, None] * w + off_x[None, :]) * c + first_channel
+    key = pair_ids.reshape(len(rows), len(cols))[cy[:, None], cx[None, :]] * pages \
+        + base // sf.BASE_PAGE
+    return _distinct(key)
+
+
+def _class_sources(classes: list) -> tuple:
+    """(first output, flag, class) arrays of the sources of _Axis.classes tuples."""
+    table = np.array([(*src, n) for n, cls in enumerate(classes) for src in cls[5]], np.int64)
+    return table[:, 0], table[:, 1], table[:, 2]
 
 
 def _row_ids(rows: np.ndarray) -> np.ndarray:
