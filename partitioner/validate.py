@@ -657,10 +657,12 @@ def _bit_length(values: np.ndarray) -> np.ndarray:
     return np.frexp(values.astype(np.float64))[1].astype(np.int64)
 
 
-def validate_partition(ir: NetworkIR, partition: Partition) -> list:
-    """Recount the partition and raise PartitionValidationError on any violated
-    limit (check_limits).  Returns the recounted CoreCounts."""
-    counts = recount(ir, partition)
+def validate_partition(ir: NetworkIR, partition: Partition,
+                       network: IntNetwork | None = None) -> list:
+    """Recount the partition (recount, with the integer network where given) and
+    raise PartitionValidationError on any violated limit (check_limits).
+    Returns the recounted CoreCounts."""
+    counts = recount(ir, partition, network=network)
     check_limits(partition, counts)
     return counts
 
