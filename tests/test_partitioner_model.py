@@ -454,3 +454,14 @@ def test_the_validator_counts_the_integer_synapses_of_a_dense_layer():
     board = get_board("loihi1")
     assert PartitionGraph(ir, board, compiled.network).w_bits["out"] == 8 + 3
     assert PartitionGraph(ir, board).w_bits["out"] == 8 + 6
+
+
+def test_an_integer_network_of_another_ir_is_refused():
+    from hwmodel.errors import NetworkError
+    from mapper.quantize import quantize_network
+    ir, other = dense_chain([4, 3], np.random.default_rng(0)), dense_chain([4, 3, 2],
+                                                                          np.random.default_rng(0))
+    with pytest.raises(NetworkError, match=r"the integer network's connections \[\('dense0', "
+                                           r"'dense1'\), \('inp', 'dense0'\)\] are not the IR's "
+                                           r"\[\('inp', 'dense0'\)\]"):
+        partition_network(ir, TINY, network=quantize_network(other)[0])
