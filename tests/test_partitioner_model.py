@@ -465,3 +465,22 @@ def test_an_integer_network_of_another_ir_is_refused():
                                            r"'dense1'\), \('inp', 'dense0'\)\] are not the IR's "
                                            r"\[\('inp', 'dense0'\)\]"):
         partition_network(ir, TINY, network=quantize_network(other)[0])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_estimates_equal_recount_on_cores_of_several_base_pages(shared):
+    """Cores of more than 256 neurons (several pages of compartment bases) with
+    shared lists (a depthwise conv's equal classes, a pooling's equal weights):
+    the search's estimate equals the recount (partition_network fails
+    otherwise), window lists counted by class equal those of the matrix, with
+    a shared sign too (then the search counts the matrix)."""
+    b = NetBuilder((24, 24, 2), np.random.default_rng(0))
+    b.depthwise(3)
+    b.pool(2)
+    b.conv(4, 3, padding="same")
+    for name in b.ir.order():
+        layer = b.ir.layer(name)
+        layer.neuron = dataclasses.replace(layer.neuron, shared_sign=shared)
+    part = partition_network(b.ir, "loihi1", placement_time_limit=0.2)
+    assert max(len(c.neurons) for c in part.cores if c.layer != "inp") > 256
+    assert recount(b.ir, part) == recount(b.ir, part, analytic=False)
