@@ -67,6 +67,22 @@ OFFCHIP_EXTRA_ENTRIES = 1
 #          not implement extra > 0 (more than 32 atoms).
 # nxcompile's population axons, NxTF's and the per-pixel ones, are pop32:
 # POPULATION_ROUTE_ENTRIES per route; pop16 is not modelled.
+# Compartment base: the synapse-map entry of an input axon (discrete and pop32
+# alike) holds the compartment base of its list, 0..255; a synapse reaches
+# compartment base + its stored index [NENGO builder/validate.validate_synapse:
+# "compartment base must be >= -1 and < 256"; hardware/builder.build_synapse:
+# "Currently limited by hardware"; split_blocks: "new_base needs to be < 256
+# due to chip constraints"].  nengo-loihi's convolutions keep one stored copy
+# of a shared list per 256 compartments of base (conv.py: "an upper limit on
+# the axon compartment offset of 256 ... make extra sets of redundant weights
+# with part of the offset in the indices"): a copy whose indices hold 256 * p
+# serves the axons with bases 256 * p .. 256 * p + 255.  So lists identical up
+# to their base share one copy only where their bases (the lists' first
+# compartments) lie in the same page of BASE_PAGE compartments; a list no other
+# axon shares keeps base 0 and its own indices.  The copy's indices stay below
+# the core's compartments, so it takes the words of the list it copies.
+MAX_COMPARTMENT_BASE = 255
+BASE_PAGE = MAX_COMPARTMENT_BASE + 1
 # Synaptic delays (time steps a spike waits beyond the one-step hop; 0 = no
 # wait).  Every synapse of a list stores a delay field of the list's format
 # next to its weight: 0 bits where a format has no delays, else 3..6 bits

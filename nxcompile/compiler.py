@@ -12,7 +12,8 @@ from partitioner import partition_network
 
 def compile_ir(ir: NetworkIR, board="loihi1", weight_percentile: float = 100.0,
                **options) -> CompiledModel:
-    """Partition the network over the board's cores and quantize it to Loihi integers.
+    """Quantize the network to Loihi integers and partition it over the board's
+    cores, counting the integer synapses (partition_network's network).
 
     weight_percentile goes to mapper.quantize.quantize_network (100: scale each
     layer's weights by their maximum; p < 100: by their p-th percentile,
@@ -23,6 +24,6 @@ def compile_ir(ir: NetworkIR, board="loihi1", weight_percentile: float = 100.0,
     t0 = time.perf_counter()   # quantize first: bad parameters fail before the search runs
     network, quantization = quantize_network(ir, weight_percentile=weight_percentile)
     t1 = time.perf_counter()
-    partition = partition_network(ir, board, **options)
+    partition = partition_network(ir, board, network=network, **options)
     return CompiledModel(ir, partition, network, quantization,
                          timings={**partition.timings, "quantize": t1 - t0})

@@ -16,6 +16,10 @@ Two ways to count, chosen per connection:
 - MatrixEdge (any other kind, e.g. dense, or a window edge whose sources that
   feed another successor too are no product of rows, columns and channels):
   from the synapse matrix, all lists at once.
+Synapse data: a MatrixEdge given the connection's integer synapses (stored,
+hwmodel.network.IntConnection: what the quantizer chose and the chip stores;
+weights that quantize to 0 are none) counts those and their delays; without
+them, and for every WindowEdge, the IR's float synapses (every window tap).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from hwmodel import synapse_format as sf
 from hwmodel.limits import CoreLimits
 from nxcompile.ir import NetworkIR, connection_matrix, delay_matrix
 from partitioner import model
@@ -53,14 +58,15 @@ class EdgeUsage:
 
 
 class Edge:
-    """One IR connection source -> target.  pixel_atoms: the most sources one
+    """One IR connection source -> target, its synapses from `stored` (an
+    IntConnection) or, where None, from the IR.  pixel_atoms: the most sources one
     input axon may carry besides a member population (a pixel population axon's
     channels; 1 where usage offers none)."""
 
     pixel_atoms = 1
 
-    def __init__(self, ir: NetworkIR, source: str, target: str):
-        self.source, self.target = source, target
+    def __init__(self, ir: NetworkIR, source: str, target: str, stored=None):
+        self.source, self.target, self.stored = source, target, stored
         self.conn = ir.connection(source, target)
         self.target_shape = tuple(ir.layer(target).shape)
         self.n_source = ir.layer(source).n
@@ -69,7 +75,8 @@ class Edge:
     @cached_property
     def synapses(self) -> tuple:
         """(rows, cols, weights) of every synapse, ordered by source then target."""
-        m = connection_matrix(self.conn, self.target_shape).tocsc()
+        m = (connection_matrix(self.conn, self.target_shape) if self.stored is None
+             else self.stored.matrix()).tocsc()
         m.sort_indices()
         cols = np.repeat(np.arange(self.n_source), np.diff(m.indptr))
         return m.indices.astype(np.int64), cols, m.data + 0.0
@@ -79,13 +86,24 @@ class Edge:
         """Per synapse (ordered as synapses), a value equal for two synapses iff
         their weights and delays are, for connection sharing; None without
         delays (the weights themselves are compared)."""
-        d = delay_matrix(self.conn, self.target_shape)
+        d = self._delays()
         if d is None:
             return None
         rows, cols, w = self.synapses
         per_synapse = np.asarray(d.tocsr()[rows, cols], np.float64).ravel()
         _, ids = np.unique(np.stack([w, per_synapse], axis=1), axis=0, return_inverse=True)
         return ids.ravel().astype(np.float64)
+
+    def _delays(self):
+        """The per-synapse delays (csr, aligned with the synapses) or None."""
+        return delay_matrix(self.conn, self.target_shape) if self.stored is None \
+            else self.stored.delays
+
+    @cached_property
+    def max_delay(self) -> int:
+        """The largest delay on a synapse of this connection (0 without delays)."""
+        d = self._delays()
+        return int(d.data.max()) if d is not None and d.nnz else 0
 
     @cached_property
     def weights_distinct(self) -> bool:
@@ -200,9 +218,11 @@ class _Axis:
     def classes(self, block: int, j: int, marked: np.ndarray) -> tuple:
         """The sources of output block j (block size `block`) grouped by the run they
         hit (its outputs `step` apart): sorted tuple of (run length, selectors,
-        #single, #multi, #single and marked), where single sources reach no other
-        block and `marked` (bool per input coordinate) marks the coordinates of
-        sources that feed another layer."""
+        #single, #multi, #single and marked, sources), where single sources reach
+        no other block, `marked` (bool per input coordinate) marks the
+        coordinates of sources that feed another layer and sources holds per
+        source (first output it reaches in the block, 0 multi / 1 single / 2
+        single and marked)."""
         key = (block, j, marked.tobytes())
         if key not in self._classes:
             a, z = j * block, min((j + 1) * block, self.n_out) - 1
@@ -211,11 +231,14 @@ class _Axis:
                 sel = self.sel[i, a:z + 1][self.reached[i, a:z + 1]]
                 if len(sel) == 0:       # the block falls in a gap
                     continue
-                counts = found.setdefault((len(sel), tuple(sel.tolist())), [0, 0, 0])
+                counts = found.setdefault((len(sel), tuple(sel.tolist())), [0, 0, 0, []])
                 single = self.lo[i] // block == self.hi[i] // block
                 counts[0 if single else 1] += 1
                 counts[2] += int(single and marked[i])
-            self._classes[key] = tuple(sorted((ln, sel, *n) for (ln, sel), n in found.items()))
+                counts[3].append((int(np.argmax(self.reached[i, a:z + 1])),
+                                  int(single) + int(single and marked[i])))
+            self._classes[key] = tuple(sorted((ln, sel, *n[:3], tuple(n[3]))
+                                              for (ln, sel), n in found.items()))
         return self._classes[key]
 
 
@@ -353,10 +376,11 @@ class WindowEdge(Edge):
             rows = self.axes[0].classes(by, jy, marks[0])
             cols = self.axes[1].classes(bx, jx, marks[1])
             i_bits = model.index_bits(h * w * c * cpn)
-            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, i_bits)
+            pages = h * w * c // sf.BASE_PAGE + 1
+            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, pages, i_bits)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, i_bits,
-                                                      w_bits, limits, encodings)
+                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, pages,
+                                                      i_bits, w_bits, limits, encodings)
             out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
                 out.members[core] = self._blocks[key]
         return out
@@ -417,12 +441,14 @@ class WindowEdge(Edge):
                       int((single & marked[ci])[lc == r].sum())) for r in runs)
 
     def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, c_marked: np.ndarray,
-                     w: int, c: int, i_bits: int, w_bits: int, limits: CoreLimits,
+                     w: int, c: int, pages: int, i_bits: int, w_bits: int, limits: CoreLimits,
                      encodings: tuple) -> tuple:
         """Input axons and words [encoding, option], the longest list [encoding]
-        and the members of one block; a source is a member when it reaches this
-        block alone and is not marked on all three axes (it feeds no other layer)."""
+        and the members of one block of `pages` base pages; a source is a member
+        when it reaches this block alone and is not marked on all three axes (it
+        feeds no other layer)."""
         ci, co_start, lc, c_single = self._channels(bc, jc)
+        first_channel = co_start - jc * bc          # a source channel's first local channel
         c_single_marked = c_single & c_marked[ci]
         n_enc = len(encodings)
         words_rest = np.zeros(n_enc, np.int64)
@@ -452,6 +478,7 @@ class WindowEdge(Edge):
                              - n1m_y[:, None, None] * n1m_x[None, :, None]
                              * c_single_marked[k][None, None, :])
                     if self.taps_distinct:      # every class triple its own list
+                        ids = np.arange(n_all.size)
                         distinct_rest = int(np.count_nonzero(n_all - n_one))
                         distinct_all = n_all.size
                     else:
@@ -460,6 +487,10 @@ class WindowEdge(Edge):
                             + block_ids.max(initial=-1) + 1
                         distinct_rest = len(np.unique(ids[(n_all - n_one).ravel() > 0]))
                         distinct_all = len(np.unique(ids))
+                    if pages > 1:               # copies per page of bases
+                        distinct_rest, distinct_all = _paged_lists(
+                            ids.reshape(len(ry), len(rx), -1), ry, rx, first_channel[k],
+                            c_single[k], c_single_marked[k], w, c, pages)
                     pw = self._pattern_words(ly, lx, int(l_c), w, c, i_bits, w_bits, limits,
                                              encodings)
                     words_rest += distinct_rest * pw
@@ -470,14 +501,62 @@ class WindowEdge(Edge):
                     longest = np.maximum(longest, pw)
                     members += int(n_one.sum())
                     rest += int((n_all - n_one).sum())
-                blocks = (len(ry) * len(rx) if self.taps_distinct else
-                          len(np.unique(_row_ids(block_ids.reshape(-1, len(ci)))))) if len(ci) else 0
+                if not len(ci):
+                    blocks = 0
+                elif self.taps_distinct:
+                    blocks = _paged_blocks(np.arange(len(ry) * len(rx)), ry, rx,
+                                           int(first_channel.min()), w, c, pages)
+                else:
+                    blocks = _paged_blocks(_row_ids(block_ids.reshape(-1, len(ci))), ry, rx,
+                                           int(first_channel.min()), w, c, pages)
                 words_pixel += blocks * len(ci) * longest
         in_axons = np.stack([np.full(n_enc, rest + members), np.full(n_enc, rest + min(members, 1)),
                              np.full(n_enc, pixels)], 1)
         words = np.stack([words_all, words_rest + members * member_max if members else words_all,
                           words_pixel], 1)
         return in_axons, words, max_list, members
+
+
+def _paged_lists(ids: np.ndarray, rows: list, cols: list, first_channel: np.ndarray,
+                 single: np.ndarray, single_marked: np.ndarray, w: int, c: int,
+                 pages: int) -> tuple:
+    """Stored lists (distinct (list id, base page) pairs) of class triples
+    (row class, column class, channel; ids (R, C, K)) on a w x c block of
+    `pages` base pages: among the sources that are no members, and among all
+    sources.  A source's base is its list's first local index, (first row * w +
+    first column) * c + its channel's first local channel."""
+    (off_y, flag_y, cy), (off_x, flag_x, cx) = _class_sources(rows), _class_sources(cols)
+    base = (off_y[:, None, None] * w + off_x[None, :, None]) * c + first_channel[None, None, :]
+    key = ids[cy[:, None], cx[None, :]] * pages + base // sf.BASE_PAGE
+    fy, fx = flag_y[:, None, None], flag_x[None, :, None]
+    member = ((fy >= 1) & (fx >= 1) & single[None, None, :]
+              & ~((fy == 2) & (fx == 2) & single_marked[None, None, :]))
+    return _distinct(key[~member]), _distinct(key)
+
+
+def _distinct(keys: np.ndarray) -> int:
+    """How many distinct values the non-negative integers `keys` take."""
+    seen = np.zeros(int(keys.max(initial=-1)) + 1, bool)
+    seen[keys] = True
+    return int(seen.sum())
+
+
+def _paged_blocks(pair_ids: np.ndarray, rows: list, cols: list, first_channel: int, w: int,
+                  c: int, pages: int) -> int:
+    """Stored pixel blocks: distinct (block id, base page) pairs over the source
+    pixels of every (row class, column class) pair (pair_ids ravelled R x C),
+    a pixel block's base being its first channel's list's first local index."""
+    (off_y, _, cy), (off_x, _, cx) = _class_sources(rows), _class_sources(cols)
+    base = (off_y[:, None] * w + off_x[None, :]) * c + first_channel
+    key = pair_ids.reshape(len(rows), len(cols))[cy[:, None], cx[None, :]] * pages \
+        + base // sf.BASE_PAGE
+    return _distinct(key)
+
+
+def _class_sources(classes: list) -> tuple:
+    """(first output, flag, class) arrays of the sources of _Axis.classes tuples."""
+    table = np.array([(*src, n) for n, cls in enumerate(classes) for src in cls[5]], np.int64)
+    return table[:, 0], table[:, 1], table[:, 2]
 
 
 def _row_ids(rows: np.ndarray) -> np.ndarray:
@@ -522,7 +601,10 @@ def matrix_usage(rows, cols, w, weights_distinct: bool, n_source: int, tiling: T
     i_bits = np.array([model.index_bits(int(n) * cpn) for n in tiling.sizes])[list_core]
     n_rest = np.bincount(list_core[~member], minlength=k)
     n_mem = np.bincount(list_core[member], minlength=k)
-    keys = None if weights_distinct else shared_list_keys(list_core, local, share, starts)
+    # lists share a stored copy within a core and a page of bases (hwmodel.synapse_format)
+    pages = int(tiling.sizes.max()) // sf.BASE_PAGE + 1
+    keys = None if weights_distinct else shared_list_keys(
+        list_core * pages + np.minimum.reduceat(local, starts) // sf.BASE_PAGE, local, share, starts)
     for e, enc in enumerate(encodings):
         words = model.list_words(local, starts, enc, w_bits, i_bits, limits, parts)
         w_rest = _distinct_words(keys, words, list_core, ~member, k)
@@ -597,7 +679,9 @@ def shared_list_keys(group: np.ndarray, idx: np.ndarray, weights: np.ndarray,
     return keys
 
 
-def make_edge(ir: NetworkIR, source: str, target: str) -> Edge:
-    """WindowEdge for a window kind (counted analytically, dilated too), else MatrixEdge."""
-    window = ir.connection(source, target).op.window
-    return (WindowEdge if window else MatrixEdge)(ir, source, target)
+def make_edge(ir: NetworkIR, source: str, target: str, stored=None) -> Edge:
+    """WindowEdge for a window kind (counted analytically, dilated too, from the
+    IR), else MatrixEdge (from `stored`, the connection's IntConnection, where given)."""
+    if ir.connection(source, target).op.window:
+        return WindowEdge(ir, source, target)
+    return MatrixEdge(ir, source, target, stored)

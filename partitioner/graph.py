@@ -19,7 +19,9 @@ from partitioner.tiling import Tiling, candidate_tilings
 class PartitionGraph:
     """Static facts about a network, with caches keyed by layer and tiling."""
 
-    def __init__(self, ir: NetworkIR, board: Board):
+    def __init__(self, ir: NetworkIR, board: Board, network=None):
+        """network: the IntNetwork whose integer synapses the chip stores, for
+        the connections that partitioner.edges counts from them (None: the IR's)."""
         ir.validate()
         self.ir, self.board, self.limits = ir, board, board.chip.core
         self.order = ir.order()
@@ -27,11 +29,13 @@ class PartitionGraph:
             if ir.layer(name).n == 0:
                 raise PartitionError(f"layer {name}: shape {tuple(ir.layer(name).shape)} has no "
                                      f"neurons; a layer needs at least one")
-        self.edges = {(s, t): make_edge(ir, s, t) for s, t in ir.graph.edges}
+        stored = {} if network is None else {(c.source, c.target): c for c in network.connections}
+        self.edges = {(s, t): make_edge(ir, s, t, stored.get((s, t))) for s, t in ir.graph.edges}
         self.in_edges = {n: [self.edges[p, n] for p in ir.predecessors(n)] for n in self.order}
         self.out_edges = {n: [self.edges[n, q] for q in ir.successors(n)] for n in self.order}
         self.cpn = {n: model.compartments_per_neuron(ir.layer(n)) for n in self.order}
-        self.w_bits = {n: model.synapse_bits(ir, n) for n in self.order}   # weight + delay
+        self.w_bits = {n: model.synapse_bits(ir.layer(n), max(   # weight + delay
+            [e.max_delay for e in self.in_edges[n]], default=0)) for n in self.order}
         self.split_signs = {n: model.splits_signs(ir.layer(n), np.concatenate(
             [e.synapses[2] for e in self.in_edges[n]] or [np.zeros(0)]))
             if ir.layer(n).neuron.shared_sign else False for n in self.order}

@@ -48,8 +48,9 @@ Connection sharing
     Lists of one connection (source layer -> this layer) on one core, other
     than population members, that are identical up to their base compartment
     (the same local indices after subtracting the first, the same weights and
-    delays) are
-    stored once: discrete axons point at the shared list with their own base
+    delays) and whose bases (first local indices) lie in the same page of 256
+    (an axon's compartment base is 0..255: hwmodel.synapse_format.BASE_PAGE)
+    are stored once: discrete axons point at the shared list with their own base
     [NXTF, _getUniqueSourceGroups; NxTF shares whole source columns, we share
     single lists].
 
@@ -83,7 +84,8 @@ Multiplicity and axons
       words on t         = per distinct block, |atoms| x (longest atom list);
                            a pixel's block is its atoms' lists at their bases
                            relative to the block's first, and pixels whose
-                           blocks are identical store one;
+                           blocks are identical and whose first bases lie in
+                           one page of 256 store one;
       output entries on s = per (source pixel with a neuron on s, t) 2, +1
                            off-chip.
     The search offers them on window connections it counts analytically, and
@@ -108,7 +110,7 @@ from hwmodel.formats import sign_mode as sf_sign_mode
 from hwmodel.errors import NetworkError
 from hwmodel.limits import CoreLimits
 from partitioner.errors import CoreLimitError
-from nxcompile.ir import INPUT, LayerSpec, NetworkIR, delay_matrix
+from nxcompile.ir import INPUT, LayerSpec
 
 ENCODINGS = sf.ENCODINGS
 AUTO_ENCODINGS = ("sparse", "dense", "runlength")     # what the search chooses from
@@ -129,16 +131,11 @@ def weight_bits(layer: LayerSpec) -> int:
     return int(layer.neuron.num_weight_bits)
 
 
-def synapse_bits(ir: NetworkIR, name: str) -> int:
+def synapse_bits(layer: LayerSpec, max_delay: int) -> int:
     """Stored bits per synapse of the layer's incoming synapses other than index
-    or skip: weight_bits plus the delay field (synapse_format.delay_bits of the
-    largest delay on any incoming synapse)."""
-    top = 0
-    for src in ir.predecessors(name):
-        d = delay_matrix(ir.connection(src, name), ir.layer(name).shape)
-        if d is not None and d.nnz:
-            top = max(top, int(d.data.max()))
-    return weight_bits(ir.layer(name)) + sf.delay_bits(top)
+    or skip: weight_bits plus the delay field (synapse_format.delay_bits of
+    max_delay, the largest delay on any incoming synapse)."""
+    return weight_bits(layer) + sf.delay_bits(max_delay)
 
 
 def layer_encodings(layer: LayerSpec, split_signs: bool, formats: int) -> tuple:

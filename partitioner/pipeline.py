@@ -13,6 +13,7 @@ import numpy as np
 from hwmodel import synapse_format as sf
 from hwmodel.errors import NetworkError
 from hwmodel.limits import Board, get_board
+from hwmodel.network import IntNetwork
 from hwmodel.partition import Core, LayerSplit, Partition
 from nxcompile.ir import NetworkIR
 from partitioner.bounds import lower_bounds
@@ -27,7 +28,7 @@ from partitioner.validate import check_estimates, check_limits, recount
 
 def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_width: int = 4,
                       cost_weights: tuple = DEFAULT_COST_WEIGHTS, placement_time_limit: float = 1.0,
-                      validate: bool = True) -> Partition:
+                      validate: bool = True, network: IntNetwork | None = None) -> Partition:
     """Split every layer of `ir` over cores of `board` and place the cores on chips.
 
     beam_width: M, partial partitions kept per layer (M^2 proposals each step).
@@ -37,6 +38,9 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     result with the independent validator (partitioner.validate), fail on any
     core whose estimate differs from the recount and on any violated limit.
     validate=False skips all of that (the cores then hold unchecked estimates).
+    network: the IntNetwork quantized from `ir` (mapper.quantize), whose integer
+    synapses the search and the validator count where partitioner.edges says
+    (None: the IR's float synapses throughout).
     """
     board = get_board(board)
     widths = sf.MAX_SKIP_BITS - sf.MIN_SKIP_BITS + 1
@@ -47,7 +51,9 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
             f"{sf.MAX_SKIP_BITS} bits), and does not count formats (partitioner.validate)")
     timings = {}
     t0 = time.perf_counter()
-    graph = PartitionGraph(ir, board)
+    if network is not None:
+        _check_network(ir, network)
+    graph = PartitionGraph(ir, board, network)
     check_layers(graph)
     bounds = lower_bounds(graph)
     lower = sum(b for b, _ in bounds.values())
@@ -74,12 +80,20 @@ def partition_network(ir: NetworkIR, board: "str | Board" = "loihi1", *, beam_wi
     t3 = time.perf_counter()
     timings["placement"] = t3 - t2
     if validate:
-        counts = recount(ir, part)
+        counts = recount(ir, part, network=network)
         check_estimates(part, counts)
         check_limits(part, counts)
         timings["validation"] = time.perf_counter() - t3
     part.timings = timings
     return part
+
+
+def _check_network(ir: NetworkIR, network: IntNetwork) -> None:
+    """NetworkError unless the integer network has the IR's connections, one each."""
+    given = sorted((c.source, c.target) for c in network.connections)
+    if given != sorted(ir.graph.edges):
+        raise NetworkError(f"the integer network's connections {given} are not the IR's "
+                           f"{sorted(ir.graph.edges)}")
 
 
 def _build(graph: PartitionGraph, state: State, bounds: dict):

@@ -3,12 +3,17 @@
 Recounts every core's compartments, input axons, output-axon entries, synapse
 words, longest synapse list and synapse formats from the final per-core neuron
 assignment (Core.neurons, Core.chip and the recorded decisions Core.encoding
-and Core.population) and the IR's float weights, by the rules
-partitioner.model documents.  It never reads the search's estimates (the
+and Core.population) and the synapse data, by the rules partitioner.model
+documents: given the integer network (hwmodel.network.IntNetwork, what the
+chip stores), a non-window connection's integer synapses and their delays
+(a weight that quantizes to 0 is no synapse); window connections, and every
+connection without the integer network, from the IR's float weights (every
+window tap a synapse).  It never reads the search's estimates (the
 resource fields of Core) and calls none of the search's code: it encodes
 synapse lists entry by entry as the chip stores it (the field widths of
 hwmodel.synapse_format) and counts lists, multiplicities, members,
-populations and connection sharing (compared exactly) itself, one connection
+populations and connection sharing (compared exactly, one stored copy per
+page of compartment bases: hwmodel.synapse_format.BASE_PAGE) itself, one connection
 at a time: window connections into box cores one distinct list per class
 (_WindowLists, built from the kind's geometry), all others every list of the
 connection matrix (nxcompile.ir.connection_matrix, _MatrixLists).
@@ -38,6 +43,7 @@ import numpy as np
 
 from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCES
+from hwmodel.network import IntNetwork
 from hwmodel.partition import Partition
 from nxcompile.ir import INPUT, NetworkIR, connection_matrix, delay_matrix
 from partitioner.errors import PartitionError
@@ -55,7 +61,8 @@ class EstimateMismatchError(PartitionValidationError):
 @dataclass
 class CoreCount:
     """What one core uses of each resource (hwmodel.limits.RESOURCES), recounted;
-    words_per_axon is the longest synapse list's."""
+    words_per_axon is the longest synapse list's; synapses: the synapses of
+    its lists, before connection sharing (not a limited resource)."""
 
     compartments: int = 0
     input_axons: int = 0
@@ -63,6 +70,7 @@ class CoreCount:
     synapse_words: int = 0
     words_per_axon: int = 0
     synapse_formats: int = 0
+    synapses: int = 0
 
 
 def _assignment(ir: NetworkIR, partition: Partition) -> tuple[dict, dict]:
@@ -116,8 +124,10 @@ def _identical_lists(core: np.ndarray, local: np.ndarray, w: np.ndarray, starts:
     return same
 
 
-def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
-    """CoreCount of every core (list indexed like partition.cores).
+def recount(ir: NetworkIR, partition: Partition, analytic: bool = True,
+            network: IntNetwork | None = None) -> list:
+    """CoreCount of every core (list indexed like partition.cores); network:
+    the integer network whose non-window synapses are counted (module doc).
 
     Streams over connections: each yields its synapse lists (source neuron,
     target core, words, sharing key) and is dropped before the next.  A window
@@ -132,7 +142,8 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
     n_cores = len(cores)
     comps = np.array([len(c.neurons) * _compartments_per_neuron(ir.layer(c.layer)) for c in cores],
                      np.int64)
-    in_axons, out_entries, words_used, max_list = (np.zeros(n_cores, np.int64) for _ in range(4))
+    in_axons, out_entries, words_used, max_list, synapses = (np.zeros(n_cores, np.int64)
+                                                             for _ in range(5))
     formats = [set() for _ in cores]        # per core: the skip widths of its entries
     for core in cores:
         for src in core.population:
@@ -145,13 +156,17 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
     # Per connection its counter: window lists where the target's cores are boxes, else
     # the synapse matrix (kept: its delays and signs are needed twice).
     counters = {}
+    stored = {} if network is None else {(c.source, c.target): c for c in network.connections}
     for src, dst in ir.graph.edges:
         spec = ir.connection(src, dst)
+        if network is not None and not spec.op.window and (src, dst) not in stored:
+            raise PartitionValidationError(f"connection {src}->{dst}: not in the integer network")
         if analytic and spec.op.window and spec.delays is None and boxes[dst] is not None:
             counters[src, dst] = _WindowLists(spec, tuple(ir.layer(dst).shape), boxes[dst])
         else:
-            counters[src, dst] = _MatrixLists(spec, tuple(ir.layer(dst).shape), core_of[dst],
-                                              local_of[dst])
+            counters[src, dst] = _MatrixLists(
+                spec, tuple(ir.layer(dst).shape), core_of[dst], local_of[dst],
+                None if spec.op.window else stored.get((src, dst)))
     # The delay field of a layer's synapses: sized by its largest incoming delay.
     delay_bits = {dst: sf.delay_bits(max([counters[s, dst].max_delay
                                           for s in ir.predecessors(dst)], default=0))
@@ -180,7 +195,8 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
         lists = counter.lists(core_encoding, core_index_bits, w_bits, lim, split[dst])
         if lists is None:
             continue
-        list_src, list_core, words, keys, bases, entry_formats = lists
+        list_src, list_core, words, keys, bases, sizes, entry_formats = lists
+        synapses += np.bincount(list_core, weights=sizes, minlength=n_cores).astype(np.int64)
         for key in entry_formats:       # (core, skip bits, negative part)
             formats[key[0]].add(key[1:])
         np.maximum.at(max_list, list_core, words)
@@ -195,8 +211,10 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
             for total, part in zip((in_axons, words_used, out_entries), counted):
                 total += part
             keep = ~by_pixel
-            list_src, list_core, words, keys, s_core = (a[keep] for a in (
-                list_src, list_core, words, keys, s_core))
+            list_src, list_core, words, keys, bases, s_core = (a[keep] for a in (
+                list_src, list_core, words, keys, bases, s_core))
+        # a shared copy serves the axons whose bases lie in its page (hwmodel.synapse_format)
+        keys = keys * (lim.compartments // sf.BASE_PAGE + 1) + bases // sf.BASE_PAGE
         member = mult[src][list_src] == 1
         # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
@@ -226,8 +244,9 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True) -> list:
         s_pop, t_pop = routes // n_cores, routes % n_cores
         np.add.at(out_entries, s_pop, sf.POPULATION_ROUTE_ENTRIES
                   + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
-    return [CoreCount(*map(int, v), synapse_formats=len(f))
-            for *v, f in zip(comps, in_axons, out_entries, words_used, max_list, formats)]
+    return [CoreCount(*map(int, v), synapse_formats=len(f), synapses=int(s))
+            for *v, f, s in zip(comps, in_axons, out_entries, words_used, max_list, formats,
+                                synapses)]
 
 
 def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core: np.ndarray,
@@ -239,7 +258,8 @@ def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core:
     pixel's block is its atoms' lists, each padded to the longest (atoms x
     longest words), stored once for all pixels whose blocks are identical (the
     same atoms, lists identical up to base and the same bases relative to the
-    block's first); per (source core, pixel, target core) one population route."""
+    block's first, its first base in the same page of hwmodel.synapse_format.
+    BASE_PAGE); per (source core, pixel, target core) one population route."""
     list_src, list_core, words, keys, bases, s_core = lists
     n_cores = len(cores)
     shape = tuple(ir.layer(src).shape)
@@ -266,12 +286,15 @@ def _pixel_populations(ir: NetworkIR, src: str, dst: str, cores: list, pix_core:
     g_core = core[group_at]
     np.add.at(out[0], g_core, 1)
     longest = np.maximum.reduceat(words, group_at)
-    rel = bases - np.minimum.reduceat(bases, group_at)[group]
+    lowest = np.minimum.reduceat(bases, group_at)
+    rel = bases - lowest[group]
+    page = lowest // sf.BASE_PAGE
     block = np.arange(len(group_at))             # per group the first identical group
     for size in np.unique(sizes):
         gs = np.flatnonzero(sizes == size)
         at = group_at[gs][:, None] + np.arange(size)[None, :]
-        table = np.concatenate([g_core[gs][:, None], atom[at], keys[at], rel[at]], axis=1)
+        table = np.concatenate([g_core[gs][:, None], page[gs][:, None], atom[at], keys[at],
+                                rel[at]], axis=1)
         _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
         block[gs] = gs[first[inverse.ravel()]]
     stored = np.unique(block)
@@ -313,11 +336,14 @@ def _boxes(shape: tuple, neurons: list, indices: list) -> "np.ndarray | None":
 class _MatrixLists:
     """A connection's synapse lists from its synapse matrix, every list encoded."""
 
-    def __init__(self, spec, shape: tuple, core_of: np.ndarray, local_of: np.ndarray):
-        m = connection_matrix(spec, shape).tocoo()
+    def __init__(self, spec, shape: tuple, core_of: np.ndarray, local_of: np.ndarray,
+                 stored=None):
+        """stored: the connection's IntConnection, whose synapses and delays are
+        counted (None: the IR's float synapses)."""
+        m = (connection_matrix(spec, shape) if stored is None else stored.matrix()).tocoo()
         self.i, self.t, self.local, self.w = (m.col.astype(np.int64), core_of[m.row],
                                               local_of[m.row], m.data)
-        d = delay_matrix(spec, shape)
+        d = delay_matrix(spec, shape) if stored is None else stored.delays
         self.delays = np.zeros(m.nnz, np.int64) if d is None else \
             np.asarray(d.tocsr()[m.row, m.col], np.int64).ravel()
         self.max_delay = int(self.delays.max(initial=0))
@@ -330,8 +356,8 @@ class _MatrixLists:
         return np.bincount(pairs // n_cores, minlength=self.n_source)
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
-        """(list source, list core, words, sharing key, base compartment (its first
-        local index), formats) of every list, or None without synapses."""
+        """(list source, list core, words, sharing key, base compartment (its lowest
+        local index), synapses, formats) of every list, or None without synapses."""
         i, t, local, w = self.i, self.t, self.local, self.w
         if len(i) == 0:
             return None
@@ -353,7 +379,8 @@ class _MatrixLists:
         # one encoding and weight width per core; the sign mode of a shared sign per entry
         entry_formats = set(zip(list_core[entry_list].tolist(), skips.tolist(),
                                 negative[entry_at].tolist()))
-        return list_src, list_core, words, keys, local[starts], entry_formats
+        return (list_src, list_core, words, keys, np.minimum.reduceat(local, starts), lengths,
+                entry_formats)
 
 
 class _WindowLists:
@@ -390,9 +417,10 @@ class _WindowLists:
 
     def _axis_classes(self, axis: int, a0: int, a1: int) -> tuple:
         """Source coordinates along `axis` reaching outputs [a0, a1), the class of
-        each and per class its (offsets, selectors) arrays: offsets ascending,
-        relative to the first output it reaches (sources differing only in that
-        first output have lists identical up to their base compartment)."""
+        each, per class its (offsets, selectors) arrays (offsets ascending,
+        relative to the first output it reaches: sources differing only in that
+        first output have lists identical up to their base compartment), the
+        class signature and per coordinate that first output (from a0)."""
         key = (axis, a0, a1)
         if key not in self._axis:
             o, sel, i = self.axes[axis]
@@ -406,7 +434,7 @@ class _WindowLists:
                 cls[n] = classes.setdefault((tuple((o[s:e] - o[s]).tolist()),
                                              tuple(sel[s:e].tolist())), len(classes))
             patterns = [(np.array(off, np.int64), np.array(sl, np.int64)) for off, sl in classes]
-            self._axis[key] = coords, cls, patterns, tuple(classes)
+            self._axis[key] = coords, cls, patterns, tuple(classes), o[at]
         return self._axis[key]
 
     def reach(self, n_cores: int) -> np.ndarray:
@@ -425,7 +453,7 @@ class _WindowLists:
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
         """As _MatrixLists.lists (split is False here: split layers use the matrix)."""
-        out = [], [], [], [], []
+        out = [], [], [], [], [], []
         entry_formats, key_base = set(), 0
         for box in self.boxes:
             t = int(box[0])
@@ -433,14 +461,15 @@ class _WindowLists:
                                    int(core_index_bits[t]), w_bits, lim)
             if rep is None:
                 continue
-            ys, xs, cs, cls, words, keys, bases, skips = rep
+            ys, xs, cs, cls, words, keys, sizes, bases, skips = rep
             src = ((ys[:, None, None] * self.w_in + xs[None, :, None]) * self.c_in
                    + cs[None, None, :]).ravel()
             out[0].append(src)
             out[1].append(np.full(len(src), t, np.int64))
             out[2].append(words[cls])
             out[3].append(keys[cls] + key_base)
-            out[4].append(bases[cls])
+            out[4].append(bases)
+            out[5].append(sizes[cls])
             key_base += len(keys)
             entry_formats.update((t, int(s), False) for s in skips)
         if not out[0]:
@@ -450,13 +479,13 @@ class _WindowLists:
     def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
         """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels
         reaching it, the representative list (class) of every source (ravelled
-        rows x columns x channels), words, sharing key and base compartment (up to
-        the source pixel's own offset) per class, and the skip widths of its
+        rows x columns x channels), words, sharing key and synapses per class, the base
+        compartment (first local index) per source, and the skip widths of its
         entries; None when nothing reaches it.  Boxes with the
         same row and column classes and channel range share words and keys."""
         y0, y1, x0, x1, c0, c1 = box
-        ys, cy, pat_y, sig_y = self._axis_classes(0, y0, y1)
-        xs, cx, pat_x, sig_x = self._axis_classes(1, x0, x1)
+        ys, cy, pat_y, sig_y, first_y = self._axis_classes(0, y0, y1)
+        xs, cx, pat_x, sig_x, first_x = self._axis_classes(1, x0, x1)
         lo = np.maximum(self.first, c0)
         hi = np.minimum(np.minimum(self.first + self.width, c1), self.shape[2])
         cs = np.flatnonzero(lo < hi)
@@ -469,15 +498,16 @@ class _WindowLists:
         if key not in self._core:
             self._core[key] = self._classes(pat_y, pat_x, cs, lo[cs], hi[cs] - lo[cs],
                                             x1 - x0, c1 - c0, encoding, i_bits, w_bits, lim)
-        words, keys, skips = self._core[key]
-        # bases up to the source pixel's spatial offset, the same for all its channels
-        bases = np.tile(lo[cs] - c0, len(pat_y) * len(pat_x))
-        return ys, xs, cs, cls, words, keys, bases, skips
+        words, keys, sizes, skips = self._core[key]
+        # per source its list's first local index in the box (row-major)
+        bases = (((first_y[:, None, None] * (x1 - x0) + first_x[None, :, None]) * (c1 - c0))
+                 + (lo[cs] - c0)[None, None, :]).ravel()
+        return ys, xs, cs, cls, words, keys, sizes, bases, skips
 
     def _classes(self, pat_y, pat_x, cs, co_lo, c_len, bw: int, bc: int,
                  encoding: str, i_bits: int, w_bits: int, lim) -> tuple:
-        """Words and sharing key of every class (row class, column class, channel)
-        and the skip widths of their entries."""
+        """Words, sharing key and synapses of every class (row class, column
+        class, channel) and the skip widths of their entries."""
         n_a, n_b = len(pat_y), len(pat_x)
         # Words: an encoding depends on the indices relative to the list's first
         # only, so one list per (row class, column class, channel count), each
@@ -497,7 +527,8 @@ class _WindowLists:
         pattern = (np.arange(n_a)[:, None, None] * n_b + np.arange(n_b)[None, :, None]) \
             * len(lens) + grp.ravel()[None, None, :]
         keys = self._sharing(pat_y, pat_x, cs, co_lo, c_len)
-        return words[pattern].ravel(), keys.ravel(), set(skips.tolist())
+        return words[pattern].ravel(), keys.ravel(), lengths[pattern].ravel(), \
+            set(skips.tolist())
 
     def _sharing(self, pat_y: list, pat_x: list, cs: np.ndarray, co_lo: np.ndarray,
                  c_len: np.ndarray) -> np.ndarray:
@@ -626,10 +657,12 @@ def _bit_length(values: np.ndarray) -> np.ndarray:
     return np.frexp(values.astype(np.float64))[1].astype(np.int64)
 
 
-def validate_partition(ir: NetworkIR, partition: Partition) -> list:
-    """Recount the partition and raise PartitionValidationError on any violated
-    limit (check_limits).  Returns the recounted CoreCounts."""
-    counts = recount(ir, partition)
+def validate_partition(ir: NetworkIR, partition: Partition,
+                       network: IntNetwork | None = None) -> list:
+    """Recount the partition (recount, with the integer network where given) and
+    raise PartitionValidationError on any violated limit (check_limits).
+    Returns the recounted CoreCounts."""
+    counts = recount(ir, partition, network=network)
     check_limits(partition, counts)
     return counts
 

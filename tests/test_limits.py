@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from hwmodel import synapse_format as sf
 from hwmodel.errors import NetworkError
 from hwmodel.limits import RESOURCES, Board, ChipSpec, CoreLimits, get_board
 from hwmodel.partition import Core, Partition
@@ -228,3 +229,32 @@ def test_both_encoders_agree_on_lists_in_two_sign_parts(encoding):
         np.testing.assert_array_equal(words, expected)
         first = model.list_words(local[:part_at[0]], [0], encoding, w_bits, i_bits[:1], BASE)
         assert expected[0] >= first[0]
+
+
+@pytest.mark.parametrize("n", [256, 257])
+def test_shared_lists_one_copy_per_page_of_compartment_bases(n):
+    """Compartment bases end at MAX_COMPARTMENT_BASE (255): lists identical up to
+    their base share a stored copy only within a page of 256 bases.  n sources
+    each reach one of n targets with the same weight (one synapse: 10 + 8 + 9
+    index bits, + 6 -> 1 word): on one core of 256 targets every base is in
+    page 0 (1 word); with 257 the list based at 256 takes a second copy (2
+    words).  The search (axons free, so discrete axons win), the validator's
+    window count and its matrix count agree."""
+    assert sf.MAX_COMPARTMENT_BASE + 1 == sf.BASE_PAGE == 256
+    b = NetBuilder((2, 2 * n, 1), np.random.default_rng(0))
+    b.pool(2)                                    # (1, n, 1), every weight 1/4
+    part = partition_network(b.ir, _board(), cost_weights=(1, 1, 0, 1))
+    (core,) = part.cores_of(b.current)
+    pages = 1 if n == 256 else 2
+    assert (core.synapse_words, core.input_axons, core.population) == (pages, 2 * 2 * n, ())
+    assert recount(b.ir, part) == recount(b.ir, part, analytic=False)
+    # the same lists from a dense matrix (diagonal, equal weights), discrete axons
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (n,)))
+    ir.add_layer(LayerSpec("out", "dense", (n,)))
+    ir.connect("inp", "out", ConnectionSpec("dense", (n,), kernel=np.eye(n)))
+    manual = Partition(board=_board(), cores=[Core(0, 0, "inp", np.arange(n)),
+                                              Core(1, 0, "out", np.arange(n))])
+    assert recount(ir, manual)[1].synapse_words == pages
+    searched = partition_network(ir, _board(), cost_weights=(1, 1, 0, 1))
+    assert [c.synapse_words for c in searched.cores_of("out")] == [pages]

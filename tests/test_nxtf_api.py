@@ -38,8 +38,9 @@ def test_an_unknown_keyword_on_nxmodel_raises_naming_it():
 
 
 def _dense_model(units=64, n_in=16, **nx):
-    """inp (n_in,) -> NxDense(units, linear) with a fixed kernel: weights 1..n_in*units/2
-    (distinct, so no synapse list is shared) on every other target, 0 elsewhere."""
+    """inp (n_in,) -> NxDense(units, linear) with a fixed kernel: weights (1..n_in*units/2)
+    / (n_in * units), rising along every list (no two lists equal, so none is
+    shared), on every other target, 0 elsewhere."""
     inp = NxInputLayer((n_in,))
     layer = NxDense(units, activation="linear", use_bias=False, name="out", **nx)
     model = NxModel(inp, layer(inp))            # NxTF's thesis style: the layer object
@@ -99,11 +100,13 @@ def test_a_synapse_encoding_that_does_not_fit_is_refused():
     with pytest.raises(NetworkError, match=r"synapseEncoding='dense3' not one of \('sparse', "
                                            r"'dense1', 'runlength', 'dense2'\)"):
         NxDense(3, synapseEncoding="dense3")
-    # one core for the layer, 150 synapse words: sparse (128) fits, dense1 (208) does not
+    # one core for the layer, 150 synapse words: sparse (128) fits, dense1 (207) does not;
+    # 207 = 15 x 13 + 12: the smallest weight, 1/1024, is 0 as an integer (0.5 -> 255), no
+    # synapse, so source 0's list holds 31 (one dense entry less, 750 bits -> 12 words)
     chip = ChipSpec("small", dataclasses.replace(LOIHI1.core, synapse_words=150), cores_per_chip=2)
     board = Board("small", chip, num_chips=1)
     assert _dense_model(synapseEncoding="sparse").compile(board=board).num_cores == 2
-    with pytest.raises(CoreLimitError, match=r"layer out: 208 synapse words needed on one core, "
+    with pytest.raises(CoreLimitError, match=r"layer out: 207 synapse words needed on one core, "
                                              r"limit 150 .*synapseEncoding='dense'"):
         _dense_model(synapseEncoding="dense1").compile(board=board)
 

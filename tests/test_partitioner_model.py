@@ -271,8 +271,8 @@ def test_compile_fails_when_the_estimate_differs_from_the_recount(monkeypatch):
     ir = dense_chain([40, 30, 5], np.random.default_rng(0))
     import partitioner.pipeline as pipeline
 
-    def recount_one_word_more(ir, part):
-        counts = recount(ir, part)
+    def recount_one_word_more(ir, part, network=None):
+        counts = recount(ir, part, network=network)
         counts[1].synapse_words += 1
         return counts
     monkeypatch.setattr(pipeline, "recount", recount_one_word_more)
@@ -423,3 +423,64 @@ def test_estimates_equal_recount_with_a_forced_encoding_and_a_sign_mode(ir, enco
     _assert_estimates_equal_recount(ir, part)
     if encoding is not None:
         assert {c.encoding for c in part.cores if ir.layer(c.layer).kind != "input"} == {encoding}
+
+
+def test_the_validator_counts_the_integer_synapses_of_a_dense_layer():
+    """Weights that quantize to 0 are no synapse: a tiny weight next to large
+    ones (1e-4 against peaks near 2: 0 at the mixed sign's step of 2) stores
+    nothing, and its delay (40 steps, the largest) no delay field.  The search's
+    estimate (compile_ir validates it) and the validator count the integer
+    network's 28 synapses, as the network and its Lava build store them; the
+    IR's float weights would give 30, and a 6-bit delay field instead of 3."""
+    from mapper.lava_network import build_lava_network
+    from nxcompile.compiler import compile_ir
+    from partitioner.graph import PartitionGraph
+    ir = NetworkIR()
+    ir.add_layer(LayerSpec("inp", "input", (6,)))
+    ir.add_layer(LayerSpec("out", "dense", (5,)))
+    kernel = np.random.default_rng(0).uniform(0.5, 2.0, (6, 5)) * np.where(np.arange(5) % 2, 1, -1)
+    kernel[0, 0], kernel[1, 2] = 1e-4, -1e-4
+    delays = np.random.default_rng(1).integers(0, 8, (6, 5))
+    delays[0, 0] = 40
+    ir.connect("inp", "out", ConnectionSpec("dense", (6,), kernel=kernel, delays=delays))
+    compiled = compile_ir(ir)
+    (conn,) = compiled.network.connections
+    counts = recount(ir, compiled.partition, network=compiled.network)
+    assert sum(c.synapses for c in counts) == conn.num_synapses == conn.matrix().nnz == 28
+    assert [c.synapse_words for c in counts] == [c.synapse_words for c in compiled.partition.cores]
+    lnet = build_lava_network(compiled.network, compiled.partition, np.full(6, 0.5), 1)
+    assert sum(syn.weights.init.nnz for syns in lnet.synapses.values() for syn in syns) == 28
+    assert sum(c.synapses for c in recount(ir, compiled.partition)) == 30
+    board = get_board("loihi1")
+    assert PartitionGraph(ir, board, compiled.network).w_bits["out"] == 8 + 3
+    assert PartitionGraph(ir, board).w_bits["out"] == 8 + 6
+
+
+def test_an_integer_network_of_another_ir_is_refused():
+    from hwmodel.errors import NetworkError
+    from mapper.quantize import quantize_network
+    ir, other = dense_chain([4, 3], np.random.default_rng(0)), dense_chain([4, 3, 2],
+                                                                          np.random.default_rng(0))
+    with pytest.raises(NetworkError, match=r"the integer network's connections \[\('dense0', "
+                                           r"'dense1'\), \('inp', 'dense0'\)\] are not the IR's "
+                                           r"\[\('inp', 'dense0'\)\]"):
+        partition_network(ir, TINY, network=quantize_network(other)[0])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_estimates_equal_recount_on_cores_of_several_base_pages(shared):
+    """Cores of more than 256 neurons (several pages of compartment bases) with
+    shared lists (a depthwise conv's equal classes, a pooling's equal weights):
+    the search's estimate equals the recount (partition_network fails
+    otherwise), window lists counted by class equal those of the matrix, with
+    a shared sign too (then the search counts the matrix)."""
+    b = NetBuilder((24, 24, 2), np.random.default_rng(0))
+    b.depthwise(3)
+    b.pool(2)
+    b.conv(4, 3, padding="same")
+    for name in b.ir.order():
+        layer = b.ir.layer(name)
+        layer.neuron = dataclasses.replace(layer.neuron, shared_sign=shared)
+    part = partition_network(b.ir, "loihi1", placement_time_limit=0.2)
+    assert max(len(c.neurons) for c in part.cores if c.layer != "inp") > 256
+    assert recount(b.ir, part) == recount(b.ir, part, analytic=False)
