@@ -35,8 +35,13 @@ other one as a sparse product.  Neuron state is held in floats too, exactly
 """
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import threading
+
 import numpy as np
 import scipy.sparse as sp
+import threadpoolctl
 
 from hwmodel import formats
 from hwmodel.backend import Backend, Progress, RunOutput
@@ -49,6 +54,8 @@ DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
 CHUNK_BYTES = 2 ** 26        # neuron state of the samples simulated at once (about twice the L3 cache)
 STATE_BYTES_PER_NEURON = 24  # u, v, reset temporary (float32 or float64) and spike count (int32)
 BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block of steps
+THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's loops, scipy's sparse
+                                # products and BLAS release the GIL)
 PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches) at a time
 
 
@@ -294,9 +301,10 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     *input_shape) 0/1 spikes (spike input mode).  record: names of layers whose
     spike trains to return.  progress: show a progress bar on stderr if the run
     takes more than 2 s.  The batch runs in chunks whose state fits CHUNK_BYTES
-    (the samples are independent), each in blocks of steps whose spike
-    histories fit BLOCK_BYTES, at most block_steps (None: no further limit; the
-    results do not depend on either).
+    (the samples are independent), at least one for each of THREADS threads
+    that run them side by side, each in blocks of steps whose spike histories
+    fit BLOCK_BYTES, at most block_steps (None: no further limit; the results
+    depend on none of these).
     """
     x = np.asarray(x)
     synapses = _synapses(net)
@@ -310,13 +318,21 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
         if order[syn.conn.source] >= order[syn.conn.target]:   # reads spikes of its own block
             longest = min(longest, syn.delay + 1)
     neurons = sum(layer.n for layer in net.layers.values())
-    chunk = max(1, min(len(x), CHUNK_BYTES // (STATE_BYTES_PER_NEURON * neurons)))
+    chunk = max(1, min(-(-len(x) // THREADS),          # a chunk for every thread at least
+                       CHUNK_BYTES // (STATE_BYTES_PER_NEURON * neurons)))
     per_frame = neurons + 8 * max(layer.n for layer in net.layers.values())
     steps = max(1, min(longest, num_steps, BLOCK_BYTES // (chunk * per_frame)))
-    bar = Progress(num_steps * len(x), f"simulating {len(x)} samples", unit="sample-steps") \
-        if progress else None
-    parts = [_simulate_chunk(net, synapses, peak, history, steps, x[i:i + chunk], num_steps,
-                             record, bar, i * num_steps) for i in range(0, len(x), chunk)]
+    bar = _Tally(Progress(num_steps * len(x), f"simulating {len(x)} samples",
+                          unit="sample-steps") if progress else None)
+    starts = range(0, len(x), chunk)
+    threads = min(THREADS, len(starts))
+    # BLAS shares the cores with the threads (its own threads busy-wait for each other:
+    # with more of them than cores, as under other load, products slow down severalfold)
+    with threadpoolctl.threadpool_limits(max(1, THREADS // threads), user_api="blas"), \
+            concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(lambda i: _simulate_chunk(net, synapses, peak, history, steps,
+                                                        x[i:i + chunk], num_steps, record, bar),
+                              starts))
     if len(parts) == 1:
         return parts[0]
     return RunOutput(counts={k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
@@ -325,13 +341,24 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
                                for k in parts[0].voltages})
 
 
+class _Tally:
+    """The sample-steps done by all chunks, shown on a Progress bar (or none)."""
+
+    def __init__(self, bar: Progress | None):
+        self.bar, self.done, self.lock = bar, 0, threading.Lock()
+
+    def add(self, sample_steps: int) -> None:
+        with self.lock:
+            self.done += sample_steps
+            if self.bar:
+                self.bar.update(self.done)
+
+
 def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, history: dict, steps: int,
-                    x: np.ndarray, num_steps: int, record, bar: Progress | None,
-                    done: int) -> RunOutput:
+                    x: np.ndarray, num_steps: int, record, tally: _Tally) -> RunOutput:
     """simulate() for one chunk of the batch in blocks of `steps` steps; peak:
     each layer's largest input (u units); history: the steps of spikes before
-    a block each layer's connections read; done: sample-steps before this
-    chunk (for the progress bar)."""
+    a block each layer's connections read."""
     batch = len(x)
     inp = net.layers[net.input_layer]
     states, spikes = {}, {}
@@ -366,8 +393,7 @@ def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, history: dict, 
                 out.trains[name][:, t0:t0 + k] = own.transpose(1, 0, 2)
         for name, s in spikes.items():
             s[:history[name]] = s[k:k + history[name]]
-        if bar:
-            bar.update(done + (t0 + k) * batch)
+        tally.add(k * batch)
     out.counts = {name: c.astype(np.int64) for name, c in counts.items()}
     out.voltages[net.output_layer] = states[net.output_layer].v.astype(np.int64)
     return out
