@@ -52,7 +52,7 @@ FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
 DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
 DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
 CHUNK_BYTES = 2 ** 26        # neuron state of the samples simulated at once (about twice the L3 cache)
-STATE_BYTES_PER_NEURON = 24  # u, v, reset temporary (float32 or float64) and spike count (int32)
+STATE_BYTES_PER_NEURON = 24  # u, v, a reset temporary (float32 or float64), spike count (int32)
 BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block of steps
 THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's loops, scipy's sparse
                                 # products and BLAS release the GIL)
@@ -69,16 +69,17 @@ class _LayerState:
     24-bit range anyway); float64 (exact below 2**53) otherwise.  du = 4095
     clears u every step (decay by 4096 is 0) and dv = 0 leaves v as it is: both
     are skipped, with identical results.  Such a layer moves |v| by at most
-    peak_input + max|bias| a step (a reset only brings v nearer 0), so a block
-    of steps that cannot reach the 24-bit limit skips the clipping, and a
-    current below 2**23 never wraps."""
+    peak_input + max|bias| a step (a reset only brings v nearer 0), so a step
+    skips the clipping while a bound on |v| so grown (measured again when it
+    nears the limit) stays below the 24-bit limit, and a current below 2**23
+    never wraps.  u is kept only where it is not cleared every step."""
 
     def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray, peak_input: float):
         self.layer = layer
         self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
         self.simple = self.clears_u and not layer.dv and peak_input < FLOAT32_EXACT
         self.dtype = np.float32 if self.simple else np.float64
-        self.u = np.zeros((batch, layer.n), self.dtype)
+        self.u = None if self.clears_u else np.zeros((batch, layer.n), self.dtype)
         self.v = np.zeros((batch, layer.n), self.dtype)
         if layer.v_init is not None:
             self.v[:] = np.asarray(layer.v_init, self.dtype)
@@ -119,7 +120,8 @@ class _LayerState:
         lay = self.layer
         for j, s in enumerate(spikes):
             if self.reset_due(t0 + j):
-                self.u[:] = 0
+                if self.u is not None:
+                    self.u[:] = 0
                 self.v[:] = 0
             u = None if a_in is None else a_in[j]
             if not self.clears_u:
@@ -207,11 +209,9 @@ class _Synapses:
     def _product(self, frames: np.ndarray, acc: np.ndarray, fresh: bool) -> None:
         direct = self.floor is None and acc.dtype == self.dtype     # the product can go into acc
         if self.window is not None and self.window.depthwise:
-            if fresh or not direct:
-                out = acc if direct else np.zeros(acc.shape, self.dtype)
+            out = acc if direct else np.zeros(acc.shape, self.dtype)
+            if direct and fresh:
                 out[:] = 0
-            else:
-                out = acc
             self._per_channel(frames, out)
         else:
             if self.window is not None:
@@ -368,6 +368,10 @@ def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, history: dict, 
             states[name] = _LayerState(layer, batch, bias, peak[name])
         spikes[name] = np.zeros((history[name] + steps, batch, layer.n), bool)
     incoming = {name: [s for s in synapses if s.conn.target == name] for name in states}
+    sizes = {}          # the input block of one layer at a time, by dtype: allocated once
+    for st in states.values():
+        sizes[st.dtype] = max(sizes.get(st.dtype, 0), steps * batch * st.layer.n)
+    inputs = {dtype: np.empty(size, dtype) for dtype, size in sizes.items()}
     counts = {name: np.zeros((batch, l.n), np.int32) for name, l in net.layers.items()}
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
@@ -381,7 +385,7 @@ def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, history: dict, 
             else:
                 a_in = None
                 if incoming[name]:
-                    a_in = np.empty((k * batch, layer.n), states[name].dtype)
+                    a_in = inputs[states[name].dtype][:k * batch * layer.n].reshape(k * batch, -1)
                     for i, syn in enumerate(incoming[name]):
                         first = history[syn.conn.source] - 1 - syn.delay    # step t0 - 1 - delay
                         frames = spikes[syn.conn.source][first:first + k]
