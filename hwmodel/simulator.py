@@ -320,12 +320,12 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     neurons = sum(layer.n for layer in net.layers.values())
     chunk = max(1, min(-(-len(x) // THREADS),          # a chunk for every thread at least
                        CHUNK_BYTES // (STATE_BYTES_PER_NEURON * neurons)))
-    per_frame = neurons + 8 * max(layer.n for layer in net.layers.values())
+    per_frame = neurons + 8 * max(layer.n for layer in net.layers.values())   # spikes, one input
     steps = max(1, min(longest, num_steps, BLOCK_BYTES // (chunk * per_frame)))
     bar = _Tally(Progress(num_steps * len(x), f"simulating {len(x)} samples",
                           unit="sample-steps") if progress else None)
     starts = range(0, len(x), chunk)
-    threads = min(THREADS, len(starts))
+    threads = max(1, min(THREADS, len(starts)))
     # BLAS shares the cores with the threads (its own threads busy-wait for each other:
     # with more of them than cores, as under other load, products slow down severalfold)
     with threadpoolctl.threadpool_limits(max(1, THREADS // threads), user_api="blas"), \
