@@ -11,9 +11,13 @@ simulator against a Keras forward pass of the same ANN per time step.
    ANN's compiled predict function on the same batch, once per step.  Networks:
    the example's CNN, NxTF's tutorial MNIST CNN (Conv16 5x5 s2, Conv32 3x3,
    Conv64 3x3 s2, Conv10 4x4; trained here on the MNIST digits) and NxTF's
-   CIFAR pseudo-MobileNet (random weights, random images).  The reference
-   simulator also runs with every product as a matrix product (no windows:
-   the simulator before convolutions were computed as convolutions).
+   CIFAR pseudo-MobileNet (random weights, random images); the ANNs are in
+   benchmarks/ann_models.py.  The reference simulator also runs with every
+   product as a matrix product (no windows: the simulator before convolutions
+   were computed as convolutions).  SNN Toolbox's INI simulator itself needs
+   its own environment: benchmarks/snntoolbox_ini.py measures it on the same
+   networks, batch and steps and writes a JSON that --ini prints next to the
+   table.
 3. Memory: MobileNet v1 (alpha 1, 128x128x3, 1000 classes, random weights,
    Nx layers: AveragePooling 4x4 for the global pooling) runs a batch of 8 for
    50 steps on the reference simulator.
@@ -22,11 +26,12 @@ Peak memory: of the reference simulator, the peak of what the run allocates
 (tracemalloc, which sees numpy's arrays; the network itself is not counted);
 of the process, its peak resident set (everything: TensorFlow, the network).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/simulate.py [--samples 100] [--steps 100]
+    PYTHONPATH=. .venv/bin/python benchmarks/simulate.py [--samples 100] [--steps 100] [--ini FILE]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 import tracemalloc
@@ -34,6 +39,7 @@ import tracemalloc
 import keras
 import numpy as np
 
+from benchmarks.ann_models import cifar_images, cifar_mobilenet_ann, trained_nxtf_mnist_ann
 from examples.mnist import train
 from hwmodel.simulator import simulate
 from mapper.lava_run import default_lanes, run_lava
@@ -72,27 +78,6 @@ def lava_table(compiled, x: np.ndarray, before: int, steps: int) -> None:
     print(f"speed-up: {(len(x) / t_after) / (before / t_before):.1f}x samples/s\n")
 
 
-def nxtf_mnist_ann() -> keras.Model:
-    """NxTF's tutorial MNIST CNN (33,802 parameters), as a Keras ANN."""
-    inp = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(16, 5, strides=2, activation="relu")(inp)
-    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
-    x = keras.layers.Conv2D(64, 3, strides=2, activation="relu")(x)
-    return keras.Model(inp, keras.layers.Conv2D(10, 4, activation="relu")(x))
-
-
-def cifar_mobilenet_ann() -> keras.Model:
-    """NxTF's CIFAR-10 pseudo-MobileNet as a Keras ANN ('same' padding)."""
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inp)
-    for stride, filters in [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256)]:
-        x = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu")(x)
-        x = keras.layers.Conv2D(filters, 1, padding="same", activation="relu")(x)
-    x = keras.layers.AveragePooling2D(2)(x)
-    x = keras.layers.Flatten()(x)
-    return keras.Model(inp, keras.layers.Dense(10, activation="relu")(x))
-
-
 def keras_per_step(ann: keras.Model, x: np.ndarray, steps: int) -> float:
     """Seconds per sample-step of the ANN's forward pass on batch x, once per step."""
     ann.predict_on_batch(x)                       # compile and warm up
@@ -113,20 +98,27 @@ def reference_per_step(net, x: np.ndarray, steps: int) -> tuple:
     return wall / (steps * len(x)), peak, result
 
 
-def speed_table(rows: list, batch: int, steps: int) -> None:
+def speed_table(rows: list, batch: int, steps: int, ini: dict) -> None:
+    """ini: network name -> SNN Toolbox INI microseconds per sample-step
+    (benchmarks/snntoolbox_ini.py --json), measured separately; {}: none."""
     print(f"Reference simulator vs Keras forward pass per step: batch {batch}, {steps} steps "
           f"(microseconds per sample-step)")
     print(f"{'network':<30} {'neurons':>8} {'Keras':>8} {'reference':>10} {'x Keras':>8} "
-          f"{'matrices':>9} {'x Keras':>8} {'same':>5}")
+          f"{'matrices':>9} {'x Keras':>8} {'same':>5}" + (f" {'INI':>8} {'x INI':>6}" if ini else ""))
     for name, ann, net, x in rows:
         keras_s = keras_per_step(ann, x, steps)
         ref_s, _, ref = reference_per_step(net, x, steps)
         mat_s, _, mat = reference_per_step(net.with_matrices(), x, steps)
         same = all(np.array_equal(ref.counts[k], mat.counts[k]) for k in ref.counts)
         n = sum(layer.n for layer in net.layers.values())
-        print(f"{name:<30} {n:>8} {keras_s * 1e6:>8.1f} {ref_s * 1e6:>10.1f} "
-              f"{keras_s / ref_s:>8.2f} {mat_s * 1e6:>9.1f} {keras_s / mat_s:>8.2f} "
-              f"{str(same):>5}")
+        line = (f"{name:<30} {n:>8} {keras_s * 1e6:>8.1f} {ref_s * 1e6:>10.1f} "
+                f"{keras_s / ref_s:>8.2f} {mat_s * 1e6:>9.1f} {keras_s / mat_s:>8.2f} "
+                f"{str(same):>5}")
+        if name in ini:
+            line += f" {ini[name]:>8.1f} {ini[name] / (ref_s * 1e6):>6.2f}"
+        elif ini:
+            line += f" {'-':>8} {'-':>6}"
+        print(line)
     print()
 
 
@@ -165,6 +157,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps of the Lava runs")
     parser.add_argument("--batch", type=int, default=200, help="batch of the speed table")
     parser.add_argument("--speed-steps", type=int, default=50)
+    parser.add_argument("--ini", help="JSON of SNN Toolbox INI times (benchmarks/snntoolbox_ini.py "
+                                      "--json) to print next to the speed table")
     parser.add_argument("--mobilenet", type=int, default=128, help="MobileNet input size; 0: skip")
     args = parser.parse_args()
 
@@ -173,12 +167,10 @@ def main() -> None:
     compiled = convert(ann, x_train[:1000]).compile()
     lava_table(compiled, x_test[:args.samples], args.before, args.steps)
 
+    nxtf = trained_nxtf_mnist_ann(x_train, y_train)
     keras.utils.set_random_seed(0)
-    nxtf = nxtf_mnist_ann()
-    nxtf.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    nxtf.fit(x_train, y_train[:, None, None], epochs=3, batch_size=64, verbose=0)
     cifar = cifar_mobilenet_ann()
-    x_cifar = np.random.default_rng(1).random((args.batch, 32, 32, 3)).astype(np.float32)
+    x_cifar = cifar_images(args.batch)
     rows = []
     for name, model, x_cal, x in (
             ("MNIST example CNN", ann, x_train[:1000], x_test[:args.batch]),
@@ -186,7 +178,15 @@ def main() -> None:
             ("NxTF CIFAR pseudo-MobileNet", cifar, x_cifar, x_cifar)):
         net, _ = quantize_network(model_to_ir(convert(model, x_cal)))
         rows.append((name, model, net, x))
-    speed_table(rows, args.batch, args.speed_steps)
+    ini = {}
+    if args.ini:
+        with open(args.ini) as f:
+            measured = json.load(f)
+        if (measured["batch"], measured["steps"]) != (args.batch, args.speed_steps):
+            parser.error(f"{args.ini} holds INI times for batch {measured['batch']}, "
+                         f"{measured['steps']} steps, not {args.batch}, {args.speed_steps}")
+        ini = measured["us_per_sample_step"]
+    speed_table(rows, args.batch, args.speed_steps, ini)
     if args.mobilenet:
         memory_line(args.mobilenet, 8, 50)
 

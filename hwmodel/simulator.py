@@ -10,26 +10,38 @@ Per step t, for every layer in topological order:
   s <- v > (vth << 6);  hard reset: v <- 0;  soft reset: v <- v - (vth << 6)
 with u and v zeroed first at the steps of a layer's periodic reset (Lava's
 LIFReset: step t + 1 with (t + 1) % reset_interval == reset_offset).
-All samples of a batch run at once, as independent networks; state is
-batch-major, (batch, neurons in flat HWC order).
+All samples of a batch run at once, as independent networks.
 
-A connection with per-synapse delays (IntConnection.delays) is one product
-with its matrix stacked by delay; the part of delay d joins a ring buffer
-(a delay line) that delivers it d steps later: a_in(t) = sum_d W_d @ s(t-1-d),
-exactly Lava's DelaySparse (its a_buff).
+Time blocks: a_in(t) depends only on spikes of steps before t, so the network
+runs in blocks of steps: for a block t0 .. t0 + k - 1, layer by layer in
+topological order, one product computes a layer's input for all k steps at once
+(over k * batch frames, from its sources' spikes of steps t0 - 1 .. t0 + k - 2),
+then the neuron update runs through the k steps.  Each layer keeps its spikes
+of the block and of the steps before it that its connections still read (a
+spike history, time-major: (steps, batch, neurons in flat HWC order)).  A
+connection with per-synapse delays (IntConnection.delays) is one product per
+delay d present, reading the history d steps further back: a_in(t) =
+sum_d W_d @ s(t-1-d), exactly Lava's DelaySparse.  A connection whose source is
+not before its target (a recurrent one, delay d) limits blocks to d + 1 steps.
 
 Synaptic products are float matrix products, exact because every partial sum is
 an integer below 2**24 in float32 (float64 where a row's weights could exceed
-that): a connection with a window (IntConnection.window) is computed as a
-convolution of its kernel over the source's spike maps (one product of every
-window's patch with the kernel, or an elementwise product per tap for
-per-channel kernels), a dense-enough matrix as a dense product, any other one as a sparse
-product.  Neuron state is held in floats too, exactly (_LayerState).
+that) scaled by a power of two: a connection with a window (IntConnection.window)
+is computed as a convolution of its kernel over the source's spike maps (one
+product of every window's patch with the kernel, or an elementwise product per
+tap for per-channel kernels), a dense-enough matrix as a dense product, any
+other one as a sparse product.  Neuron state is held in floats too, exactly
+(_LayerState).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import threading
+
 import numpy as np
 import scipy.sparse as sp
+import threadpoolctl
 
 from hwmodel import formats
 from hwmodel.backend import Backend, Progress, RunOutput
@@ -39,8 +51,12 @@ from hwmodel.partition import Partition
 FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
 DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
 DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
-CHUNK_BYTES = 2 ** 26        # state of the samples simulated at once (about half the L3 cache)
-STATE_BYTES_PER_NEURON = 26  # u, v, input, float and bool spikes, count: float32 / int32
+CHUNK_BYTES = 2 ** 26        # neuron state of the samples simulated at once (about twice the L3 cache)
+STATE_BYTES_PER_NEURON = 24  # u, v, a reset temporary (float32 or float64), spike count (int32)
+BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block of steps
+THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's loops, scipy's sparse
+                                # products and BLAS release the GIL)
+PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches) at a time
 
 
 class _LayerState:
@@ -52,54 +68,84 @@ class _LayerState:
     then stay integers float32 holds, and a sum beyond 2**24 is clipped to the
     24-bit range anyway); float64 (exact below 2**53) otherwise.  du = 4095
     clears u every step (decay by 4096 is 0) and dv = 0 leaves v as it is: both
-    are skipped, with identical results."""
+    are skipped, with identical results.  Such a layer moves |v| by at most
+    peak_input + max|bias| a step (a reset only brings v nearer 0), so a step
+    skips the clipping while a bound on |v| so grown (measured again when it
+    nears the limit) stays below the 24-bit limit, and a current below 2**23
+    never wraps.  u is kept only where it is not cleared every step."""
 
     def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray, peak_input: float):
         self.layer = layer
         self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
-        simple = self.clears_u and not layer.dv and peak_input < FLOAT32_EXACT
-        self.dtype = np.float32 if simple else np.float64
-        self.u = np.zeros((batch, layer.n), self.dtype)
+        self.simple = self.clears_u and not layer.dv and peak_input < FLOAT32_EXACT
+        self.dtype = np.float32 if self.simple else np.float64
+        self.u = None if self.clears_u else np.zeros((batch, layer.n), self.dtype)
         self.v = np.zeros((batch, layer.n), self.dtype)
         if layer.v_init is not None:
             self.v[:] = np.asarray(layer.v_init, self.dtype)
         bias = np.asarray(bias_mant, np.int64)
         bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
         self.bias = bias.astype(self.dtype) if bias.any() else None
+        self.step_bound = peak_input + (float(np.abs(bias).max()) if bias.size else 0.0)
+        self.may_wrap = peak_input >= formats.STATE_MAX
         self.vth = self.dtype(int(layer.vth) << formats.THRESHOLD_SHIFT)
+        self.scratch = np.empty_like(self.v)
+        self.reach = float(formats.STATE_MAX)     # a bound on |v|: measured before it is used
 
-    def reset_if_due(self, t: int) -> None:
+    def _may_leave_range(self) -> bool:
+        """Whether this step's v may leave the 24-bit range (then it is clipped):
+        always for a layer that is not simple; for a simple one, when the bound
+        `reach` on |v| (measured again once the bound gets near the limit) plus
+        one step's largest change reaches it."""
+        if not self.simple:
+            return True
+        limit = formats.STATE_MAX - 1
+        if self.reach + self.step_bound >= limit:
+            self.reach = max(float(self.v.max(initial=0)), -float(self.v.min(initial=0)))
+        self.reach += self.step_bound
+        if self.reach < limit:
+            return False
+        self.reach = limit
+        return True
+
+    def reset_due(self, t: int) -> bool:
         """The periodic reset (IntLayer.reset_interval) before step t (from 0)."""
         lay = self.layer
-        if lay.reset_interval and (t + 1) % lay.reset_interval == lay.reset_offset:
-            self.u[:] = 0
-            self.v[:] = 0
+        return bool(lay.reset_interval) and (t + 1) % lay.reset_interval == lay.reset_offset
 
-    def step(self, a_in: np.ndarray | None) -> np.ndarray:
-        """One time step with synaptic input a_in (batch, n) in u units (already
-        << 6; this layer's dtype, consumed), None for none; returns the spikes
-        (batch, n) bool."""
+    def run(self, a_in: np.ndarray | None, t0: int, spikes: np.ndarray) -> None:
+        """Steps t0 .. t0 + k - 1 with synaptic input a_in (k, batch, n) in u
+        units (already << 6; this layer's dtype, consumed), None for none;
+        writes the spikes into `spikes` (k, batch, n) bool."""
         lay = self.layer
-        if a_in is not None or not self.clears_u:
-            u = np.zeros_like(self.u) if a_in is None else a_in
+        for j, s in enumerate(spikes):
+            if self.reset_due(t0 + j):
+                if self.u is not None:
+                    self.u[:] = 0
+                self.v[:] = 0
+            u = None if a_in is None else a_in[j]
             if not self.clears_u:
-                u += formats.decay(self.u, lay.du + 1)
-            if u.size and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
+                u = self.u = formats.decay(self.u, lay.du + 1) + (0 if u is None else u)
+            if u is not None and (self.may_wrap or not self.clears_u) and u.size \
+                    and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
                 u = formats.wrap_current(u)
-            self.u = u
-        v = self.v
-        if lay.dv:
-            v = self.v = formats.decay(v, lay.dv)
-        v += self.u
-        if self.bias is not None:
-            v += self.bias
-        formats.clip_voltage(v, out=v)
-        s = v > self.vth
-        if lay.reset == "hard":
-            np.copyto(v, 0, where=s)
-        else:
-            np.subtract(v, self.vth, out=v, where=s)
-        return s
+                if not self.clears_u:
+                    self.u = u
+            v = self.v
+            if lay.dv:
+                v = self.v = formats.decay(v, lay.dv)
+            if u is not None:
+                v += u
+            if self.bias is not None:
+                v += self.bias
+            if self._may_leave_range():
+                formats.clip_voltage(v, out=v)
+            np.greater(v, self.vth, out=s)
+            if lay.reset == "hard":
+                v *= ~s
+            else:
+                np.multiply(s, self.vth, out=self.scratch)
+                v -= self.scratch
 
 
 def _float_type(worst: float):
@@ -107,133 +153,186 @@ def _float_type(worst: float):
 
 
 class _Synapses:
-    """One connection's product: input(spikes (batch, n_source) float) ->
-    (batch, n_target) float, exact integers before the weight exponent."""
+    """One product of a connection: the synapses of one delay (all of them
+    without delays), from the source's spike frames (frames, n_source) bool
+    to the target's input (frames, n_target) in u units, exact."""
 
-    def __init__(self, conn: IntConnection, source: IntLayer, target: IntLayer):
-        self.conn, self.n_target = conn, target.n
-        win = self.window = conn.window
+    def __init__(self, conn: IntConnection, source: IntLayer, target: IntLayer,
+                 delay: int = 0, matrix: sp.csr_matrix | None = None):
+        self.conn, self.delay, self.n_source, self.n_target = conn, delay, source.n, target.n
+        win = self.window = conn.window if matrix is None else None
         if win is not None:     # a row sums at most one output channel's whole kernel
             per_channel = np.abs(win.kernel).sum(axis=(0, 1) if win.depthwise else (0, 1, 2))
             worst = float(np.max(per_channel, initial=0))
         else:
-            w = conn.matrix().tocsr()
+            w = (conn.matrix() if matrix is None else matrix).tocsr()
             worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
         self.peak = worst * 2.0 ** (conn.weight_exp + formats.ACTIVATION_SHIFT)
         self.dtype = _float_type(worst)
-        self.delays = None          # the delays present (steps), with the matrix stacked by delay
-        if conn.max_delay:
-            parts = conn.delay_parts()
-            self.delays = np.array([d for d, _ in parts], np.int64)
-            w = sp.vstack([m for _, m in parts], format="csr")    # (delays * n_target, n_source)
-        if win is not None:
-            self.kernel = np.asarray(win.kernel, self.dtype)
-            self.source_shape, self.target_shape = tuple(source.shape), tuple(target.shape)
-        elif w.nnz >= DENSE_FRACTION * w.shape[0] * w.shape[1] \
-                and w.shape[0] * w.shape[1] <= DENSE_MAX_ELEMENTS:
-            self.dense = np.ascontiguousarray(w.T.toarray(), self.dtype)
-        else:
-            self.dense = None
-            self.matrix = w.astype(self.dtype)
-        # a negative exponent floors the sum (an arithmetic right shift) before the << 6
+        # A non-negative exponent scales the weights (by a power of two: exact);
+        # a negative one floors the sum (an arithmetic right shift) before the << 6.
         self.floor = self.dtype(2.0 ** conn.weight_exp) if conn.weight_exp < 0 else None
-        self.scale = self.dtype(2.0 ** (max(conn.weight_exp, 0) + formats.ACTIVATION_SHIFT))
-        self.padded = None              # the zero-padded spike maps of _convolve
-
-    def ring(self, batch: int) -> np.ndarray | None:
-        """The delay line of a batch: (max delay + 1, batch, n_target) zeros, slot
-        t % (max delay + 1) holding the input due at step t; None without delays."""
-        if self.delays is None:
-            return None
-        return np.zeros((int(self.delays[-1]) + 1, batch, self.n_target), self.dtype)
-
-    def deliver(self, spikes: np.ndarray, t: int, ring: np.ndarray | None) -> np.ndarray:
-        """Synaptic input at step t (batch, n_target) from the previous step's
-        spikes: input() itself without delays; with delays, the part of every
-        delay d is added to the ring slot of step t + d and slot t is taken out
-        (a_in(t) = sum_d W_d @ s(t - 1 - d), as Lava's DelaySparse)."""
-        acc = self.input(spikes)
-        if ring is None:
-            return acc
-        slots = (t + self.delays) % len(ring)
-        ring[slots] += acc.reshape(len(spikes), len(self.delays), -1).transpose(1, 0, 2)
-        now = t % len(ring)
-        out = ring[now].copy()
-        ring[now] = 0
-        return out
-
-    def input(self, spikes: np.ndarray) -> np.ndarray:
-        """Synaptic input (batch, n_target) in u units (<< weight_exp << 6): the
-        float product scaled by a power of two, which stays exact.  With delays
-        (batch, delays * n_target): one block per delay present, ascending."""
-        if self.window is not None:
-            acc = self._convolve(spikes).reshape(len(spikes), -1)
-        elif self.dense is not None:
-            acc = spikes @ self.dense
+        scale = 2.0 ** (max(conn.weight_exp, 0) + formats.ACTIVATION_SHIFT)
+        self.scale = self.dtype(scale) if self.floor is not None else None
+        weights = (lambda m: m) if self.floor is not None else (lambda m: m * scale)
+        self.dense = self.matrix = None
+        if win is not None:
+            self.kernel = np.asarray(weights(np.asarray(win.kernel, np.float64)), self.dtype)
+            self.source_shape, self.target_shape = tuple(source.shape), tuple(target.shape)
+            ho, wo, co = self.target_shape
+            kh, kw = self.kernel.shape[:2]
+            (sy, sx), (top, left), (dy, dx) = win.strides, win.origin, win.dilation
+            h, w_, c = self.source_shape
+            self.padded_shape = (max((ho - 1) * sy + (kh - 1) * dy + 1, top + h),
+                                 max((wo - 1) * sx + (kw - 1) * dx + 1, left + w_), c)
+            # a 1x1 window of stride 1 over the unpadded map: the patches are the frames
+            self.pointwise = (not win.depthwise and (kh, kw, sy, sx, top, left) == (1, 1, 1, 1, 0, 0)
+                              and (ho, wo) == (h, w_))
+            patch = ho * wo * kh * kw * c * np.dtype(self.dtype).itemsize
+            per_frame = int(np.prod(self.padded_shape)) * np.dtype(self.dtype).itemsize + patch
         else:
-            acc = (self.matrix @ spikes.T).T
-        if self.floor is not None:
-            acc *= self.floor
-            np.floor(acc, out=acc)
-        acc *= self.scale
-        return acc
+            per_frame = (self.n_source + self.n_target) * np.dtype(self.dtype).itemsize
+            if w.nnz >= DENSE_FRACTION * w.shape[0] * w.shape[1] \
+                    and w.shape[0] * w.shape[1] <= DENSE_MAX_ELEMENTS:
+                self.dense = np.ascontiguousarray(weights(w.T.toarray().astype(np.float64)), self.dtype)
+            else:
+                self.matrix = weights(w.astype(np.float64)).astype(self.dtype).tocsr()
+        self.frames_at_once = max(1, PRODUCT_BYTES // per_frame)
 
-    def _convolve(self, spikes: np.ndarray) -> np.ndarray:
-        """The window operation over the zero-padded spike maps: a full kernel
-        as one product of every window's (kh, kw, C) patch with the kernel
-        (im2col), a per-channel one as an elementwise product per tap."""
-        win, (h, w, c) = self.window, self.source_shape
-        ho, wo, co = self.target_shape
+    def add_to(self, frames: np.ndarray, acc: np.ndarray, fresh: bool) -> None:
+        """acc (frames, n_target) += the input from frames (frames, n_source)
+        bool; fresh: acc holds nothing yet (it is written, not added to)."""
+        g = self.frames_at_once
+        for f0 in range(0, len(frames), g):
+            self._product(frames[f0:f0 + g], acc[f0:f0 + g], fresh)
+
+    def _product(self, frames: np.ndarray, acc: np.ndarray, fresh: bool) -> None:
+        direct = self.floor is None and acc.dtype == self.dtype     # the product can go into acc
+        if self.window is not None and self.window.depthwise:
+            out = acc if direct else np.zeros(acc.shape, self.dtype)
+            if direct and fresh:
+                out[:] = 0
+            self._per_channel(frames, out)
+        else:
+            if self.window is not None:
+                x = self._patches(frames)
+                w = self.kernel.reshape(-1, self.kernel.shape[-1])
+            else:
+                x = frames.astype(self.dtype)
+                w = self.dense
+            if w is None:
+                out = (self.matrix @ x.T).T
+            elif fresh and direct:
+                np.matmul(x, w, out=acc.reshape(len(x), -1))
+                return
+            else:
+                out = (x @ w).reshape(acc.shape)
+        if self.floor is not None:
+            out *= self.floor
+            np.floor(out, out=out)
+            out *= self.scale
+        if out is acc:
+            return
+        if fresh:
+            acc[:] = out
+        else:
+            acc += out
+
+    def _padded(self, frames: np.ndarray) -> np.ndarray:
+        """The frames as zero-padded spike maps (frames, rows, cols, C) of `dtype`."""
+        (h, w, c), (top, left) = self.source_shape, self.window.origin
+        x = np.zeros((len(frames), *self.padded_shape), self.dtype)
+        x[:, top:top + h, left:left + w] = frames.reshape(len(frames), h, w, c)
+        return x
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """A view (frames, ho, wo, kh, kw, C) of padded maps x: every window's patch."""
+        win, (ho, wo, _) = self.window, self.target_shape
         kh, kw = self.kernel.shape[:2]
-        (sy, sx), (top, left), (dy, dx) = win.strides, win.origin, win.dilation
-        batch = len(spikes)
-        if self.padded is None or len(self.padded) != batch:
-            rows = (ho - 1) * sy + (kh - 1) * dy + 1       # the extent the windows read
-            cols = (wo - 1) * sx + (kw - 1) * dx + 1
-            self.padded = np.zeros((batch, max(rows, top + h), max(cols, left + w), c), self.dtype)
-        x = self.padded
-        x[:, top:top + h, left:left + w] = spikes.reshape(batch, h, w, c)
+        (sy, sx), (dy, dx) = win.strides, win.dilation
         sb, sh, sw, sc = x.strides
-        patches = np.lib.stride_tricks.as_strided(
-            x, (batch, ho, wo, kh, kw, c), (sb, sh * sy, sw * sx, sh * dy, sw * dx, sc),
+        return np.lib.stride_tricks.as_strided(
+            x, (len(x), ho, wo, kh, kw, x.shape[3]), (sb, sh * sy, sw * sx, sh * dy, sw * dx, sc),
             writeable=False)
-        if not win.depthwise:
-            return patches.reshape(-1, kh * kw * c) @ self.kernel.reshape(kh * kw * c, co)
-        k = self.kernel.shape[3]
-        out = np.zeros((batch, ho, wo, co), self.dtype)
-        part = out[..., win.first:win.first + c * k].reshape(batch, ho, wo, c, k)
+
+    def _patches(self, frames: np.ndarray) -> np.ndarray:
+        """Every window's (kh, kw, C) patch: (frames * ho * wo, kh * kw * C) (im2col)."""
+        c = self.source_shape[2]
+        if self.pointwise:
+            return frames.reshape(-1, c).astype(self.dtype)
+        return self._windows(self._padded(frames)).reshape(-1, self.kernel[..., 0].size)
+
+    def _per_channel(self, frames: np.ndarray, out: np.ndarray) -> None:
+        """out (frames, n_target) += a per-channel window: an elementwise product per tap."""
+        win = self.window
+        patches = self._windows(self._padded(frames))
+        ho, wo, co = self.target_shape
+        kh, kw, c, k = self.kernel.shape
+        part = out.reshape(len(out), ho, wo, co)[..., win.first:win.first + c * k]
+        part = part.reshape(len(out), ho, wo, c, k)
         product = np.empty(part.shape, self.dtype)
         for ky in range(kh):
             for kx in range(kw):
                 np.multiply(patches[:, :, :, ky, kx, :, None], self.kernel[ky, kx], out=product)
                 part += product
-        return out.reshape(batch, -1)
+
+
+def _synapses(net: IntNetwork) -> list:
+    """The products of every connection (one per delay present), the input
+    layer's own connections left out when its spikes are given."""
+    inp = net.layers[net.input_layer]
+    out = []
+    for c in net.connections:
+        if c.target == inp.name and inp.input_mode == "spikes":
+            continue
+        source, target = net.layers[c.source], net.layers[c.target]
+        if c.max_delay:
+            out += [_Synapses(c, source, target, d, m) for d, m in c.delay_parts()]
+        else:
+            out.append(_Synapses(c, source, target))
+    return out
 
 
 def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
-             progress: bool = True) -> RunOutput:
+             progress: bool = True, block_steps: int | None = None) -> RunOutput:
     """Run a batch through the integer network.
 
     x: (batch, *input_shape) frames (bias input mode) or (batch, num_steps,
     *input_shape) 0/1 spikes (spike input mode).  record: names of layers whose
     spike trains to return.  progress: show a progress bar on stderr if the run
     takes more than 2 s.  The batch runs in chunks whose state fits CHUNK_BYTES
-    (the samples are independent; a cache-sized chunk makes the elementwise
-    passes of a step faster than one large batch).
+    (the samples are independent), at least one for each of THREADS threads
+    that run them side by side, each in blocks of steps whose spike histories
+    fit BLOCK_BYTES, at most block_steps (None: no further limit; the results
+    depend on none of these).
     """
     x = np.asarray(x)
-    inp = net.layers[net.input_layer]
-    synapses = [_Synapses(c, net.layers[c.source], net.layers[c.target])
-                for c in net.connections if not (c.target == inp.name and inp.input_mode == "spikes")]
+    synapses = _synapses(net)
+    order = {name: i for i, name in enumerate(net.layers)}
     peak = {name: 0.0 for name in net.layers}
+    history = {name: 1 for name in net.layers}      # steps of spikes kept from earlier blocks
+    longest = num_steps if block_steps is None else max(1, block_steps)
     for syn in synapses:
         peak[syn.conn.target] += syn.peak
-    per_sample = STATE_BYTES_PER_NEURON * sum(layer.n for layer in net.layers.values())
-    chunk = max(1, min(len(x), CHUNK_BYTES // per_sample))
-    bar = Progress(num_steps * len(x), f"simulating {len(x)} samples", unit="sample-steps") \
-        if progress else None
-    parts = [_simulate_chunk(net, synapses, peak, x[i:i + chunk], num_steps, record, bar,
-                             i * num_steps) for i in range(0, len(x), chunk)]
+        history[syn.conn.source] = max(history[syn.conn.source], syn.delay + 1)
+        if order[syn.conn.source] >= order[syn.conn.target]:   # reads spikes of its own block
+            longest = min(longest, syn.delay + 1)
+    neurons = sum(layer.n for layer in net.layers.values())
+    chunk = max(1, min(-(-len(x) // THREADS),          # a chunk for every thread at least
+                       CHUNK_BYTES // (STATE_BYTES_PER_NEURON * neurons)))
+    per_frame = neurons + 8 * max(layer.n for layer in net.layers.values())   # spikes, one input
+    steps = max(1, min(longest, num_steps, BLOCK_BYTES // (chunk * per_frame)))
+    bar = _Tally(Progress(num_steps * len(x), f"simulating {len(x)} samples",
+                          unit="sample-steps") if progress else None)
+    starts = range(0, len(x), chunk)
+    threads = max(1, min(THREADS, len(starts)))
+    # BLAS shares the cores with the threads (its own threads busy-wait for each other:
+    # with more of them than cores, as under other load, products slow down severalfold)
+    with threadpoolctl.threadpool_limits(max(1, THREADS // threads), user_api="blas"), \
+            concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(lambda i: _simulate_chunk(net, synapses, peak, history, steps,
+                                                        x[i:i + chunk], num_steps, record, bar),
+                              starts))
     if len(parts) == 1:
         return parts[0]
     return RunOutput(counts={k: np.concatenate([p.counts[k] for p in parts]) for k in parts[0].counts},
@@ -242,49 +341,63 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
                                for k in parts[0].voltages})
 
 
-def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, x: np.ndarray, num_steps: int,
-                    record, bar: Progress | None, done: int) -> RunOutput:
-    """simulate() for one chunk of the batch; peak: each layer's largest input
-    (u units); done: sample-steps before this chunk (for the progress bar)."""
+class _Tally:
+    """The sample-steps done by all chunks, shown on a Progress bar (or none)."""
+
+    def __init__(self, bar: Progress | None):
+        self.bar, self.done, self.lock = bar, 0, threading.Lock()
+
+    def add(self, sample_steps: int) -> None:
+        with self.lock:
+            self.done += sample_steps
+            if self.bar:
+                self.bar.update(self.done)
+
+
+def _simulate_chunk(net: IntNetwork, synapses: list, peak: dict, history: dict, steps: int,
+                    x: np.ndarray, num_steps: int, record, tally: _Tally) -> RunOutput:
+    """simulate() for one chunk of the batch in blocks of `steps` steps; peak:
+    each layer's largest input (u units); history: the steps of spikes before
+    a block each layer's connections read."""
     batch = len(x)
     inp = net.layers[net.input_layer]
-    states = {}
+    states, spikes = {}, {}
     for name, layer in net.layers.items():
-        if layer.is_input and layer.input_mode == "spikes":
-            continue
-        bias = layer.input_bias(x) if layer.is_input else layer.bias_mant
-        states[name] = _LayerState(layer, batch, bias, peak[name])
-    spikes = {name: np.zeros((batch, l.n), bool) for name, l in net.layers.items()}
+        if not (layer.is_input and layer.input_mode == "spikes"):
+            bias = layer.input_bias(x) if layer.is_input else layer.bias_mant
+            states[name] = _LayerState(layer, batch, bias, peak[name])
+        spikes[name] = np.zeros((history[name] + steps, batch, layer.n), bool)
+    incoming = {name: [s for s in synapses if s.conn.target == name] for name in states}
+    sizes = {}          # the input block of one layer at a time, by dtype: allocated once
+    for st in states.values():
+        sizes[st.dtype] = max(sizes.get(st.dtype, 0), steps * batch * st.layer.n)
+    inputs = {dtype: np.empty(size, dtype) for dtype, size in sizes.items()}
     counts = {name: np.zeros((batch, l.n), np.int32) for name, l in net.layers.items()}
     out = RunOutput(trains={n: np.zeros((batch, num_steps, net.layers[n].n), bool) for n in record})
     if inp.input_mode == "spikes":
         x_spikes = x.reshape(batch, x.shape[1], inp.n).astype(bool)
-    rings = [syn.ring(batch) for syn in synapses]
-    for t in range(num_steps):
-        # Connections deliver what they accumulated from the previous step's spikes.
-        a_in = dict.fromkeys(states)
-        as_float = {}
-        for syn, ring in zip(synapses, rings):
-            key = (syn.conn.source, syn.dtype)
-            if key not in as_float:
-                as_float[key] = spikes[syn.conn.source].astype(syn.dtype)
-            a = syn.deliver(as_float[key], t, ring)
-            target = syn.conn.target
-            if a_in[target] is None:
-                a_in[target] = a.astype(states[target].dtype, copy=False)
+    for t0 in range(0, num_steps, steps):
+        k = min(steps, num_steps - t0)
+        for name, layer in net.layers.items():
+            own = spikes[name][history[name]:history[name] + k]
+            if name not in states:
+                own[:] = x_spikes[:, t0:t0 + k].transpose(1, 0, 2)
             else:
-                a_in[target] += a
-        for name in net.layers:
-            if name in states:
-                states[name].reset_if_due(t)
-                spikes[name] = states[name].step(a_in[name])
-            else:
-                spikes[name] = x_spikes[:, t]
-            counts[name] += spikes[name]
+                a_in = None
+                if incoming[name]:
+                    a_in = inputs[states[name].dtype][:k * batch * layer.n].reshape(k * batch, -1)
+                    for i, syn in enumerate(incoming[name]):
+                        first = history[syn.conn.source] - 1 - syn.delay    # step t0 - 1 - delay
+                        frames = spikes[syn.conn.source][first:first + k]
+                        syn.add_to(frames.reshape(k * batch, -1), a_in, fresh=i == 0)
+                    a_in = a_in.reshape(k, batch, layer.n)
+                states[name].run(a_in, t0, own)
+            counts[name] += own.sum(axis=0, dtype=np.int32)
             if name in out.trains:
-                out.trains[name][:, t] = spikes[name]
-        if bar:
-            bar.update(done + (t + 1) * batch)
+                out.trains[name][:, t0:t0 + k] = own.transpose(1, 0, 2)
+        for name, s in spikes.items():
+            s[:history[name]] = s[k:k + history[name]]
+        tally.add(k * batch)
     out.counts = {name: c.astype(np.int64) for name, c in counts.items()}
     out.voltages[net.output_layer] = states[net.output_layer].v.astype(np.int64)
     return out

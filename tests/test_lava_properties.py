@@ -6,7 +6,8 @@ by the mapper and laid out on random partitions (contiguous, shuffled,
 channel and spatial splits, cores spread over several chips), run on Lava with
 the spike trains of every layer equal, bit for bit, to the reference
 simulator's (which does not depend on any partition), hard and soft reset,
-with or without random initial voltages."""
+with or without random initial voltages, the reference simulator running in
+blocks of a random number of steps."""
 import multiprocessing
 from unittest import mock
 
@@ -209,7 +210,8 @@ def _check_lava_equals_reference(ir, data):
     part = data.draw(partitions(ir))
     x = _inputs(data.draw, net)
     layers = list(net.layers)
-    ref = simulate(net, x, NUM_STEPS, record=layers)
+    ref = simulate(net, x, NUM_STEPS, record=layers,
+                   block_steps=data.draw(st.integers(1, NUM_STEPS), label="block steps"))
     active = [name for name in layers if ref.trains[name].any()]
     assume(len(active) == len(layers))       # every layer spikes: the comparison means something
     got = run_lava(net, part, x, NUM_STEPS, record=layers,
@@ -236,7 +238,8 @@ def test_convolutions_equal_the_matrix_products(reset, data):
     """The reference simulator's window path (kernels convolved over spike maps)
     equals its matrix path bit for bit, every layer, on random networks (chains
     and branches that meet); each conv and depthwise conv gets a window.  A
-    batch run one sample at a time (chunks of one) gives the same result."""
+    batch run one sample at a time (chunks of one) gives the same result; each
+    of the three runs in blocks of a random number of steps."""
     how, kind = data.draw(st.sampled_from(MERGES)), data.draw(
         st.sampled_from(["conv2d", "depthwise_conv2d"]))
     ir = data.draw(st.one_of(networks(reset), merged_networks(reset, how, kind)))
@@ -247,9 +250,11 @@ def test_convolutions_equal_the_matrix_products(reset, data):
             assert conn.window is not None, (conn.source, conn.target)
     x = _inputs(data.draw, net)
     layers = list(net.layers)
-    ref = simulate(net.with_matrices(), x, NUM_STEPS, record=layers)
+    blocks = [data.draw(st.integers(1, NUM_STEPS), label="block steps") for _ in range(3)]
+    ref = simulate(net.with_matrices(), x, NUM_STEPS, record=layers, block_steps=blocks[0])
     assume(all(ref.trains[name].any() for name in layers))
-    got = simulate(net, x, NUM_STEPS, record=layers)
+    got = simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[1])
     assert_same_run(got, ref, layers)
     with mock.patch.object(simulator, "CHUNK_BYTES", 1):
-        assert_same_run(simulate(net, x, NUM_STEPS, record=layers), ref, layers)
+        assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[2]),
+                        ref, layers)

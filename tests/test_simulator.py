@@ -1,11 +1,16 @@
-"""The reference simulator against hand-computed Loihi dynamics."""
+"""The reference simulator against hand-computed Loihi dynamics, and its
+blocks of steps against single steps."""
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings, strategies as st
 
-from hwmodel import formats
-from hwmodel.network import IntConnection, IntLayer, IntNetwork
+from hwmodel import formats, simulator
+from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
 from hwmodel.simulator import simulate
+from tests.helpers import assert_same_run
 
 
 def _net(reset="hard", vth=10, bias=(1000,), w=64, du=4095, dv=0, weight_exp=0, vth_in=None):
@@ -95,3 +100,93 @@ def test_du_4094_keeps_a_4096th_of_u_and_only_4095_clears_it():
         conn = IntConnection("inp", "out", sp.csr_matrix(np.full((1, 1), 254)), weight_exp=7)
         run = simulate(IntNetwork({"inp": inp, "out": out}, [conn], "inp", "out"), x, 4)
         assert run.voltages["out"][0, 0] == v_end, du
+
+
+def test_recurrent_connection_with_a_delay_inhibits_its_own_neuron():
+    # inp spikes every step; out gets 64 << 6 = 4096 a step from it (from step 1 on) and
+    # inhibits itself by 192 << 6 = 12288 through a delay of 2: a spike of step t arrives at
+    # step t + 3.  Hard reset, threshold 100 << 6 = 6400; a per-step integer model of the
+    # same rules gives the expected train; blocks of any length (up to 3, the recurrent
+    # connection's delay + 1, are used) give it too.
+    inp = IntLayer("inp", (1,), vth=1, bias_mant=np.zeros(1, np.int64), is_input=True,
+                   input_gain=1.0)
+    out = IntLayer("out", (1,), vth=100, bias_mant=np.zeros(1, np.int64))
+    net = IntNetwork({"inp": inp, "out": out}, [
+        IntConnection("inp", "out", sp.csr_matrix([[64]])),
+        IntConnection("out", "out", sp.csr_matrix([[-192]]), delays=sp.csr_matrix([[2]]))],
+        "inp", "out")
+    v, train = 0, []
+    for t in range(16):
+        v += (4096 if t >= 1 else 0) - (12288 if t >= 3 and train[t - 3] else 0)
+        train.append(v > 6400)
+        v = 0 if train[-1] else v
+    assert 0 < sum(train) < 8
+    for block in (None, 1, 2, 5):
+        run = simulate(net, np.array([[4000.0]]), 16, record=["out"], block_steps=block)
+        assert run.trains["out"][0, :, 0].tolist() == train, block
+
+
+@st.composite
+def _integer_networks(draw):
+    """A random IntNetwork: a bias- or spike-driven input, 1..3 dense layers (random decays,
+    reset modes, thresholds, biases, initial voltages, periodic resets), each fed by the
+    layer before it with random weights, exponent and per-synapse delays, some by a second
+    earlier layer, some by a recurrent connection from itself."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    spikes_in = draw(st.booleans())
+    layers = {"inp": IntLayer("inp", (5,), vth=int(rng.integers(1, 40)),
+                              bias_mant=np.zeros(5, np.int64), is_input=True,
+                              input_mode="spikes" if spikes_in else "bias", input_gain=3000.0,
+                              reset=draw(st.sampled_from(RESET_MODES)))}
+    conns = []
+    for i in range(draw(st.integers(1, 3))):
+        n, name = int(rng.integers(1, 7)), f"l{i}"
+        layers[name] = IntLayer(
+            name, (n,), vth=int(rng.integers(0, 3000)), bias_mant=rng.integers(-300, 300, n),
+            bias_exp=int(rng.integers(0, 8)), du=int(rng.choice([4095, rng.integers(0, 4096), -1])),
+            dv=int(rng.choice([0, rng.integers(0, 4096)])), reset=draw(st.sampled_from(RESET_MODES)),
+            reset_interval=int(rng.choice([0, rng.integers(2, 9)])), reset_offset=int(rng.integers(0, 2)),
+            v_init=rng.integers(-2 ** 22, 2 ** 22, n) if rng.random() < 0.5 else None)
+        names = list(layers)
+        for source in {names[-2], names[int(rng.integers(0, len(names) - 1))], name}:
+            if source == name and rng.random() < 0.6:
+                continue
+            m = layers[source].n
+            w = rng.integers(-256, 256, (n, m)) * (rng.random((n, m)) < 0.8)
+            delays = rng.integers(0, 4, (n, m)) * (w != 0) if rng.random() < 0.5 else None
+            conns.append(IntConnection(source, name, sp.csr_matrix(w), weight_exp=int(rng.integers(-2, 8)),
+                                       delays=None if delays is None else sp.csr_matrix(delays)))
+    net = IntNetwork(layers, conns, "inp", name)
+    x = (rng.random((3, 20, 5)) < 0.5).astype(np.int8) if spikes_in else rng.uniform(0, 1, (3, 5))
+    return net, x
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(case=_integer_networks(), block=st.integers(2, 20), chunked=st.booleans())
+def test_blocks_and_chunks_of_any_size_give_the_same_run(case, block, chunked):
+    """Random integer networks (float32 and float64 state, clipped voltages, wrapped
+    currents, floored negative exponents, delays, recurrent connections): a run in
+    blocks of `block` steps, the batch in chunks of one sample or not, equals the run
+    one step at a time, every layer, bit for bit."""
+    net, x = case
+    layers = list(net.layers)
+    one = simulate(net, x, 20, record=layers, block_steps=1)
+    with mock.patch.object(simulator, "CHUNK_BYTES", 1 if chunked else simulator.CHUNK_BYTES):
+        got = simulate(net, x, 20, record=layers, block_steps=block)
+    assert_same_run(got, one, layers, output=net.output_layer)
+
+
+def test_current_wraps_and_voltage_clips_at_24_bits_in_blocks_of_any_length():
+    # 5 inputs spiking every step through 255 << 7: u = 5 * 255 * 128 * 64 = 10444800, past
+    # 2**23, wraps to 10444800 - 2**24 = -6332416 (float32 state: the peak is below 2**24);
+    # two such steps take v below -(2**23 - 1), where it is clipped.
+    inp = IntLayer("inp", (5,), vth=1, bias_mant=np.zeros(5, np.int64), is_input=True,
+                   input_gain=1.0)
+    out = IntLayer("out", (1,), vth=formats.THRESHOLD_MANT_MAX, bias_mant=np.zeros(1, np.int64))
+    net = IntNetwork({"inp": inp, "out": out},
+                     [IntConnection("inp", "out", sp.csr_matrix(np.full((1, 5), 255)), weight_exp=7)],
+                     "inp", "out")
+    x = np.full((1, 5), 4000.0)
+    for block in (None, 1, 3):
+        assert simulate(net, x, 2, block_steps=block).voltages["out"][0, 0] == -6332416
+        assert simulate(net, x, 9, block_steps=block).voltages["out"][0, 0] == -(2 ** 23 - 1)
