@@ -323,11 +323,16 @@ class WindowEdge(Edge):
         return (self.c_present[:, None] & (self.co_lo[:, None] // block <= j)
                 & (j <= self.co_hi[:, None] // block))
 
-    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
+    def target_factors(self, tiling: Tiling) -> tuple:
+        """Bool (h_in, ny), (w_in, nx), (c_in, nc): which block rows, columns and
+        channel blocks of the target's tiling each source row, column and channel
+        reaches; target_cores is their Kronecker product."""
         (by, bx, bc), (ny, nx, nc) = tiling.block, tiling.counts
         y, x = self.axes
-        factors = [sp.csr_matrix(m.astype(np.int64)) for m in
-                   (y.hits(by, ny), x.hits(bx, nx), self._channel_hits(bc, nc))]
+        return y.hits(by, ny), x.hits(bx, nx), self._channel_hits(bc, nc)
+
+    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
+        factors = [sp.csr_matrix(m.astype(np.int64)) for m in self.target_factors(tiling)]
         return sp.kron(sp.kron(factors[0], factors[1]), factors[2], format="csr")
 
     def _channels(self, block: int, j: int) -> tuple:
