@@ -19,6 +19,7 @@ Two ways to count, chosen per connection:
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -352,18 +353,29 @@ class WindowEdge(Edge):
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
         out.pixel = True
-        for core in range(tiling.num_cores):
-            jy, jx, jc = tiling.block_index(core)
-            h, w, c = tiling.block_shape(core)
-            rows = self.axes[0].classes(by, jy, marks[0])
-            cols = self.axes[1].classes(bx, jx, marks[1])
+        # per axis, the block indices grouped by (what the block's usage depends on, its length)
+        keys = ([self.axes[0].classes(by, j, marks[0]) for j in range(tiling.counts[0])],
+                [self.axes[1].classes(bx, j, marks[1]) for j in range(tiling.counts[1])],
+                [self._channel_key(bc, j, marks[2]) for j in range(tiling.counts[2])])
+        groups = []
+        for axis, axis_keys in enumerate(keys):
+            found = {}
+            for j, key in enumerate(axis_keys):
+                start, stop = tiling.axis_range(axis, j)
+                found.setdefault((key, stop - start), []).append(j)
+            groups.append(list(found.items()))
+        for ((rows, h), jys), ((cols, w), jxs), ((chans, c), jcs) in itertools.product(*groups):
             i_bits = model.index_bits(h * w * c * cpn)
-            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, i_bits)
+            key = (rows, cols, chans, w, c, i_bits)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, i_bits,
-                                                      w_bits, limits, encodings)
-            out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
-                out.members[core] = self._blocks[key]
+                self._blocks[key] = self._block_usage(rows, cols, bc, jcs[0], marks[2], w, c,
+                                                      i_bits, w_bits, limits, encodings)
+            cores = np.ravel_multi_index(np.ix_(jys, jxs, jcs), tiling.counts).ravel()
+            axons, words, max_list, members = self._blocks[key]
+            out.input_axons[:, :, cores] = axons[:, :, None]
+            out.words[:, :, cores] = words[:, :, None]
+            out.max_list[:, cores] = max_list[:, None]
+            out.members[cores] = members
         return out
 
     def _pattern_words(self, ly: int, lx: int, lc: int, w: int, c: int, i_bits: int,
