@@ -150,8 +150,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
 @dataclass
 class OutputUsage:
     """Output-axon entries of a tiled layer's cores: total (with off-chip extras),
-    and per successor the routes (k_layer, k_successor): discrete axons plus
-    population axons from each core to each successor core."""
+    and per successor the routes as (own core, successor core, count) arrays
+    over the pairs with a route: discrete axons plus population axons."""
 
     entries: np.ndarray
     base: np.ndarray
@@ -180,24 +180,44 @@ class _Hits:
     member_factors: tuple | None = None
 
     def reach(self, tiling: Tiling, kt: int, pixels: bool) -> tuple:
-        """(k, kt) counts from the layer's cores (split as `tiling`) to the
-        successor's: hits, member hits, and with `pixels` the pixel population
-        routes (_pixel_routes), else None."""
+        """The (own core, successor core) pairs with a hit from the layer's cores
+        (split as `tiling`) to the successor's kt cores, as arrays: own core,
+        successor core, hits, member hits, and with `pixels` the pixel population
+        routes (_pixel_routes), else None.  A product's pairs are the products of
+        its per-axis pairs, so nothing of size cores x successor cores is built."""
         k = tiling.num_cores
         if self.factors is None:
             pair = tiling.core_of[self.rows] * kt + self.cols   # (own core, successor core)
             reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
             members = np.bincount(pair[self.member], minlength=k * kt).reshape(k, kt)
-            return reach, members, (_pixel_routes(tiling, self.rows, self.cols, self.runs, kt)
-                                    if pixels else None)
+            i, j = np.nonzero(reach)
+            return i, j, reach[i, j], members[i, j], (
+                _pixel_routes(tiling, self.rows, self.cols, self.runs, kt)[i, j] if pixels else None)
         own = [np.arange(0, n, b) for n, b in zip(tiling.shape, tiling.block)]
-        ry, rx, rc = (np.add.reduceat(f.astype(np.int64), at, axis=0)
-                      for f, at in zip(self.factors, own))
-        my, mx, mc = (np.add.reduceat(f.astype(np.int64), at, axis=0)
-                      for f, at in zip(self.member_factors, own))
-        spatial = np.kron(ry, rx)
-        return (np.kron(spatial, rc), np.kron(np.kron(my, mx), mc),
-                np.kron(spatial, rc > 0) if pixels else None)
+        counts = [np.add.reduceat(f.astype(np.int64), at, axis=0) for f, at in zip(self.factors, own)]
+        member_counts = [np.add.reduceat(f.astype(np.int64), at, axis=0)
+                         for f, at in zip(self.member_factors, own)]
+        pairs = [np.nonzero(c) for c in counts]        # per axis: own block, successor block
+        i = _flat([p[0] for p in pairs], tiling.counts)
+        j = _flat([p[1] for p in pairs], [f.shape[1] for f in self.factors])
+        reach = _outer([c[p] for c, p in zip(counts, pairs)])
+        members = _outer([c[p] for c, p in zip(member_counts, pairs)])
+        pixel_routes = _outer([c[p] for c, p in zip(counts[:2], pairs[:2])]
+                              + [np.ones(len(pairs[2][0]), np.int64)]) if pixels else None
+        return i, j, reach, members, pixel_routes
+
+
+def _outer(per_axis: list) -> np.ndarray:
+    """Products of one value per axis (row, column, channel) over all combinations, flat."""
+    a, b, c = per_axis
+    return (a[:, None, None] * b[None, :, None] * c[None, None, :]).ravel()
+
+
+def _flat(per_axis: list, counts) -> np.ndarray:
+    """Row-major flat indices of all combinations of one block index per axis (counts blocks)."""
+    a, b, c = per_axis
+    return ((a[:, None, None] * counts[1] + b[None, :, None]) * counts[2]
+            + c[None, None, :]).ravel()
 
 
 def successor_hits(graph: PartitionGraph, name: str, successors: dict) -> dict:
@@ -245,18 +265,20 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     for target, hit in hits.items():
         t_tiling, t_usage, t_first = successors[target]
         kt = t_tiling.num_cores
-        pop = t_usage.population[name][None, :]
-        pixel = t_usage.pixel[name][None, :]
-        reach, reach_members, pixel_routes = hit.reach(tiling, kt, bool(pixel.any()))
+        pixel_cores = t_usage.pixel[name]
+        i, j, reach, reach_members, pixel_routes = hit.reach(tiling, kt, bool(pixel_cores.any()))
+        pop, pixel = t_usage.population[name][j], pixel_cores[j]
         discrete = np.where(pixel, 0, np.where(pop, reach - reach_members, reach))
         population = (pop & (reach_members > 0)).astype(np.int64)
-        if pixel.any():
+        if pixel_routes is not None:
             population = population + np.where(pixel, pixel_routes, 0)
-        off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
-        base += model.output_entries(discrete, population, 0).sum(axis=1)
-        entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
-        routes[target] = discrete + population
-        offchip += int((routes[target] * off).sum())
+        off = (chip[i] != (t_first + j) // per_chip).astype(np.int64)
+        base += np.bincount(i, model.output_entries(discrete, population, 0), k).astype(np.int64)
+        entries += np.bincount(i, model.output_entries(discrete, population, off), k).astype(np.int64)
+        count = discrete + population
+        keep = count > 0
+        routes[target] = (i[keep], j[keep], count[keep])
+        offchip += int((count * off).sum())
     out = OutputUsage(entries, base, routes, offchip)
     lim = RESOURCE["output_axons"].limit(graph.limits)
     if entries.max(initial=0) > lim:
