@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -497,12 +497,20 @@ class WindowEdge(Edge):
         return in_axons, words, max_list, members
 
 
+@lru_cache(maxsize=None)
+def _hash_coefficients(width: int) -> np.ndarray:
+    """_row_ids' odd random multipliers for rows of `width` values (seed 0, read-only)."""
+    coef = np.random.default_rng(0).integers(1, 2 ** 62, width) | 1
+    coef.flags.writeable = False
+    return coef
+
+
 def _row_ids(rows: np.ndarray) -> np.ndarray:
     """An id per row of a float array, equal iff the rows are (by value: 0.0 ==
     -0.0): rows bucketed by an integer hash of their bit patterns, each bucket
     checked against its first row; any collision falls back to comparing whole rows."""
     bits = (np.ascontiguousarray(rows, np.float64) + 0.0).view(np.int64)
-    coef = np.random.default_rng(0).integers(1, 2 ** 62, bits.shape[1]) | 1
+    coef = _hash_coefficients(bits.shape[1])
     _, first, ids = np.unique((bits * coef).sum(axis=1), return_index=True, return_inverse=True)
     ids = ids.ravel()
     if np.array_equal(bits, bits[first[ids]]):
