@@ -96,7 +96,9 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
         usage = choice.usage
         first[name] = len(part.cores)
         part.layers[name] = LayerSplit(choice.tiling.split, bounds[name][0], bounds[name][1], choice.cost)
-        for local, neurons in enumerate(choice.tiling.neurons()):
+        layer_neurons = choice.tiling.neurons()
+        choice.tiling.release()             # the cores keep the neurons
+        for local, neurons in enumerate(layer_neurons):
             part.cores.append(Core(
                 index=len(part.cores), chip=0, layer=name, neurons=neurons,
                 compartments=int(usage.compartments[local]), input_axons=int(usage.input_axons[local]),
