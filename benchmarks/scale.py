@@ -14,15 +14,17 @@ before convert).  Exponents: least-squares slopes of log(total compile s) and
 log(compile MB) against log(synapses), over the sizes run.
 
 Placement table: the axon routes between chips after placement against those
-of chips filled in core order, the placement method and its seconds.
+of chips filled in core order, the placement method and its seconds
+(--placement-s: the compile's placement_time_limit, default 1 s).
 
 Boards: nahuku32 up to 128x128 input, pohoiki_springs (768 chips) beyond.
 A child whose RSS passes --max-mb (default 11000) is killed (sampled every 0.2 s).
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/scale.py [--sizes 32 64 96 128 160 224]
-                                                        [--reset soft] [--max-mb 11000]
+                                                        [--reset soft] [--placement-s 1]
+                                                        [--max-mb 11000]
       (each size above 64 takes several GB; run those alone on a shared machine;
-      MobileNet-512 soft: --sizes 512 --reset soft)
+      MobileNet-512 soft: --sizes 512 --reset soft --placement-s 30)
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def synapses(ir) -> int:
     return total
 
 
-def compile_one(size: int, reset: str) -> dict:
+def compile_one(size: int, reset: str, placement_s: float) -> dict:
     """Convert and compile MobileNet at size x size; the table row (one process)."""
     import warnings
 
@@ -85,7 +87,7 @@ def compile_one(size: int, reset: str) -> dict:
     t0 = time.perf_counter()
     snn = convert(ann, x, reset=reset)
     t1 = time.perf_counter()
-    compiled = snn.compile(board=board_for(size))
+    compiled = snn.compile(board=board_for(size), placement_time_limit=placement_s)
     t2 = time.perf_counter()
     p = compiled.partition
     return {"size": size, "reset": reset, "board": board_for(size),
@@ -111,11 +113,11 @@ def _watch(proc: subprocess.Popen, max_mb: float, killed: list) -> None:
         time.sleep(0.2)
 
 
-def run_child(size: int, reset: str, max_mb: float) -> dict:
+def run_child(size: int, reset: str, placement_s: float, max_mb: float) -> dict:
     """compile_one in a fresh interpreter, killed above max_mb of RSS; adds its
     peak RSS (MB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(size), "--reset", reset],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(size), "--reset", reset,
+                             "--placement-s", str(placement_s)], stdout=subprocess.PIPE, text=True)
     killed = []
     watch = threading.Thread(target=_watch, args=(proc, max_mb, killed), daemon=True)
     watch.start()
@@ -143,12 +145,14 @@ def main() -> None:
                         help="input heights/widths to compile")
     parser.add_argument("--reset", choices=("hard", "soft"), default="hard",
                         help="reset of the hidden neurons (soft: two compartments per neuron)")
+    parser.add_argument("--placement-s", type=float, default=1.0,
+                        help="placement_time_limit of the compile, seconds (its default: 1)")
     parser.add_argument("--max-mb", type=float, default=11000,
                         help="kill a child whose RSS passes this many MB")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(compile_one(args.child, args.reset)))
+        print(json.dumps(compile_one(args.child, args.reset, args.placement_s)))
         return
     print(f"MobileNet v1, reset {args.reset}", flush=True)
     cols = ("size", "board", "neurons", "synapses", "cores", "bound", "cores/bound", "chips",
@@ -157,7 +161,7 @@ def main() -> None:
     print("-|-".join("-" * len(c) for c in cols), flush=True)
     rows = []
     for size in args.sizes:
-        r = run_child(size, args.reset, args.max_mb)
+        r = run_child(size, args.reset, args.placement_s, args.max_mb)
         rows.append(r)
         print(" | ".join([str(r["size"]), r["board"], str(r["neurons"]), str(r["synapses"]),
                           str(r["cores"]), str(r["bound"]), f"{r['cores'] / r['bound']:.3f}",
