@@ -1,7 +1,8 @@
 """Scale benchmark: Keras' MobileNet v1 (alpha 1, 1000 classes, random weights,
-calibrated on uniform noise) converted with hard reset and compiled at several
-input sizes, each in a fresh subprocess, printed as one table with the fitted
-growth exponents.
+calibrated on uniform noise) converted with hard reset (or --reset soft: two
+compartments per neuron) and compiled at several input sizes, each in a fresh
+subprocess, printed as one table with the fitted growth exponents, then a
+table of the chip placement of every size.
 
 Columns: neurons, synapses (the validator's count of stored synapses before
 sharing, summed over connections), cores, the lower bound on cores
@@ -12,10 +13,18 @@ imports and Keras included) and the compile MB (peak RSS minus the RSS just
 before convert).  Exponents: least-squares slopes of log(total compile s) and
 log(compile MB) against log(synapses), over the sizes run.
 
+Placement table: the axon routes between chips after placement against those
+of chips filled in core order, the placement method and its seconds
+(--placement-s: the compile's placement_time_limit, default 1 s).
+
 Boards: nahuku32 up to 128x128 input, pohoiki_springs (768 chips) beyond.
+A child whose RSS passes --max-mb (default 11000) is killed (sampled every 0.2 s).
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/scale.py [--sizes 32 64 96 128 160 224]
-      (each size above 64 takes several GB; run those alone on a shared machine)
+                                                        [--reset soft] [--placement-s 1]
+                                                        [--max-mb 11000]
+      (each size above 64 takes several GB; run those alone on a shared machine;
+      MobileNet-512 soft: --sizes 512 --reset soft --placement-s 30)
 """
 from __future__ import annotations
 
@@ -24,6 +33,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 
@@ -37,9 +48,9 @@ def board_for(size: int) -> str:
     return "nahuku32" if size <= 128 else "pohoiki_springs"
 
 
-def _rss_mb() -> float:
-    """Resident set size of this process now, MB."""
-    with open("/proc/self/statm") as f:
+def _rss_mb(pid: "int | str" = "self") -> float:
+    """Resident set size of a process (this one by default) now, MB."""
+    with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
@@ -60,9 +71,8 @@ def synapses(ir) -> int:
     return total
 
 
-def compile_one(size: int) -> dict:
+def compile_one(size: int, reset: str, placement_s: float) -> dict:
     """Convert and compile MobileNet at size x size; the table row (one process)."""
-    import time
     import warnings
 
     import keras
@@ -75,26 +85,47 @@ def compile_one(size: int) -> dict:
     x = np.random.default_rng(0).uniform(size=(16, size, size, 3)).astype(np.float32)
     before = _rss_mb()
     t0 = time.perf_counter()
-    snn = convert(ann, x, reset="hard")
+    snn = convert(ann, x, reset=reset)
     t1 = time.perf_counter()
-    compiled = snn.compile(board=board_for(size))
+    compiled = snn.compile(board=board_for(size), placement_time_limit=placement_s)
     t2 = time.perf_counter()
     p = compiled.partition
-    return {"size": size, "board": board_for(size),
+    return {"size": size, "reset": reset, "board": board_for(size),
             "neurons": sum(layer.n for layer in compiled.ir.layers()),
             "synapses": synapses(compiled.ir), "cores": p.num_cores, "bound": p.lower_bound_cores,
             "chips": p.num_chips, "convert": t1 - t0,
             **{k: compiled.timings.get(k, 0.0) for k in STAGES[1:]},
-            "total": t2 - t0, "before_mb": before}
+            "total": t2 - t0, "before_mb": before, "offchip": p.offchip_routes,
+            "core_order_offchip": p.sequential_offchip_routes, "placement_method": p.placement}
 
 
-def run_child(size: int) -> dict:
-    """compile_one in a fresh interpreter; adds its peak RSS (MB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(size)],
-                            stdout=subprocess.PIPE, text=True)
+def _watch(proc: subprocess.Popen, max_mb: float, killed: list) -> None:
+    """Kill `proc` once its RSS passes max_mb (checked every 0.2 s)."""
+    while proc.poll() is None:
+        try:
+            rss = _rss_mb(proc.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if rss > max_mb:
+            killed.append(rss)
+            proc.kill()
+            return
+        time.sleep(0.2)
+
+
+def run_child(size: int, reset: str, placement_s: float, max_mb: float) -> dict:
+    """compile_one in a fresh interpreter, killed above max_mb of RSS; adds its
+    peak RSS (MB)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(size), "--reset", reset,
+                             "--placement-s", str(placement_s)], stdout=subprocess.PIPE, text=True)
+    killed = []
+    watch = threading.Thread(target=_watch, args=(proc, max_mb, killed), daemon=True)
+    watch.start()
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if killed:
+        raise SystemExit(f"size {size}: child killed at {killed[0]:.0f} MB RSS (--max-mb {max_mb:.0f})")
     if proc.returncode:
         raise SystemExit(f"size {size}: child exited with {proc.returncode}")
     row = json.loads(out.strip().splitlines()[-1])
@@ -112,18 +143,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
                         help="input heights/widths to compile")
+    parser.add_argument("--reset", choices=("hard", "soft"), default="hard",
+                        help="reset of the hidden neurons (soft: two compartments per neuron)")
+    parser.add_argument("--placement-s", type=float, default=1.0,
+                        help="placement_time_limit of the compile, seconds (its default: 1)")
+    parser.add_argument("--max-mb", type=float, default=11000,
+                        help="kill a child whose RSS passes this many MB")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(compile_one(args.child)))
+        print(json.dumps(compile_one(args.child, args.reset, args.placement_s)))
         return
+    print(f"MobileNet v1, reset {args.reset}", flush=True)
     cols = ("size", "board", "neurons", "synapses", "cores", "bound", "cores/bound", "chips",
             *(f"{s} s" for s in STAGES), "total s", "peak MB", "compile MB")
     print(" | ".join(cols), flush=True)
     print("-|-".join("-" * len(c) for c in cols), flush=True)
     rows = []
     for size in args.sizes:
-        r = run_child(size)
+        r = run_child(size, args.reset, args.placement_s, args.max_mb)
         rows.append(r)
         print(" | ".join([str(r["size"]), r["board"], str(r["neurons"]), str(r["synapses"]),
                           str(r["cores"]), str(r["bound"]), f"{r['cores'] / r['bound']:.3f}",
@@ -134,6 +172,15 @@ def main() -> None:
         print(f"exponent vs synapses: time {slope(syn, [r['total'] for r in rows]):.2f}, "
               f"compile memory {slope(syn, [max(r['compile_mb'], 1) for r in rows]):.2f}, "
               f"peak RSS {slope(syn, [r['peak_mb'] for r in rows]):.2f}")
+    cols = ("size", "chips", "off-chip routes", "core order", "off-chip / core order",
+            "placement", "placement s")
+    print("\n" + " | ".join(cols))
+    print("-|-".join("-" * len(c) for c in cols))
+    for r in rows:
+        ratio = r["offchip"] / r["core_order_offchip"] if r["core_order_offchip"] else 1.0
+        print(" | ".join([str(r["size"]), str(r["chips"]), str(r["offchip"]),
+                          str(r["core_order_offchip"]), f"{ratio:.3f}", r["placement_method"],
+                          f"{r['placement']:.2f}"]))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ them, and for every WindowEdge, the IR's float synapses (every window tap).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -346,11 +347,16 @@ class WindowEdge(Edge):
         return (self.c_present[:, None] & (self.co_lo[:, None] // block <= j)
                 & (j <= self.co_hi[:, None] // block))
 
-    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
+    def target_factors(self, tiling: Tiling) -> tuple:
+        """Bool (h_in, ny), (w_in, nx), (c_in, nc): which block rows, columns and
+        channel blocks of the target's tiling each source row, column and channel
+        reaches; target_cores is their Kronecker product."""
         (by, bx, bc), (ny, nx, nc) = tiling.block, tiling.counts
         y, x = self.axes
-        factors = [sp.csr_matrix(m.astype(np.int64)) for m in
-                   (y.hits(by, ny), x.hits(bx, nx), self._channel_hits(bc, nc))]
+        return y.hits(by, ny), x.hits(bx, nx), self._channel_hits(bc, nc)
+
+    def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
+        factors = [sp.csr_matrix(m.astype(np.int64)) for m in self.target_factors(tiling)]
         return sp.kron(sp.kron(factors[0], factors[1]), factors[2], format="csr")
 
     def _channels(self, block: int, j: int) -> tuple:
@@ -370,19 +376,30 @@ class WindowEdge(Edge):
         (by, bx, bc) = tiling.block
         out = EdgeUsage.zeros(tiling.num_cores, len(encodings))
         out.pixel = True
-        for core in range(tiling.num_cores):
-            jy, jx, jc = tiling.block_index(core)
-            h, w, c = tiling.block_shape(core)
-            rows = self.axes[0].classes(by, jy, marks[0])
-            cols = self.axes[1].classes(bx, jx, marks[1])
+        # per axis, the block indices grouped by (what the block's usage depends on, its length)
+        keys = ([self.axes[0].classes(by, j, marks[0]) for j in range(tiling.counts[0])],
+                [self.axes[1].classes(bx, j, marks[1]) for j in range(tiling.counts[1])],
+                [self._channel_key(bc, j, marks[2]) for j in range(tiling.counts[2])])
+        groups = []
+        for axis, axis_keys in enumerate(keys):
+            found = {}
+            for j, key in enumerate(axis_keys):
+                start, stop = tiling.axis_range(axis, j)
+                found.setdefault((key, stop - start), []).append(j)
+            groups.append(list(found.items()))
+        for ((rows, h), jys), ((cols, w), jxs), ((chans, c), jcs) in itertools.product(*groups):
             i_bits = model.index_bits(h * w * c * cpn)
             pages = h * w * c // sf.BASE_PAGE + 1
-            key = (rows, cols, self._channel_key(bc, jc, marks[2]), w, c, pages, i_bits)
+            key = (rows, cols, chans, w, c, pages, i_bits)
             if key not in self._blocks:
-                self._blocks[key] = self._block_usage(rows, cols, bc, jc, marks[2], w, c, pages,
+                self._blocks[key] = self._block_usage(rows, cols, bc, jcs[0], marks[2], w, c, pages,
                                                       i_bits, w_bits, limits, encodings)
-            out.input_axons[:, :, core], out.words[:, :, core], out.max_list[:, core], \
-                out.members[core] = self._blocks[key]
+            cores = np.ravel_multi_index(np.ix_(jys, jxs, jcs), tiling.counts).ravel()
+            axons, words, max_list, members = self._blocks[key]
+            out.input_axons[:, :, cores] = axons[:, :, None]
+            out.words[:, :, cores] = words[:, :, None]
+            out.max_list[:, cores] = max_list[:, None]
+            out.members[cores] = members
         return out
 
     def _pattern_words(self, ly: int, lx: int, lc: int, w: int, c: int, i_bits: int,
@@ -559,12 +576,20 @@ def _class_sources(classes: list) -> tuple:
     return table[:, 0], table[:, 1], table[:, 2]
 
 
+@lru_cache(maxsize=None)
+def _hash_coefficients(width: int) -> np.ndarray:
+    """_row_ids' odd random multipliers for rows of `width` values (seed 0, read-only)."""
+    coef = np.random.default_rng(0).integers(1, 2 ** 62, width) | 1
+    coef.flags.writeable = False
+    return coef
+
+
 def _row_ids(rows: np.ndarray) -> np.ndarray:
     """An id per row of a float array, equal iff the rows are (by value: 0.0 ==
     -0.0): rows bucketed by an integer hash of their bit patterns, each bucket
     checked against its first row; any collision falls back to comparing whole rows."""
     bits = (np.ascontiguousarray(rows, np.float64) + 0.0).view(np.int64)
-    coef = np.random.default_rng(0).integers(1, 2 ** 62, bits.shape[1]) | 1
+    coef = _hash_coefficients(bits.shape[1])
     _, first, ids = np.unique((bits * coef).sum(axis=1), return_index=True, return_inverse=True)
     ids = ids.ravel()
     if np.array_equal(bits, bits[first[ids]]):

@@ -15,6 +15,7 @@ import numpy as np
 from hwmodel import synapse_format as sf
 from hwmodel.limits import RESOURCE
 from partitioner import model
+from partitioner.edges import WindowEdge
 from partitioner.graph import PartitionGraph
 from partitioner.model import ENCODINGS
 from partitioner.tiling import Tiling
@@ -149,8 +150,8 @@ def layer_usage(graph: PartitionGraph, name: str, tiling: Tiling,
 @dataclass
 class OutputUsage:
     """Output-axon entries of a tiled layer's cores: total (with off-chip extras),
-    and per successor the routes (k_layer, k_successor): discrete axons plus
-    population axons from each core to each successor core."""
+    and per successor the routes as (own core, successor core, count) arrays
+    over the pairs with a route: discrete axons plus population axons."""
 
     entries: np.ndarray
     base: np.ndarray
@@ -159,19 +160,92 @@ class OutputUsage:
     violation: Violation | None = None
 
 
+@dataclass(frozen=True)
+class _Hits:
+    """Which (source neuron, successor core) pairs a connection reaches, for
+    one tiling of the successor.  Listed: every hit's source neuron (rows) and
+    successor core (cols), whether the source is a member (reaches one core of
+    all successors' cores), and where the successor takes pixel population axons
+    from the layer, the runs of _pixel_routes (else None).  Product (a window
+    connection into the layer's only successor): per source axis (row, column,
+    channel) the bool table (n_axis, blocks of the successor on it), the hits
+    being their Kronecker product, and the tables restricted to the coordinates
+    that reach one block (a member reaches one core on every axis)."""
+
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+    member: np.ndarray | None = None
+    runs: tuple | None = None
+    factors: tuple | None = None
+    member_factors: tuple | None = None
+
+    def reach(self, tiling: Tiling, kt: int, pixels: bool) -> tuple:
+        """The (own core, successor core) pairs with a hit from the layer's cores
+        (split as `tiling`) to the successor's kt cores, as arrays: own core,
+        successor core, hits, member hits, and with `pixels` the pixel population
+        routes (_pixel_routes), else None.  A product's pairs are the products of
+        its per-axis pairs, so nothing of size cores x successor cores is built."""
+        k = tiling.num_cores
+        if self.factors is None:
+            pair = tiling.core_of[self.rows] * kt + self.cols   # (own core, successor core)
+            reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
+            members = np.bincount(pair[self.member], minlength=k * kt).reshape(k, kt)
+            i, j = np.nonzero(reach)
+            return i, j, reach[i, j], members[i, j], (
+                _pixel_routes(tiling, self.rows, self.cols, self.runs, kt)[i, j] if pixels else None)
+        own = [np.arange(0, n, b) for n, b in zip(tiling.shape, tiling.block)]
+        counts = [np.add.reduceat(f.astype(np.int64), at, axis=0) for f, at in zip(self.factors, own)]
+        member_counts = [np.add.reduceat(f.astype(np.int64), at, axis=0)
+                         for f, at in zip(self.member_factors, own)]
+        pairs = [np.nonzero(c) for c in counts]        # per axis: own block, successor block
+        i = _flat([p[0] for p in pairs], tiling.counts)
+        j = _flat([p[1] for p in pairs], [f.shape[1] for f in self.factors])
+        reach = _outer([c[p] for c, p in zip(counts, pairs)])
+        members = _outer([c[p] for c, p in zip(member_counts, pairs)])
+        pixel_routes = _outer([c[p] for c, p in zip(counts[:2], pairs[:2])]
+                              + [np.ones(len(pairs[2][0]), np.int64)]) if pixels else None
+        return i, j, reach, members, pixel_routes
+
+
+def _outer(per_axis: list) -> np.ndarray:
+    """Products of one value per axis (row, column, channel) over all combinations, flat."""
+    a, b, c = per_axis
+    return (a[:, None, None] * b[None, :, None] * c[None, None, :]).ravel()
+
+
+def _flat(per_axis: list, counts) -> np.ndarray:
+    """Row-major flat indices of all combinations of one block index per axis (counts blocks)."""
+    a, b, c = per_axis
+    return ((a[:, None, None] * counts[1] + b[None, :, None]) * counts[2]
+            + c[None, None, :]).ravel()
+
+
 def successor_hits(graph: PartitionGraph, name: str, successors: dict) -> dict:
-    """Per successor of layer `name`: (source neuron, successor core, the source
-    is a member) of every (neuron, core) it reaches, given the successors'
-    tilings (successors as in output_usage).  The same for every split of the
-    layer itself."""
+    """Per successor of layer `name`: the _Hits of its tiling (successors as in
+    output_usage).  The same for every split of the layer itself."""
     n = graph.layer(name).n
+    out_edges = graph.out_edges[name]
+    if len(out_edges) == 1 and isinstance(out_edges[0], WindowEdge):
+        e = out_edges[0]
+        factors = e.target_factors(successors[e.target][0])
+        return {e.target: _Hits(factors=factors, member_factors=tuple(
+            f & (f.sum(axis=1) == 1)[:, None] for f in factors))}
     hits = {}
-    for e in graph.out_edges[name]:
+    for e in out_edges:
         h = graph.target_cores(e, successors[e.target][0])
         hits[e.target] = (np.repeat(np.arange(n), np.diff(h.indptr)), h.indices)
     mult = sum((np.bincount(rows, minlength=n) for rows, _ in hits.values()),
                np.zeros(n, np.int64))
-    return {t: (rows, cols, mult[rows] == 1) for t, (rows, cols) in hits.items()}
+    out = {}
+    for t, (rows, cols) in hits.items():
+        runs = None
+        if successors[t][1].pixel[name].any():
+            order = np.argsort(cols.astype(np.int64) * n + rows)
+            pixel = rows[order] // graph.layer(name).shape[-1]
+            at = cols[order]
+            runs = (order, np.r_[True, (pixel[1:] != pixel[:-1]) | (at[1:] != at[:-1])])
+        out[t] = _Hits(rows, cols, mult[rows] == 1, runs)
+    return out
 
 
 def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: dict,
@@ -188,23 +262,23 @@ def output_usage(graph: PartitionGraph, name: str, tiling: Tiling, successors: d
     entries = np.zeros(k, np.int64)
     base = np.zeros(k, np.int64)
     routes, offchip = {}, 0
-    for target, (rows, cols, member) in hits.items():
+    for target, hit in hits.items():
         t_tiling, t_usage, t_first = successors[target]
         kt = t_tiling.num_cores
-        pop = t_usage.population[name][None, :]
-        pixel = t_usage.pixel[name][None, :]
-        pair = tiling.core_of[rows] * kt + cols         # (own core, successor core) per hit
-        reach = np.bincount(pair, minlength=k * kt).reshape(k, kt)
-        reach_members = np.bincount(pair[member], minlength=k * kt).reshape(k, kt)
+        pixel_cores = t_usage.pixel[name]
+        i, j, reach, reach_members, pixel_routes = hit.reach(tiling, kt, bool(pixel_cores.any()))
+        pop, pixel = t_usage.population[name][j], pixel_cores[j]
         discrete = np.where(pixel, 0, np.where(pop, reach - reach_members, reach))
         population = (pop & (reach_members > 0)).astype(np.int64)
-        if pixel.any():
-            population = population + np.where(pixel, _pixel_routes(graph, name, pair, rows, k, kt), 0)
-        off = (chip[:, None] != ((t_first + np.arange(t_tiling.num_cores)) // per_chip)[None, :])
-        base += model.output_entries(discrete, population, 0).sum(axis=1)
-        entries += model.output_entries(discrete, population, off.astype(np.int64)).sum(axis=1)
-        routes[target] = discrete + population
-        offchip += int((routes[target] * off).sum())
+        if pixel_routes is not None:
+            population = population + np.where(pixel, pixel_routes, 0)
+        off = (chip[i] != (t_first + j) // per_chip).astype(np.int64)
+        base += np.bincount(i, model.output_entries(discrete, population, 0), k).astype(np.int64)
+        entries += np.bincount(i, model.output_entries(discrete, population, off), k).astype(np.int64)
+        count = discrete + population
+        keep = count > 0
+        routes[target] = (i[keep], j[keep], count[keep])
+        offchip += int((count * off).sum())
     out = OutputUsage(entries, base, routes, offchip)
     lim = RESOURCE["output_axons"].limit(graph.limits)
     if entries.max(initial=0) > lim:
@@ -226,11 +300,18 @@ def _wide_pixels(graph: PartitionGraph, name: str) -> bool:
     return c >= 2 * sf.POPULATION_ROUTE_ENTRIES * max(fewest, 1)
 
 
-def _pixel_routes(graph: PartitionGraph, name: str, pair: np.ndarray, rows: np.ndarray,
-                  k: int, kt: int) -> np.ndarray:
+def _pixel_routes(tiling: Tiling, rows: np.ndarray, cols: np.ndarray, runs: tuple,
+                  kt: int) -> np.ndarray:
     """(k, kt): pixels of the (H, W, C) layer with a neuron on the layer's core and
-    a synapse on the successor's core (pair: own core * kt + successor core of
-    each hit, rows: its source neuron), one pixel population route each."""
-    pixels = graph.layer(name).n // graph.layer(name).shape[-1]
-    routes = np.unique(pair * pixels + rows // graph.layer(name).shape[-1]) // pixels
-    return np.bincount(routes, minlength=k * kt).reshape(k, kt)
+    a synapse on the successor's core, one pixel population route each.  rows,
+    cols: source neuron and successor core of each hit; runs: the hits' order by
+    (successor core, neuron) and where each (successor core, pixel) run starts
+    (successor_hits).  A pixel's channels lie in one spatial block and its
+    channel blocks are contiguous, so along a run the own core only steps: each
+    step starts one more (own core, pixel, successor core), no sort per tiling."""
+    order, start = runs
+    core = tiling.core_of[rows[order]]
+    new = start.copy()
+    new[1:] |= core[1:] != core[:-1]
+    routes = np.bincount(core[new] * kt + cols[order][new], minlength=tiling.num_cores * kt)
+    return routes.reshape(tiling.num_cores, kt)

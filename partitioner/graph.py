@@ -64,15 +64,16 @@ class PartitionGraph:
                 tuple(self.layer(name).shape), self.cpn[name], self.limits.compartments)
         return self._candidates[name]
 
-    def release(self, name: str, keep: set) -> None:
+    def release(self, name: str) -> None:
         """Free what only the split of layer `name` needed, once the search has
-        decided it (the splits `keep` survive in the beam): the neuron maps of
-        its other candidate tilings, the block caches of its incoming edges and
+        decided it: the neuron maps of its candidate tilings (those that survive
+        in the beam rebuild theirs when asked: for a matrix connection's hits,
+        for the partition's cores), the block caches of its incoming edges and
         the hits and synapses of its outgoing ones (their targets are decided
-        already).  Nothing proportional to synapses stays for the whole graph."""
+        already).  Nothing proportional to neurons or synapses stays for the
+        whole graph."""
         for tiling in self._candidates.get(name, ()):
-            if tiling not in keep:
-                tiling.release()
+            tiling.release()
         for e in self.in_edges[name]:
             e.release_blocks()
         for e in self.out_edges[name]:

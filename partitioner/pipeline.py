@@ -110,7 +110,9 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
         usage = choice.usage
         first[name] = len(part.cores)
         part.layers[name] = LayerSplit(choice.tiling.split, bounds[name][0], bounds[name][1], choice.cost)
-        for local, neurons in enumerate(choice.tiling.neurons()):
+        layer_neurons = choice.tiling.neurons()
+        choice.tiling.release()             # the cores keep the neurons
+        for local, neurons in enumerate(layer_neurons):
             part.cores.append(Core(
                 index=len(part.cores), chip=0, layer=name, neurons=neurons,
                 compartments=int(usage.compartments[local]), input_axons=int(usage.input_axons[local]),
@@ -126,11 +128,11 @@ def _build(graph: PartitionGraph, state: State, bounds: dict):
     for name in graph.order:
         choice = state.choices[name]
         base[first[name]:first[name] + choice.tiling.num_cores] = choice.output.base
-        for target, routes in choice.output.routes.items():
-            s, d = np.nonzero(routes)
-            src.append(s + first[name])
-            dst.append(d + first[target])
-            count.append(routes[s, d])
+        for target, (s, d, c) in choice.output.routes.items():
+            order = np.lexsort((d, s))          # by core pair, as the placement reads them
+            src.append(s[order] + first[name])
+            dst.append(d[order] + first[target])
+            count.append(c[order])
     cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(0, np.int64))
     problem = PlacementProblem(part.num_cores, cat(src), cat(dst), cat(count), base,
                                board.chip.core.output_axons, per_chip, num_chips)

@@ -162,7 +162,7 @@ class BeamSearch:
                     break
             for key in [k for k in self._usage if k[0] == name]:
                 del self._usage[key]            # the surviving states hold theirs
-            g.release(name, {s.choices[name].tiling for s in states})
+            g.release(name)
         return states[0]
 
     def _propose(self, state: State, name: str, remaining: int, failures: _Failures) -> list:

@@ -8,6 +8,7 @@ its core is its row-major rank inside the block.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -77,8 +78,11 @@ class Tiling:
 
     @cached_property
     def sizes(self) -> np.ndarray:
-        """Neurons per core."""
-        return np.bincount(self.core_of, minlength=self.num_cores)
+        """Neurons per core (int64): the product of its block's lengths, without
+        core_of."""
+        lengths = [np.diff(np.minimum(np.arange(c + 1) * b, n))
+                   for n, b, c in zip(self.shape, self.block, self.counts)]
+        return functools.reduce(np.multiply.outer, lengths).ravel().astype(np.int64)
 
     def release(self) -> None:
         """Drop the cached neuron maps (core_of, local_of, sizes); they are rebuilt

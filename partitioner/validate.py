@@ -49,6 +49,9 @@ from nxcompile.ir import INPUT, NetworkIR, connection_matrix, delay_matrix
 from partitioner.errors import PartitionError
 
 
+MAX_CHUNK_LISTS = 1 << 20    # synapse lists counted at once (window connections, whole cores)
+
+
 class PartitionValidationError(PartitionError):
     """A partition breaks a hard limit or does not assign every neuron once."""
 
@@ -192,58 +195,58 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True,
     for (src, dst) in list(counters):
         counter = counters.pop((src, dst))
         w_bits = int(ir.layer(dst).neuron.num_weight_bits) + delay_bits[dst]
-        lists = counter.lists(core_encoding, core_index_bits, w_bits, lim, split[dst])
-        if lists is None:
-            continue
-        list_src, list_core, words, keys, bases, sizes, entry_formats = lists
-        synapses += np.bincount(list_core, weights=sizes, minlength=n_cores).astype(np.int64)
-        for key in entry_formats:       # (core, skip bits, negative part)
-            formats[key[0]].add(key[1:])
-        np.maximum.at(max_list, list_core, words)
-        s_core = core_of[src][list_src]
-        # Pixel populations: their lists leave the discrete and member counts.
         pix_core = np.array([src in c.pixel_population for c in cores])
-        if pix_core.any():
-            by_pixel = pix_core[list_core]
-            counted = _pixel_populations(ir, src, dst, cores, pix_core, chip,
-                                         [a[by_pixel] for a in (list_src, list_core, words, keys,
-                                                                bases, s_core)])
-            for total, part in zip((in_axons, words_used, out_entries), counted):
-                total += part
-            keep = ~by_pixel
-            list_src, list_core, words, keys, bases, s_core = (a[keep] for a in (
-                list_src, list_core, words, keys, bases, s_core))
-        # a shared copy serves the axons whose bases lie in its page (hwmodel.synapse_format)
-        keys = keys * (lim.compartments // sf.BASE_PAGE + 1) + bases // sf.BASE_PAGE
-        member = mult[src][list_src] == 1
-        # Per target core: members, population flag, distinct (shared) words.
         pop_core = np.array([src in c.population for c in cores])
-        n_mem = np.bincount(list_core[member], minlength=n_cores)
-        n_rest = np.bincount(list_core[~member], minlength=n_cores)
-        for tc in np.flatnonzero(pop_core & (n_mem == 0)):
+        members = None      # per core, over the chunks (each a set of whole target cores)
+        for lists in counter.lists(core_encoding, core_index_bits, w_bits, lim, split[dst]):
+            list_src, list_core, words, keys, bases, sizes, entry_formats = lists
+            synapses += np.bincount(list_core, weights=sizes, minlength=n_cores).astype(np.int64)
+            for key in entry_formats:       # (core, skip bits, negative part)
+                formats[key[0]].add(key[1:])
+            np.maximum.at(max_list, list_core, words)
+            s_core = core_of[src][list_src]
+            # Pixel populations: their lists leave the discrete and member counts.
+            if pix_core.any():
+                by_pixel = pix_core[list_core]
+                counted = _pixel_populations(ir, src, dst, cores, pix_core, chip,
+                                             [a[by_pixel] for a in (list_src, list_core, words,
+                                                                    keys, bases, s_core)])
+                for total, part in zip((in_axons, words_used, out_entries), counted):
+                    total += part
+                keep = ~by_pixel
+                list_src, list_core, words, keys, bases, s_core = (a[keep] for a in (
+                    list_src, list_core, words, keys, bases, s_core))
+            # a shared copy serves the axons whose bases lie in its page (hwmodel.synapse_format)
+            keys = keys * (lim.compartments // sf.BASE_PAGE + 1) + bases // sf.BASE_PAGE
+            member = mult[src][list_src] == 1
+            # Per target core: members, population flag, distinct (shared) words.
+            n_mem = np.bincount(list_core[member], minlength=n_cores)
+            n_rest = np.bincount(list_core[~member], minlength=n_cores)
+            members = n_mem if members is None else members + n_mem
+            pooled = member & pop_core[list_core]
+            first = np.unique(keys[~pooled], return_index=True)[1]
+            shared = np.bincount(list_core[~pooled][first], weights=words[~pooled][first],
+                                 minlength=n_cores).astype(np.int64)
+            m_max = np.zeros(n_cores, np.int64)
+            np.maximum.at(m_max, list_core[pooled], words[pooled])
+            pop = pop_core & (n_mem > 0)
+            in_axons += np.where(pop, n_rest + 1, n_rest + n_mem)
+            words_used += shared + np.where(pop, n_mem * m_max, 0)
+            # Output entries of the source cores: one per discrete route, two per
+            # (source core, population) with a member on that source core.
+            off = (chip[s_core] != chip[list_core]).astype(np.int64)
+            out_entries += np.bincount(s_core[~pooled], minlength=n_cores,
+                                       weights=sf.DISCRETE_ROUTE_ENTRIES
+                                       + off[~pooled] * sf.OFFCHIP_EXTRA_ENTRIES).astype(np.int64)
+            routes = np.unique(s_core[pooled] * n_cores + list_core[pooled])
+            s_pop, t_pop = routes // n_cores, routes % n_cores
+            np.add.at(out_entries, s_pop, sf.POPULATION_ROUTE_ENTRIES
+                      + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
+        for tc in np.flatnonzero(pop_core & (members == 0) if members is not None else []):
             if cores[tc].layer == dst:
                 raise PartitionValidationError(
                     f"core {tc} (layer {dst}): population axon from layer {src} recorded, but no "
                     f"neuron of {src} has all its targets on this core")
-        pooled = member & pop_core[list_core]
-        first = np.unique(keys[~pooled], return_index=True)[1]
-        shared = np.bincount(list_core[~pooled][first], weights=words[~pooled][first],
-                             minlength=n_cores).astype(np.int64)
-        m_max = np.zeros(n_cores, np.int64)
-        np.maximum.at(m_max, list_core[pooled], words[pooled])
-        pop = pop_core & (n_mem > 0)
-        in_axons += np.where(pop, n_rest + 1, n_rest + n_mem)
-        words_used += shared + np.where(pop, n_mem * m_max, 0)
-        # Output entries of the source cores: one per discrete route, two per
-        # (source core, population) with a member on that source core.
-        off = (chip[s_core] != chip[list_core]).astype(np.int64)
-        out_entries += np.bincount(s_core[~pooled], minlength=n_cores,
-                                   weights=sf.DISCRETE_ROUTE_ENTRIES
-                                   + off[~pooled] * sf.OFFCHIP_EXTRA_ENTRIES).astype(np.int64)
-        routes = np.unique(s_core[pooled] * n_cores + list_core[pooled])
-        s_pop, t_pop = routes // n_cores, routes % n_cores
-        np.add.at(out_entries, s_pop, sf.POPULATION_ROUTE_ENTRIES
-                  + (chip[s_pop] != chip[t_pop]).astype(np.int64) * sf.OFFCHIP_EXTRA_ENTRIES)
     return [CoreCount(*map(int, v), synapse_formats=len(f), synapses=int(s))
             for *v, f, s in zip(comps, in_axons, out_entries, words_used, max_list, formats,
                                 synapses)]
@@ -356,11 +359,12 @@ class _MatrixLists:
         return np.bincount(pairs // n_cores, minlength=self.n_source)
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
-        """(list source, list core, words, sharing key, base compartment (its lowest
-        local index), synapses, formats) of every list, or None without synapses."""
+        """Yields (list source, list core, words, sharing key, base compartment (its
+        lowest local index), synapses, formats) of every list, once (nothing without
+        synapses)."""
         i, t, local, w = self.i, self.t, self.local, self.w
         if len(i) == 0:
-            return None
+            return
         # Lists: one per (target core, source neuron), cores contiguous, indices ascending;
         # with a shared sign its positive synapses, then its negative ones.
         negative = (w < 0) & split
@@ -379,8 +383,8 @@ class _MatrixLists:
         # one encoding and weight width per core; the sign mode of a shared sign per entry
         entry_formats = set(zip(list_core[entry_list].tolist(), skips.tolist(),
                                 negative[entry_at].tolist()))
-        return (list_src, list_core, words, keys, np.minimum.reduceat(local, starts), lengths,
-                entry_formats)
+        yield (list_src, list_core, words, keys, np.minimum.reduceat(local, starts), lengths,
+               entry_formats)
 
 
 class _WindowLists:
@@ -452,9 +456,11 @@ class _WindowLists:
         return np.rint(np.einsum("yk,xk,ck->yxc", *hits, hc, optimize=True)).astype(np.int64).ravel()
 
     def lists(self, core_encoding, core_index_bits, w_bits: int, lim, split: bool):
-        """As _MatrixLists.lists (split is False here: split layers use the matrix)."""
+        """As _MatrixLists.lists (split is False here: split layers use the matrix),
+        in chunks of whole cores of about MAX_CHUNK_LISTS lists (sharing keys
+        distinct across chunks), so no connection's lists are held all at once."""
         out = [], [], [], [], [], []
-        entry_formats, key_base = set(), 0
+        entry_formats, key_base, held = set(), 0, 0
         for box in self.boxes:
             t = int(box[0])
             rep = self._core_lists(tuple(int(v) for v in box[1:]), str(core_encoding[t]),
@@ -472,9 +478,12 @@ class _WindowLists:
             out[5].append(sizes[cls])
             key_base += len(keys)
             entry_formats.update((t, int(s), False) for s in skips)
-        if not out[0]:
-            return None
-        return (*(np.concatenate(a) for a in out), entry_formats)
+            held += len(src)
+            if held >= MAX_CHUNK_LISTS:
+                yield (*(np.concatenate(a) for a in out), entry_formats)
+                out, entry_formats, held = ([], [], [], [], [], []), set(), 0
+        if out[0]:
+            yield (*(np.concatenate(a) for a in out), entry_formats)
 
     def _core_lists(self, box: tuple, encoding: str, i_bits: int, w_bits: int, lim):
         """For a box (y0, y1, x0, x1, c0, c1): the source rows, columns and channels

@@ -1,6 +1,7 @@
 """Resource model formulas, the independent validator, and the search's estimates
 against the validator's recount on random networks (hypothesis)."""
 import dataclasses
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from hwmodel.limits import Board, ChipSpec, CoreLimits, get_board
 from hwmodel.partition import Core, Partition
 from nxcompile.ir import ConnectionSpec, LayerSpec, NetworkIR
-from partitioner import model, partition_network
+from partitioner import model, partition_network, validate
 from partitioner.edges import shared_list_keys
 from partitioner.errors import PartitionError
 from partitioner.validate import (EstimateMismatchError, PartitionValidationError, recount,
@@ -382,6 +383,22 @@ def test_validator_window_path_equals_its_matrix_path_on_random_networks(ir, enc
     except PartitionError:
         return
     assert recount(ir, part) == recount(ir, part, analytic=False)
+
+
+@settings(max_examples=examples(20), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_validator_counts_in_chunks_of_cores_as_all_at_once(ir):
+    """A window connection's lists counted one target core at a time (chunks of
+    at least MAX_CHUNK_LISTS = 1 list) give the same counts, core by core, as
+    all of them at once."""
+    try:
+        part = partition_network(ir, TINY, placement_time_limit=0.2, validate=False)
+    except PartitionError:
+        return
+    at_once = recount(ir, part)
+    with mock.patch.object(validate, "MAX_CHUNK_LISTS", 1):
+        assert recount(ir, part) == at_once
 
 
 def test_validator_window_path_by_hand_and_on_cores_that_are_not_boxes():
