@@ -4,7 +4,8 @@ output-axon entries over the limit (a route that leaves its chip costs an extra
 entry, partitioner.model).
 
 Candidates: the search's provisional placement, the best split of the core
-order into contiguous runs (dynamic programming, linear in the cores), OR-Tools
+order into contiguous runs (dynamic programming, linear in the cores; its best
+split may need more runs than the board has chips), chips filled in core order, OR-Tools
 CP-SAT with a time limit for small instances ((cores + linked core pairs) x
 chips <= max_cp_sat_vars), seeded with the best so far; larger ones, or a
 CP-SAT run without a proven optimum, go on to a greedy local search (single-core
@@ -59,9 +60,9 @@ class PlacementProblem:
 
 def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: float = 1.0,
                 max_cp_sat_vars: int = 20000) -> Placement:
-    """Best valid placement found, starting from `initial` (which must be valid)
-    and the best split of the core order into contiguous runs of at most
-    cores_per_chip (_contiguous); CP-SAT where the model has at most
+    """Best valid placement found, starting from `initial` (which must be valid),
+    the best split of the core order into contiguous runs of at most
+    cores_per_chip (_contiguous) and chips filled in core order; CP-SAT where the model has at most
     max_cp_sat_vars variables, then the greedy local search until time_limit
     (seconds) has passed."""
     initial = np.asarray(initial, np.int64)
@@ -72,6 +73,9 @@ def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: floa
     chips = _contiguous(problem)
     if chips is not None and problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
         best = Placement(chips, problem.offchip(chips), "contiguous runs")
+    chips = np.arange(problem.num_cores) // problem.cores_per_chip   # where the runs need more chips
+    if problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
+        best = Placement(chips, problem.offchip(chips), "core order")
     pairs = len(np.unique(np.minimum(problem.src, problem.dst) * problem.num_cores
                           + np.maximum(problem.src, problem.dst)))
     if (problem.num_cores + pairs) * problem.num_chips <= max_cp_sat_vars:

@@ -372,3 +372,17 @@ def test_placement_of_thousands_of_cores_on_pohoiki_springs_uses_the_greedy_fall
     assert "CP-SAT" not in placed.method and placed.method.startswith("contiguous runs")
     assert problem.valid(placed.chips) and placed.offchip_routes == problem.offchip(placed.chips)
     assert placed.offchip_routes <= problem.offchip(np.arange(n) // cap) < problem.offchip(initial)
+
+
+def test_placement_is_never_worse_than_filling_chips_in_core_order():
+    # 4 cores, 2 chips of 2: the best contiguous split keeps route 1->2 inside with
+    # runs [0] [1 2] [3], one run more than the board has chips, so it is no
+    # candidate; the search's order puts every route across chips; CP-SAT is off
+    # and the local search has no time: core order (routes 0->1, 2->3 inside) wins
+    from partitioner.placement import PlacementProblem, place_cores
+    problem = PlacementProblem(4, np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([3, 7, 3]),
+                               np.zeros(4, np.int64), 4096, 2, 2)
+    initial = np.array([0, 1, 0, 1])
+    placed = place_cores(problem, initial, time_limit=0.0, max_cp_sat_vars=0)
+    assert placed.method == "core order"
+    assert placed.offchip_routes == problem.offchip(np.array([0, 0, 1, 1])) == 7 < problem.offchip(initial)
