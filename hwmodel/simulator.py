@@ -45,6 +45,7 @@ import threadpoolctl
 
 from hwmodel import formats
 from hwmodel.backend import Backend, Progress, RunOutput
+from hwmodel.errors import NetworkError
 from hwmodel.network import IntConnection, IntLayer, IntNetwork
 from hwmodel.partition import Partition
 
@@ -167,7 +168,9 @@ class _Synapses:
         else:
             w = (conn.matrix() if matrix is None else matrix).tocsr()
             worst = float(np.max(np.asarray(abs(w).sum(axis=1)).ravel(), initial=0))
-        self.peak = worst * 2.0 ** (conn.weight_exp + formats.ACTIVATION_SHIFT)
+        # |input| bound in u units; a negative exponent floors, so a negative sum
+        # can reach -ceil(worst * 2**weight_exp)
+        self.peak = float(np.ceil(worst * 2.0 ** conn.weight_exp)) * 2.0 ** formats.ACTIVATION_SHIFT
         self.dtype = _float_type(worst)
         # A non-negative exponent scales the weights (by a power of two: exact);
         # a negative one floors the sum (an arithmetic right shift) before the << 6.
@@ -304,9 +307,11 @@ def simulate(net: IntNetwork, x: np.ndarray, num_steps: int, record=(),
     (the samples are independent), at least one for each of THREADS threads
     that run them side by side, each in blocks of steps whose spike histories
     fit BLOCK_BYTES, at most block_steps (None: no further limit; the results
-    depend on none of these).
+    depend on none of these).  An empty batch raises NetworkError.
     """
     x = np.asarray(x)
+    if len(x) == 0:
+        raise NetworkError("simulate: a batch of 0 samples; give at least one")
     synapses = _synapses(net)
     order = {name: i for i, name in enumerate(net.layers)}
     peak = {name: 0.0 for name in net.layers}

@@ -479,8 +479,9 @@ def _nx_layer(layer, kind: str, args: dict):
 
 def _forward(model, x: np.ndarray, batch_size: int) -> list:
     """The outputs of `model` on x as a list, batch by batch as Model.predict
-    computes them, without predict's copy of all outputs (one batch: its
-    outputs as they come; at 512x512 MobileNet's 16 frames, 1.5 GB)."""
+    computes them.  One batch (the default for calibration): its outputs as
+    they come, without predict's copy of them all (at 512x512 MobileNet's 16
+    frames, 1.5 GB); several batches: concatenated, so briefly twice."""
     outs = []
     for start in range(0, len(x), batch_size):
         out = model.predict_on_batch(x[start:start + batch_size])

@@ -449,13 +449,16 @@ class WindowEdge(Edge):
         """What of channel block jc the block's usage depends on: the block
         itself, or where all used taps differ (taps_distinct: no list compares
         with another) only, per run length, how many source channels have it,
-        how many of those reach no other channel block and how many of these are marked."""
+        how many of those reach no other channel block and how many of these are
+        marked, and where each source channel's targets start in the block (its
+        list's base page depends on it)."""
         if not self.taps_distinct:
             return bc, jc, marked.tobytes()
-        ci, _, lc, single = self._channels(bc, jc)
+        ci, co_start, lc, single = self._channels(bc, jc)
         runs = np.unique(lc)
-        return tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum()),
-                      int((single & marked[ci])[lc == r].sum())) for r in runs)
+        return (tuple((int(r), int((lc == r).sum()), int(single[lc == r].sum()),
+                       int((single & marked[ci])[lc == r].sum())) for r in runs),
+                (co_start - jc * bc).tobytes())
 
     def _block_usage(self, rows: tuple, cols: tuple, bc: int, jc: int, c_marked: np.ndarray,
                      w: int, c: int, pages: int, i_bits: int, w_bits: int, limits: CoreLimits,

@@ -132,8 +132,10 @@ def recount(ir: NetworkIR, partition: Partition, analytic: bool = True,
     """CoreCount of every core (list indexed like partition.cores); network:
     the integer network whose non-window synapses are counted (module doc).
 
-    Streams over connections: each yields its synapse lists (source neuron,
-    target core, words, sharing key) and is dropped before the next.  A window
+    Streams over connections: each yields its synapse lists in chunks of whole
+    target cores (per list: source neuron, target core, words, sharing key, base
+    compartment, synapses; per chunk its formats) and is dropped before the
+    next.  A window
     connection into a layer whose every core holds a box of neurons
     (_WindowLists) encodes each distinct list once; any other connection, and
     every one with analytic=False, encodes every list from its synapse matrix

@@ -501,3 +501,33 @@ def test_estimates_equal_recount_on_cores_of_several_base_pages(shared):
     part = partition_network(b.ir, "loihi1", placement_time_limit=0.2)
     assert max(len(c.neurons) for c in part.cores if c.layer != "inp") > 256
     assert recount(b.ir, part) == recount(b.ir, part, analytic=False)
+
+
+def test_window_block_usage_cache_keeps_each_channel_blocks_base_pages():
+    """A depthwise conv with multiplier 2 on 5 channels in channel blocks of 5:
+    its taps all differ, and the two channel blocks have equal run-length counts
+    but their sources' lists start at other local channels, so on a core of
+    several base pages (13 x 13 x 5 > 256) they differ in words; the usage of the
+    whole tiling (one lookup per group of equal blocks) equals each core's own."""
+    from partitioner.edges import make_edge
+    from partitioner.tiling import Tiling
+    b = NetBuilder((13, 13, 5), np.random.default_rng(0))
+    b.depthwise(3, multiplier=2)
+    shape = tuple(b.ir.layer(b.current).shape)
+    tiling = Tiling(shape, (shape[0], shape[1], 5))
+    lim, enc = get_board("loihi1").chip.core, model.AUTO_ENCODINGS
+    solo = np.ones(b.ir.layer("inp").n, bool)
+    edge = make_edge(b.ir, "inp", b.current)
+    usage, marks = edge.usage(tiling, solo, 9, 1, lim, enc), edge._shared_sources(solo)
+    words = []
+    for core in range(tiling.num_cores):
+        jy, jx, jc = tiling.block_index(core)
+        h, w, c = tiling.block_shape(core)
+        rows = edge.axes[0].classes(tiling.block[0], jy, marks[0])
+        cols = edge.axes[1].classes(tiling.block[1], jx, marks[1])
+        own = make_edge(b.ir, "inp", b.current)._block_usage(
+            rows, cols, tiling.block[2], jc, marks[2], w, c, h * w * c // 256 + 1,
+            model.index_bits(h * w * c), 9, lim, enc)
+        np.testing.assert_array_equal(usage.words[:, :, core], own[1])
+        words.append(own[1])
+    assert not np.array_equal(words[0], words[1])

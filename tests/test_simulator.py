@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 from hwmodel import formats, simulator
+from hwmodel.errors import NetworkError
 from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
 from hwmodel.simulator import simulate
 from tests.helpers import assert_same_run
@@ -190,3 +191,20 @@ def test_current_wraps_and_voltage_clips_at_24_bits_in_blocks_of_any_length():
     for block in (None, 1, 3):
         assert simulate(net, x, 2, block_steps=block).voltages["out"][0, 0] == -6332416
         assert simulate(net, x, 9, block_steps=block).voltages["out"][0, 0] == -(2 ** 23 - 1)
+
+
+def test_voltage_clips_at_24_bits_under_a_negative_weight_exponent():
+    # weight -1 at exponent -1 floors to -1 (not -0.5): u = -64 a step; from 300 v units
+    # above the limit v reaches -(2**23 - 1) within 5 steps and stays clipped there
+    limit = 2 ** 23 - 1
+    net, x = _net(vth=10, bias=(1000,), w=-1, weight_exp=-1)
+    net.layers["out"].v_init = np.array([-(limit - 300)])
+    for steps in (4, 6, 8):
+        v = simulate(net, x, steps).voltages["out"][0, 0]
+        assert v == max(-(limit - 300) - 64 * (steps - 1), -limit)
+
+
+def test_an_empty_batch_is_refused_by_name():
+    net, x = _net()
+    with pytest.raises(NetworkError, match="a batch of 0 samples"):
+        simulate(net, x[:0], 5)
