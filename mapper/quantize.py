@@ -265,12 +265,20 @@ def _threshold_boost(vth: float, headroom: float) -> int:
     return b
 
 
+def _pooled(parts: list) -> tuple:
+    """(values, counts) of several connections' _float_synapses, concatenated."""
+    if not parts:
+        return np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate([v for v, _, _ in parts]), np.concatenate([n for _, n, _ in parts])
+
+
 def _peak(values: np.ndarray, counts: np.ndarray, percentile: float) -> float:
     """The |weight| that is put at the top of the weight range (module doc):
     over synapses, each value of `values` standing for `counts` synapses (the
     percentile as np.percentile's linear method would give it on them all)."""
     mag, counts = np.abs(values), np.asarray(counts)
-    mag, counts = mag[(mag != 0) & (counts > 0)], counts[(mag != 0) & (counts > 0)]
+    keep = (mag != 0) & (counts > 0)
+    mag, counts = mag[keep], counts[keep]
     if not mag.size:
         return 0.0
     if percentile >= 100:
@@ -316,12 +324,9 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     bias = _flat_bias(layer)
     _check_finite(layer.name, "bias", bias)
     own = {src for src in syn if ir.connection(src, layer.name).own_exponent}
-    all_w = np.concatenate([v for v, _, _ in syn.values()]) if syn else np.zeros(0)
-    all_n = np.concatenate([n for _, n, _ in syn.values()]) if syn else np.zeros(0, np.int64)
+    all_w, all_n = _pooled(list(syn.values()))
     mode = formats.sign_mode(all_w[all_n > 0], nrn.shared_sign)
-    shared = [syn[src] for src in syn if src not in own]    # the weights that set sigma
-    all_w = np.concatenate([v for v, _, _ in shared]) if shared else np.zeros(0)
-    all_n = np.concatenate([n for _, n, _ in shared]) if shared else np.zeros(0, np.int64)
+    all_w, all_n = _pooled([syn[src] for src in syn if src not in own])   # the weights that set sigma
     step = formats.weight_step(nrn.num_weight_bits, mode)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps

@@ -225,9 +225,8 @@ def write(path, **parts) -> Path:
     """Write the parts of a compiled network (PARTS: ir, partition, network,
     quantization, timings) to `path` (see the module doc); returns the path."""
     enc = _Encoder()
-    net = parts["network"]      # windows are derived from the weights when read (_add_windows)
-    parts = {**parts, "network": dataclasses.replace(net, connections=[
-        dataclasses.replace(c, weights=c.matrix(), window=None) for c in net.connections])}
+    # windows are derived from the weights when read (_add_windows)
+    parts = {**parts, "network": parts["network"].with_matrices()}
     doc = {"format": FORMAT, "version": VERSION,
            "model": {key: enc.encode(parts[key]) for key in PARTS}}
     text = json.dumps(doc, allow_nan=False, indent=1)
