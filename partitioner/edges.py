@@ -357,7 +357,9 @@ class WindowEdge(Edge):
 
     def target_cores(self, tiling: Tiling) -> sp.csr_matrix:
         factors = [sp.csr_matrix(m.astype(np.int64)) for m in self.target_factors(tiling)]
-        return sp.kron(sp.kron(factors[0], factors[1]), factors[2], format="csr")
+        hits = sp.kron(sp.kron(factors[0], factors[1]), factors[2], format="csr")
+        hits.eliminate_zeros()          # sp.kron leaves explicit zeros
+        return hits
 
     def _channels(self, block: int, j: int) -> tuple:
         """Source channels reaching channel block j: (ci, first target channel, run

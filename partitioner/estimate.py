@@ -7,6 +7,7 @@ tilings of its successors and on the chips of all those cores.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -198,8 +199,9 @@ class _Hits:
         member_counts = [np.add.reduceat(f.astype(np.int64), at, axis=0)
                          for f, at in zip(self.member_factors, own)]
         pairs = [np.nonzero(c) for c in counts]        # per axis: own block, successor block
-        i = _flat([p[0] for p in pairs], tiling.counts)
-        j = _flat([p[1] for p in pairs], [f.shape[1] for f in self.factors])
+        i = np.ravel_multi_index(np.ix_(*[p[0] for p in pairs]), tiling.counts).ravel()
+        j = np.ravel_multi_index(np.ix_(*[p[1] for p in pairs]),
+                                 [f.shape[1] for f in self.factors]).ravel()
         reach = _outer([c[p] for c, p in zip(counts, pairs)])
         members = _outer([c[p] for c, p in zip(member_counts, pairs)])
         pixel_routes = _outer([c[p] for c, p in zip(counts[:2], pairs[:2])]
@@ -209,15 +211,7 @@ class _Hits:
 
 def _outer(per_axis: list) -> np.ndarray:
     """Products of one value per axis (row, column, channel) over all combinations, flat."""
-    a, b, c = per_axis
-    return (a[:, None, None] * b[None, :, None] * c[None, None, :]).ravel()
-
-
-def _flat(per_axis: list, counts) -> np.ndarray:
-    """Row-major flat indices of all combinations of one block index per axis (counts blocks)."""
-    a, b, c = per_axis
-    return ((a[:, None, None] * counts[1] + b[None, :, None]) * counts[2]
-            + c[None, None, :]).ravel()
+    return functools.reduce(np.multiply.outer, per_axis).ravel()
 
 
 def successor_hits(graph: PartitionGraph, name: str, successors: dict) -> dict:

@@ -6,7 +6,6 @@ sign, and which source neurons feed only one successor layer."""
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from hwmodel.limits import Board
 from nxcompile.ir import NetworkIR
@@ -82,10 +81,8 @@ class PartitionGraph:
                 del self._target_cores[key]
 
     def target_cores(self, edge: Edge, tiling: Tiling):
-        """Cached Edge.target_cores, csr without explicit zeros (sp.kron leaves some)."""
+        """Cached Edge.target_cores."""
         key = (edge.source, edge.target, tiling)
         if key not in self._target_cores:
-            hits = sp.csr_matrix(edge.target_cores(tiling))
-            hits.eliminate_zeros()
-            self._target_cores[key] = hits
+            self._target_cores[key] = edge.target_cores(tiling)
         return self._target_cores[key]

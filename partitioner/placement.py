@@ -230,8 +230,8 @@ def _local_search(problem: PlacementProblem, chips: np.ndarray, deadline: float)
             where, total = links(c)
             here = chips[c]
             inner = int(total[where == here].sum())
-            for j in where[np.argsort(-total, kind="stable")]:
-                gain = int(total[where == j][0]) - inner
+            for at in np.argsort(-total, kind="stable"):     # where: distinct chips
+                j, gain = where[at], int(total[at]) - inner
                 if j == here or gain <= 0:
                     continue
                 partner = None
