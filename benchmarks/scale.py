@@ -4,8 +4,9 @@ compartments per neuron) and compiled at several input sizes, each in a fresh
 subprocess, printed as one table with the fitted growth exponents, then a
 table of the chip placement of every size.
 
-Columns: neurons, synapses (the validator's count of stored synapses before
-sharing, summed over connections), cores, the lower bound on cores
+Columns: neurons, synapses (the IR's float synapses before sharing: every
+kernel tap on a real pixel, summed over connections; not the integer count),
+cores, the lower bound on cores
 (partitioner.bounds) and cores / bound, chips, seconds per stage (convert:
 Keras -> IR with calibration; quantize; bounds + search; placement;
 validation; total), the child's peak RSS (ru_maxrss of its own process:
