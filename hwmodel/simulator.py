@@ -28,9 +28,11 @@ Synaptic products are float matrix products, exact because every partial sum is
 an integer below 2**24 in float32 (float64 where a row's weights could exceed
 that) scaled by a power of two: a connection with a window (IntConnection.window)
 is computed as a convolution of its kernel over the source's spike maps (one
-product of every window's patch with the kernel, or an elementwise product per
-tap for per-channel kernels), a dense-enough matrix as a dense product, any
-other one as a sparse product.  Neuron state is held in floats too, exactly
+product of every window's patch with the kernel, the patches laid out frames
+last where a patch row holds few values; for per-channel kernels an
+elementwise product per tap, over whole rows of outputs at once where the
+column stride is 1), a dense-enough matrix as a dense product, any other one
+as a sparse product.  Neuron state is held in floats too, exactly
 (_LayerState).
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block
 THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's loops, scipy's sparse
                                 # products and BLAS release the GIL)
 PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches) at a time
+SHORT_RUN = 64               # values per patch row (kw * C) below which patches are built frames last
 
 
 class _LayerState:
@@ -191,6 +194,15 @@ class _Synapses:
             # a 1x1 window of stride 1 over the unpadded map: the patches are the frames
             self.pointwise = (not win.depthwise and (kh, kw, sy, sx, top, left) == (1, 1, 1, 1, 0, 0)
                               and (ho, wo) == (h, w_))
+            # patches copied in runs of kw * C values are slow when that is short:
+            # then the maps are laid out frames last, the patches copied in runs of frames
+            self.frames_last = not win.depthwise and not self.pointwise and kw * c < SHORT_RUN
+            # a per-channel window of column stride 1, multiplier 1, onto all target
+            # channels: one tap over a row of outputs is one run of wo * C values
+            self.row_runs = (win.depthwise and sx == 1 and self.kernel.shape[3] == 1
+                             and (win.first, c) == (0, co))
+            if self.row_runs:
+                self.kernel = np.tile(self.kernel[:, :, :, 0], (1, 1, wo))    # (kh, kw, wo * C)
             patch = ho * wo * kh * kw * c * np.dtype(self.dtype).itemsize
             per_frame = int(np.prod(self.padded_shape)) * np.dtype(self.dtype).itemsize + patch
         else:
@@ -216,6 +228,13 @@ class _Synapses:
             if direct and fresh:
                 out[:] = 0
             self._per_channel(frames, out)
+        elif self.window is not None and self.frames_last:
+            out = acc if fresh and direct else np.empty(acc.shape, self.dtype)
+            ho, wo, co = self.target_shape
+            np.matmul(self._patches_frames_last(frames).transpose(0, 2, 1),
+                      self.kernel.reshape(-1, co), out=out.reshape(len(out), ho * wo, co).transpose(1, 0, 2))
+            if out is acc:
+                return
         else:
             if self.window is not None:
                 x = self._patches(frames)
@@ -265,9 +284,25 @@ class _Synapses:
             return frames.reshape(-1, c).astype(self.dtype)
         return self._windows(self._padded(frames)).reshape(-1, self.kernel[..., 0].size)
 
+    def _patches_frames_last(self, frames: np.ndarray) -> np.ndarray:
+        """Every window's (kh, kw, C) patch, frames last: (ho * wo, kh * kw * C, frames)."""
+        win, (h, w, c), (ho, wo, _) = self.window, self.source_shape, self.target_shape
+        (top, left), (sy, sx), (dy, dx) = win.origin, win.strides, win.dilation
+        kh, kw = self.kernel.shape[:2]
+        x = np.zeros((*self.padded_shape, len(frames)), self.dtype)
+        x[top:top + h, left:left + w] = frames.T.reshape(h, w, c, len(frames))
+        sh, sw, sc, sf = x.strides
+        view = np.lib.stride_tricks.as_strided(
+            x, (ho, wo, kh, kw, c, len(frames)), (sh * sy, sw * sx, sh * dy, sw * dx, sc, sf),
+            writeable=False)
+        return np.ascontiguousarray(view).reshape(ho * wo, kh * kw * c, len(frames))
+
     def _per_channel(self, frames: np.ndarray, out: np.ndarray) -> None:
         """out (frames, n_target) += a per-channel window: an elementwise product per tap."""
         win = self.window
+        if self.row_runs:
+            self._per_channel_rows(frames, out)
+            return
         patches = self._windows(self._padded(frames))
         ho, wo, co = self.target_shape
         kh, kw, c, k = self.kernel.shape
@@ -278,6 +313,21 @@ class _Synapses:
             for kx in range(kw):
                 np.multiply(patches[:, :, :, ky, kx, :, None], self.kernel[ky, kx], out=product)
                 part += product
+
+    def _per_channel_rows(self, frames: np.ndarray, out: np.ndarray) -> None:
+        """_per_channel where one tap over a row of outputs reads one run of the
+        padded map (row_runs): per tap, (frames, ho, wo * C) at once."""
+        x = self._padded(frames)
+        (sy, _), (dy, dx) = self.window.strides, self.window.dilation
+        ho, wo, c = self.target_shape
+        sb, sh, sw, _ = x.strides
+        part = out.reshape(len(out), ho, wo * c)
+        product = np.empty(part.shape, self.dtype)
+        for ky, kx in np.ndindex(*self.kernel.shape[:2]):
+            tap = np.lib.stride_tricks.as_strided(x[:, ky * dy:, kx * dx:], part.shape,
+                                                  (sb, sh * sy, x.itemsize), writeable=False)
+            np.multiply(tap, self.kernel[ky, kx], out=product)
+            part += product
 
 
 def _synapses(net: IntNetwork) -> list:

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from hwmodel import formats, simulator
 from hwmodel.errors import NetworkError
-from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork
+from hwmodel.network import RESET_MODES, IntConnection, IntLayer, IntNetwork, IntWindow
 from hwmodel.simulator import simulate
 from tests.helpers import assert_same_run
 
@@ -208,3 +208,41 @@ def test_an_empty_batch_is_refused_by_name():
     net, x = _net()
     with pytest.raises(NetworkError, match="a batch of 0 samples"):
         simulate(net, x[:0], 5)
+
+
+@pytest.mark.parametrize("kh, kw, c, k, depthwise, strides, dilation, path", [
+    (5, 5, 1, 3, False, (2, 2), (1, 1), "frames_last"),    # patch rows of kw * C = 5 values
+    (3, 3, 2, 2, False, (1, 2), (2, 1), "frames_last"),
+    (3, 3, 24, 2, False, (2, 1), (1, 2), "im2col"),         # kw * C = 72 >= SHORT_RUN
+    (3, 3, 4, 1, True, (2, 1), (1, 2), "row_runs"),         # column stride 1, multiplier 1
+    (2, 3, 4, 1, True, (1, 1), (2, 1), "row_runs"),
+    (3, 3, 4, 1, True, (1, 2), (1, 1), "per_channel"),      # column stride 2
+    (3, 3, 4, 2, True, (1, 1), (1, 1), "per_channel"),      # multiplier 2
+])
+def test_each_convolution_path_equals_the_matrix_product(kh, kw, c, k, depthwise, strides,
+                                                         dilation, path):
+    """Each way the simulator computes a window (patches frames last or first,
+    a per-channel window by runs of a row or by taps) gives the matrix
+    product's run bit for bit, padded on every side."""
+    rng = np.random.default_rng(7)
+    h, w = 9, 8
+    (sy, sx), (dy, dx) = strides, dilation
+    ho, wo = (h + 2 - (kh - 1) * dy - 1) // sy + 1, (w + 2 - (kw - 1) * dx - 1) // sx + 1
+    co = c * k if depthwise else k
+    win = IntWindow(rng.integers(-40, 60, (kh, kw, c, k)), strides, (1, 1), depthwise=depthwise,
+                    dilation=dilation, source_shape=(h, w, c), target_shape=(ho, wo, co))
+    inp = IntLayer("inp", (h, w, c), vth=1, bias_mant=np.zeros(h * w * c, np.int64), is_input=True,
+                   input_mode="spikes")
+    out = IntLayer("out", (ho, wo, co), vth=50, bias_mant=np.zeros(ho * wo * co, np.int64),
+                   reset="soft")
+    net = IntNetwork({"inp": inp, "out": out}, [IntConnection("inp", "out", None, window=win)],
+                     "inp", "out")
+    syn = simulator._synapses(net)[0]
+    used = {"frames_last": syn.frames_last, "row_runs": syn.row_runs,
+            "im2col": not depthwise and not syn.frames_last,
+            "per_channel": depthwise and not syn.row_runs}
+    assert [p for p, on in used.items() if on] == [path]
+    x = (rng.random((5, 12, h * w * c)) < 0.3).astype(np.int8)
+    got = simulate(net, x, 12, record=["out"])
+    assert got.counts["out"].sum() > 0
+    assert_same_run(got, simulate(net.with_matrices(), x, 12, record=["out"]), ["out"], output="out")
