@@ -43,8 +43,7 @@ def lower_bounds(graph: PartitionGraph) -> dict:
         routes = np.zeros(layer.n)
         for e in graph.out_edges[name]:
             target = graph.layer(e.target)
-            cores = -(-e.fanout * graph.cpn[e.target] // lim.compartments)
-            cores = np.maximum(cores, (e.fanout > 0).astype(np.int64))
+            cores = graph.fewest_target_cores(e)
             cores = np.where(e.fanout == target.n, np.maximum(cores, bounds[e.target][0]), cores)
             reach += cores
             routes += cores * min(1.0, sf.POPULATION_ROUTE_ENTRIES / e.pixel_atoms)

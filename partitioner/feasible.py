@@ -51,8 +51,8 @@ def check_layers(graph: PartitionGraph) -> None:
                 words = _words(graph, name, True)
             _refuse(name, "synapse_words", words, lim,
                     "one stored synapse per distinct weight into that neuron", layer)
-        reach = sum((-(-e.fanout * graph.cpn[e.target] // lim.compartments)
-                     for e in graph.out_edges[name]), np.zeros(layer.n, np.int64))
+        reach = sum((graph.fewest_target_cores(e) for e in graph.out_edges[name]),
+                    np.zeros(layer.n, np.int64))
         _refuse(name, "output_axons", np.where(reach >= 2, reach, 0), lim,
                 "one discrete entry per core its targets need at least", layer)
 

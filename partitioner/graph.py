@@ -56,6 +56,11 @@ class PartitionGraph:
             self._solo[name] = feeds == 1
         return self._solo[name]
 
+    def fewest_target_cores(self, edge: Edge) -> np.ndarray:
+        """Per source neuron of `edge`: the fewest cores of its target layer its
+        synapses reach (its fan-out's compartments over a core's)."""
+        return -(-edge.fanout * self.cpn[edge.target] // self.limits.compartments)
+
     def candidates(self, name: str) -> list:
         """Candidate tilings of a layer, fewest cores first."""
         if name not in self._candidates:

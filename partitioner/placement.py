@@ -70,23 +70,25 @@ def place_cores(problem: PlacementProblem, initial: np.ndarray, time_limit: floa
         return Placement(initial, problem.offchip(initial), "single chip")
     deadline = time.perf_counter() + time_limit
     best = Placement(initial, problem.offchip(initial), "search order")
-    chips = _contiguous(problem)
-    if chips is not None and problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
-        best = Placement(chips, problem.offchip(chips), "contiguous runs")
-    chips = np.arange(problem.num_cores) // problem.cores_per_chip   # where the runs need more chips
-    if problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
-        best = Placement(chips, problem.offchip(chips), "core order")
+
+    def consider(chips: np.ndarray | None, method: str) -> None:
+        nonlocal best
+        if chips is not None:
+            routes = problem.offchip(chips)
+            if routes < best.offchip_routes and problem.valid(chips):
+                best = Placement(chips, routes, method)
+
+    consider(_contiguous(problem), "contiguous runs")
+    # chips filled in core order: where the runs need more chips than the board has
+    consider(np.arange(problem.num_cores) // problem.cores_per_chip, "core order")
     pairs = len(np.unique(np.minimum(problem.src, problem.dst) * problem.num_cores
                           + np.maximum(problem.src, problem.dst)))
     if (problem.num_cores + pairs) * problem.num_chips <= max_cp_sat_vars:
         chips, status = _cp_sat(problem, best.chips, time_limit / 2)
-        if chips is not None and problem.valid(chips) and problem.offchip(chips) < best.offchip_routes:
-            best = Placement(chips, problem.offchip(chips), f"CP-SAT ({status})")
+        consider(chips, f"CP-SAT ({status})")
         if status == "optimal":
             return best
-    chips = _local_search(problem, best.chips.copy(), deadline)
-    if problem.offchip(chips) < best.offchip_routes and problem.valid(chips):
-        best = Placement(chips, problem.offchip(chips), best.method + " + local search")
+    consider(_local_search(problem, best.chips.copy(), deadline), best.method + " + local search")
     return best
 
 
