@@ -94,25 +94,29 @@ def weight_range(mode: str) -> tuple[int, int]:
     return -WEIGHT_MAX, 0
 
 
-def decay(x: np.ndarray, decay_const: int) -> np.ndarray:
-    """x * (4096 - decay_const) >> 12 in sign-magnitude, as Loihi decays u and v
-    (int64; float64 for float x, exact for the 24-bit states: the product stays
-    below 2**36)."""
-    if x.dtype.kind == "f":
-        return np.trunc(x.astype(np.float64) * ((DECAY_UNITY - decay_const) / DECAY_UNITY))
-    prod = x.astype(np.int64) * (DECAY_UNITY - decay_const)
-    return (np.sign(prod) * (np.abs(prod) >> DECAY_BITS)).astype(np.int64)
+def decay(x: float, decay_const: int) -> float:
+    """x * (4096 - decay_const) >> 12 in sign-magnitude, as Loihi decays u and v:
+    the product truncated toward 0 (x float64, exact for the 24-bit states: the
+    product stays below 2**36).  Scalar: hwmodel.simulator compiles these three."""
+    return np.trunc(x * ((DECAY_UNITY - decay_const) / DECAY_UNITY))
 
 
-def wrap_current(u: np.ndarray) -> np.ndarray:
-    """Wrap the 24-bit current u modulo 2**23 the way Lava does."""
-    u = np.where(u > STATE_MAX, u - 2 * STATE_MAX, u)
-    return np.where(u <= -STATE_MAX, u + 2 * STATE_MAX, u)
+# the limits as float32 (exact): a float32 state then stays float32 in the two below
+_U_MAX, _U_WRAP, _V_LIMIT = np.float32(STATE_MAX), np.float32(2 * STATE_MAX), np.float32(STATE_MAX - 1)
 
 
-def clip_voltage(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Clip the 24-bit voltage v to +-(2**23 - 1) the way Lava does (into out if given)."""
-    return np.clip(v, -STATE_MAX + 1, STATE_MAX - 1, out=out)
+def wrap_current(u: float) -> float:
+    """The 24-bit current u wrapped modulo 2**23 the way Lava does."""
+    if u > _U_MAX:
+        return u - _U_WRAP
+    if u <= -_U_MAX:
+        return u + _U_WRAP
+    return u
+
+
+def clip_voltage(v: float) -> float:
+    """The 24-bit voltage v clipped to +-(2**23 - 1) the way Lava does."""
+    return min(max(v, -_V_LIMIT), _V_LIMIT)
 
 
 def decay_time_constant(decay_const: int) -> float:

@@ -33,7 +33,9 @@ last where a patch row holds few values; for per-channel kernels an
 elementwise product per tap, over whole rows of outputs at once where the
 column stride is 1), a dense-enough matrix as a dense product, any other one
 as a sparse product.  Neuron state is held in floats too, exactly
-(_LayerState).
+(_LayerState); the neuron update is one loop compiled by numba
+(_neuron_steps), through the Loihi semantics of hwmodel.formats (decay,
+wrap_current, clip_voltage).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import concurrent.futures
 import os
 import threading
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 import threadpoolctl
@@ -55,9 +58,9 @@ FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
 DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
 DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
 CHUNK_BYTES = 2 ** 26        # neuron state of the samples simulated at once (about twice the L3 cache)
-STATE_BYTES_PER_NEURON = 24  # u, v, a reset temporary (float32 or float64), spike count (int32)
+STATE_BYTES_PER_NEURON = 24  # u, v, bias (float32 or float64), spike count (int32)
 BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block of steps
-THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's loops, scipy's sparse
+THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's and numba's loops, scipy's sparse
                                 # products and BLAS release the GIL)
 PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches) at a time
 SHORT_RUN = 64               # values per patch row (kw * C) below which patches are built frames last
@@ -68,49 +71,24 @@ class _LayerState:
 
     The integers are held as floats, exactly: float32 for a layer whose u is
     cleared every step (du = 4095), whose v does not leak (dv = 0) and whose
-    largest input `peak_input` (u units) is below 2**24 (u, v and their sums
-    then stay integers float32 holds, and a sum beyond 2**24 is clipped to the
-    24-bit range anyway); float64 (exact below 2**53) otherwise.  du = 4095
-    clears u every step (decay by 4096 is 0) and dv = 0 leaves v as it is: both
-    are skipped, with identical results.  Such a layer moves |v| by at most
-    peak_input + max|bias| a step (a reset only brings v nearer 0), so a step
-    skips the clipping while a bound on |v| so grown (measured again when it
-    nears the limit) stays below the 24-bit limit, and a current below 2**23
-    never wraps.  u is kept only where it is not cleared every step."""
+    largest input `peak_input` (u units) is below 2**24, float64 (exact below
+    2**53) otherwise; u (float64) only where it is not cleared every step.
+    In float32, |v| <= 2**23 - 1 plus an input wrapped to |u| <= 2**23 is
+    exact, and a sum the bias then takes beyond 2**24 (where float32 rounds) is
+    clipped to 2**23 - 1 anyway."""
 
     def __init__(self, layer: IntLayer, batch: int, bias_mant: np.ndarray, peak_input: float):
         self.layer = layer
-        self.clears_u = layer.du + 1 >= formats.DECAY_UNITY
-        self.simple = self.clears_u and not layer.dv and peak_input < FLOAT32_EXACT
-        self.dtype = np.float32 if self.simple else np.float64
-        self.u = None if self.clears_u else np.zeros((batch, layer.n), self.dtype)
+        clears_u = layer.du + 1 >= formats.DECAY_UNITY
+        self.dtype = np.float32 if clears_u and not layer.dv and peak_input < FLOAT32_EXACT \
+            else np.float64
+        self.u = np.zeros((batch, layer.n) if not clears_u else (0, 0), np.float64)
         self.v = np.zeros((batch, layer.n), self.dtype)
         if layer.v_init is not None:
             self.v[:] = np.asarray(layer.v_init, self.dtype)
         bias = np.asarray(bias_mant, np.int64)
-        bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp)
-        self.bias = bias.astype(self.dtype) if bias.any() else None
-        self.step_bound = peak_input + (float(np.abs(bias).max()) if bias.size else 0.0)
-        self.may_wrap = peak_input >= formats.STATE_MAX
-        self.vth = self.dtype(int(layer.vth) << formats.THRESHOLD_SHIFT)
-        self.scratch = np.empty_like(self.v)
-        self.reach = float(formats.STATE_MAX)     # a bound on |v|: measured before it is used
-
-    def _may_leave_range(self) -> bool:
-        """Whether this step's v may leave the 24-bit range (then it is clipped):
-        always for a layer that is not simple; for a simple one, when the bound
-        `reach` on |v| (measured again once the bound gets near the limit) plus
-        one step's largest change reaches it."""
-        if not self.simple:
-            return True
-        limit = formats.STATE_MAX - 1
-        if self.reach + self.step_bound >= limit:
-            self.reach = max(float(self.v.max(initial=0)), -float(self.v.min(initial=0)))
-        self.reach += self.step_bound
-        if self.reach < limit:
-            return False
-        self.reach = limit
-        return True
+        self.bias = np.left_shift(bias if bias.ndim == 2 else bias[None], layer.bias_exp).astype(self.dtype)
+        self.no_input = np.zeros((1, 1, layer.n), self.dtype)
 
     def reset_due(self, t: int) -> bool:
         """The periodic reset (IntLayer.reset_interval) before step t (from 0)."""
@@ -119,37 +97,56 @@ class _LayerState:
 
     def run(self, a_in: np.ndarray | None, t0: int, spikes: np.ndarray) -> None:
         """Steps t0 .. t0 + k - 1 with synaptic input a_in (k, batch, n) in u
-        units (already << 6; this layer's dtype, consumed), None for none;
-        writes the spikes into `spikes` (k, batch, n) bool."""
+        units (already << 6; this layer's dtype), None for none; writes the
+        spikes into `spikes` (k, batch, n) bool."""
         lay = self.layer
-        for j, s in enumerate(spikes):
-            if self.reset_due(t0 + j):
-                if self.u is not None:
-                    self.u[:] = 0
-                self.v[:] = 0
-            u = None if a_in is None else a_in[j]
-            if not self.clears_u:
-                u = self.u = formats.decay(self.u, lay.du + 1) + (0 if u is None else u)
-            if u is not None and (self.may_wrap or not self.clears_u) and u.size \
-                    and (u.max() > formats.STATE_MAX or u.min() <= -formats.STATE_MAX):
-                u = formats.wrap_current(u)
-                if not self.clears_u:
-                    self.u = u
-            v = self.v
-            if lay.dv:
-                v = self.v = formats.decay(v, lay.dv)
-            if u is not None:
-                v += u
-            if self.bias is not None:
-                v += self.bias
-            if self._may_leave_range():
-                formats.clip_voltage(v, out=v)
-            np.greater(v, self.vth, out=s)
-            if lay.reset == "hard":
-                v *= ~s
-            else:
-                np.multiply(s, self.vth, out=self.scratch)
-                v -= self.scratch
+        resets = np.array([self.reset_due(t0 + j) for j in range(len(spikes))])
+        _neuron_steps(self.no_input if a_in is None else a_in, self.u, self.v, self.bias,
+                      lay.du + 1, lay.dv, self.dtype(int(lay.vth) << formats.THRESHOLD_SHIFT),
+                      lay.reset == "soft", resets, spikes)
+
+
+_decay = numba.njit(formats.decay)
+_wrap_current = numba.njit(formats.wrap_current)
+_clip_voltage = numba.njit(formats.clip_voltage)
+
+
+@numba.njit(nogil=True, cache=True)
+def _neuron_steps(a_in, u, v, bias, du, dv, vth, soft, resets, spikes):
+    """The module docstring's neuron update for the steps of a block, in place:
+    a_in (k or 1, batch or 1, n) u units (1: the same for all, e.g. zeros for
+    no input); u (batch, n), empty where du >= 4096 clears it every step; v
+    (batch, n); bias (1 or batch, n); du, dv: decays (12 bit, du with Lava's
+    +1); vth in v units; resets (k,) bool: the periodic reset before that
+    step; spikes (k, batch, n) bool, written."""
+    k, batch, n = spikes.shape
+    general = u.size > 0 or dv > 0
+    for j in range(k):
+        if resets[j]:
+            v[:] = 0
+            u[:] = 0
+        a_j = a_in[min(j, a_in.shape[0] - 1)]
+        for r in range(batch):
+            a, b = a_j[min(r, a_j.shape[0] - 1)], bias[min(r, bias.shape[0] - 1)]
+            v_r, s = v[r], spikes[j, r]
+            if general:
+                for i in range(n):
+                    cur = np.float64(a[i])
+                    if u.size:
+                        cur += _decay(u[r, i], du)
+                    cur = _wrap_current(cur)
+                    if u.size:
+                        u[r, i] = cur
+                    x = _clip_voltage(_decay(np.float64(v_r[i]), dv) + cur + b[i])
+                    fired = x > vth
+                    s[i] = fired
+                    v_r[i] = x - (vth if soft else x) * fired
+            else:                   # u cleared every step, no leak: the loop vectorizes
+                for i in range(n):
+                    x = _clip_voltage(v_r[i] + _wrap_current(a[i]) + b[i])
+                    fired = x > vth
+                    s[i] = fired
+                    v_r[i] = x - (vth if soft else x) * fired
 
 
 def _float_type(worst: float):

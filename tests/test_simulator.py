@@ -193,6 +193,23 @@ def test_current_wraps_and_voltage_clips_at_24_bits_in_blocks_of_any_length():
         assert simulate(net, x, 9, block_steps=block).voltages["out"][0, 0] == -(2 ** 23 - 1)
 
 
+def test_a_kept_current_wraps_at_24_bits_too():
+    # as above with du = 2047 (u halves each step, kept): u = 10444800 wraps to -6332416
+    # at the second step; at the third u = -6332416 / 2 + 10444800 = 7278592 and v =
+    # -6332416 + 7278592 = 946176 (unwrapped, v would stay clipped at 2**23 - 1)
+    inp = IntLayer("inp", (5,), vth=1, bias_mant=np.zeros(5, np.int64), is_input=True,
+                   input_gain=1.0)
+    out = IntLayer("out", (1,), vth=formats.THRESHOLD_MANT_MAX, bias_mant=np.zeros(1, np.int64),
+                   du=2047)
+    net = IntNetwork({"inp": inp, "out": out},
+                     [IntConnection("inp", "out", sp.csr_matrix(np.full((1, 5), 255)), weight_exp=7)],
+                     "inp", "out")
+    x = np.full((1, 5), 4000.0)
+    for block in (None, 1, 2):
+        assert simulate(net, x, 2, block_steps=block).voltages["out"][0, 0] == -6332416
+        assert simulate(net, x, 3, block_steps=block).voltages["out"][0, 0] == 946176
+
+
 def test_voltage_clips_at_24_bits_under_a_negative_weight_exponent():
     # weight -1 at exponent -1 floors to -1 (not -0.5): u = -64 a step; from 300 v units
     # above the limit v reaches -(2**23 - 1) within 5 steps and stays clipped there
