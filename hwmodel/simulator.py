@@ -27,12 +27,15 @@ not before its target (a recurrent one, delay d) limits blocks to d + 1 steps.
 Synaptic products are float matrix products, exact because every partial sum is
 an integer below 2**24 in float32 (float64 where a row's weights could exceed
 that) scaled by a power of two: a connection with a window (IntConnection.window)
-is computed as a convolution of its kernel over the source's spike maps (one
-product of every window's patch with the kernel, the patches laid out frames
-last where a patch row holds few values; for per-channel kernels an
-elementwise product per tap, over whole rows of outputs at once where the
-column stride is 1), a dense-enough matrix as a dense product, any other one
-as a sparse product.  Neuron state is held in floats too, exactly
+is computed as a convolution of its kernel over the source's spike maps:
+spike by spike where that costs less (_window_events: each spike adds the
+kernel taps it reaches, compiled by numba; EVENT_NS, DENSE_NS estimate the
+costs from the spikes of each product), else one product of every window's
+patch with the kernel, the patches laid out frames last where a patch row
+holds few values, or for per-channel kernels an elementwise product per tap,
+over whole rows of outputs at once where the column stride is 1.  A
+dense-enough matrix is used as a dense product, any other one as a sparse
+product.  Neuron state is held in floats too, exactly
 (_LayerState); the neuron update is one loop compiled by numba
 (_neuron_steps), through the Loihi semantics of hwmodel.formats (decay,
 wrap_current, clip_voltage).
@@ -64,6 +67,12 @@ THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's and numba's 
                                 # products and BLAS release the GIL)
 PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches) at a time
 SHORT_RUN = 64               # values per patch row (kw * C) below which patches are built frames last
+# Costs (ns, measured on 2 cores of an AMD EPYC) that choose how a window is computed (the
+# result is the same): events, per source neuron scanned, per kernel tap a spike visits, per
+# add; dense, per multiply-add of a matrix product, per patch value copied, per multiply-add
+# of a per-channel window (elementwise)
+EVENT_NS = (0.15, 5.0, 0.25)
+DENSE_NS = (0.03, 0.3, 0.6)
 
 
 class _LayerState:
@@ -199,7 +208,15 @@ class _Synapses:
             self.row_runs = (win.depthwise and sx == 1 and self.kernel.shape[3] == 1
                              and (win.first, c) == (0, co))
             if self.row_runs:
-                self.kernel = np.tile(self.kernel[:, :, :, 0], (1, 1, wo))    # (kh, kw, wo * C)
+                self.row_kernel = np.tile(self.kernel[:, :, :, 0], (1, 1, wo))    # (kh, kw, wo * C)
+            # events: the output each source row (column) reaches through each kernel row (column)
+            self.reached = (_reached(h, ho, kh, sy, top, dy), _reached(w_, wo, kw, sx, left, dx))
+            # the estimated cost (EVENT_NS, DENSE_NS) of a frame: dense, events without and per spike
+            synapses = ho * wo * co * kh * kw * (1 if win.depthwise else c)
+            self.dense_ns = synapses * (DENSE_NS[2] if win.depthwise else DENSE_NS[0]) \
+                + (0 if self.pointwise or win.depthwise else ho * wo * kh * kw * c * DENSE_NS[1])
+            width = self.kernel.shape[3] if win.depthwise else co
+            self.event_ns = (h * w_ * c * EVENT_NS[0], kh * kw * (EVENT_NS[1] + width * EVENT_NS[2]))
             patch = ho * wo * kh * kw * c * np.dtype(self.dtype).itemsize
             per_frame = int(np.prod(self.padded_shape)) * np.dtype(self.dtype).itemsize + patch
         else:
@@ -220,11 +237,18 @@ class _Synapses:
 
     def _product(self, frames: np.ndarray, acc: np.ndarray, fresh: bool) -> None:
         direct = self.floor is None and acc.dtype == self.dtype     # the product can go into acc
-        if self.window is not None and self.window.depthwise:
+        win = self.window
+        events = win is not None and (len(frames) * self.event_ns[0] + np.count_nonzero(frames)
+                                      * self.event_ns[1] < len(frames) * self.dense_ns)
+        if events or (win is not None and win.depthwise):
             out = acc if direct else np.zeros(acc.shape, self.dtype)
             if direct and fresh:
                 out[:] = 0
-            self._per_channel(frames, out)
+            if events:
+                _window_events(frames, self.kernel, out, *self.reached, self.source_shape[2],
+                               self.target_shape[1:], win.first if win.depthwise else -1)
+            else:
+                self._per_channel(frames, out)
         elif self.window is not None and self.frames_last:
             out = acc if fresh and direct else np.empty(acc.shape, self.dtype)
             ho, wo, co = self.target_shape
@@ -323,8 +347,50 @@ class _Synapses:
         for ky, kx in np.ndindex(*self.kernel.shape[:2]):
             tap = np.lib.stride_tricks.as_strided(x[:, ky * dy:, kx * dx:], part.shape,
                                                   (sb, sh * sy, x.itemsize), writeable=False)
-            np.multiply(tap, self.kernel[ky, kx], out=product)
+            np.multiply(tap, self.row_kernel[ky, kx], out=product)
             part += product
+
+
+def _reached(n_in: int, n_out: int, k: int, stride: int, origin: int, dilation: int) -> np.ndarray:
+    """(n_in, k) int64 along one axis of a window: the output that source
+    coordinate i reaches through kernel offset j (i = o * stride - origin + j *
+    dilation), -1 where none."""
+    i = np.arange(n_in)[:, None] + origin - np.arange(k)[None, :] * dilation
+    o = i // stride
+    return np.where((i >= 0) & (i % stride == 0) & (o < n_out), o, -1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _window_events(frames, kernel, out, rows, cols, c, target, first):
+    """out (frames, n_target) += a window's input, spike by spike: each spike of
+    frames (frames, n_source) bool adds its kernel taps to the outputs it
+    reaches (rows, cols: _reached).  kernel (kh, kw, C, k); target (wo, C_target);
+    first: the depthwise window's first target channel, -1 for a full one."""
+    h, kh = rows.shape
+    w, kw = cols.shape
+    k = kernel.shape[3]
+    wo, co = target
+    for f in range(frames.shape[0]):
+        row, spikes = out[f], frames[f]
+        for y in range(h):
+            for x in range(w):
+                at = (y * w + x) * c
+                for ci in range(c):
+                    if not spikes[at + ci]:
+                        continue
+                    for ky in range(kh):
+                        oy = rows[y, ky]
+                        if oy < 0:
+                            continue
+                        for kx in range(kw):
+                            ox = cols[x, kx]
+                            if ox < 0:
+                                continue
+                            # unsigned indices: no negative-index wrap, the loop vectorizes
+                            base = np.uint64((oy * wo + ox) * co + (first + ci * k if first >= 0 else 0))
+                            taps = kernel[ky, kx, ci]
+                            for m in range(np.uint64(k)):
+                                row[base + m] += taps[m]
 
 
 def _synapses(net: IntNetwork) -> list:

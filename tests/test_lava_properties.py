@@ -238,9 +238,10 @@ def test_convolutions_equal_the_matrix_products(reset, data):
     """The reference simulator's window path (kernels convolved over spike maps)
     equals its matrix path bit for bit, every layer, on random networks (chains
     and branches that meet); each conv and depthwise conv gets a window.  A
-    batch run one sample at a time (chunks of one), its patches built frames
+    run computes windows spike by spike (events), another without events and
+    a batch run one sample at a time (chunks of one), its patches built frames
     first (these small maps get frames last by default), gives the same result;
-    each of the three runs in blocks of a random number of steps."""
+    each run in blocks of a random number of steps."""
     how, kind = data.draw(st.sampled_from(MERGES)), data.draw(
         st.sampled_from(["conv2d", "depthwise_conv2d"]))
     ir = data.draw(st.one_of(networks(reset), merged_networks(reset, how, kind)))
@@ -251,11 +252,15 @@ def test_convolutions_equal_the_matrix_products(reset, data):
             assert conn.window is not None, (conn.source, conn.target)
     x = _inputs(data.draw, net)
     layers = list(net.layers)
-    blocks = [data.draw(st.integers(1, NUM_STEPS), label="block steps") for _ in range(3)]
+    blocks = [data.draw(st.integers(1, NUM_STEPS), label="block steps") for _ in range(4)]
     ref = simulate(net.with_matrices(), x, NUM_STEPS, record=layers, block_steps=blocks[0])
     assume(all(ref.trains[name].any() for name in layers))
-    got = simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[1])
-    assert_same_run(got, ref, layers)
-    with mock.patch.object(simulator, "CHUNK_BYTES", 1), mock.patch.object(simulator, "SHORT_RUN", 0):
+    with mock.patch.object(simulator, "EVENT_NS", (0.0,) * 3):
+        assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[1]),
+                        ref, layers)
+    with mock.patch.object(simulator, "EVENT_NS", (np.inf,) * 3):
         assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[2]),
                         ref, layers)
+        with mock.patch.object(simulator, "CHUNK_BYTES", 1), mock.patch.object(simulator, "SHORT_RUN", 0):
+            assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[3]),
+                            ref, layers)
