@@ -177,37 +177,30 @@ def test_blocks_and_chunks_of_any_size_give_the_same_run(case, block, chunked):
     assert_same_run(got, one, layers, output=net.output_layer)
 
 
-def test_current_wraps_and_voltage_clips_at_24_bits_in_blocks_of_any_length():
+@pytest.mark.parametrize("du, steps, v", [
     # 5 inputs spiking every step through 255 << 7: u = 5 * 255 * 128 * 64 = 10444800, past
-    # 2**23, wraps to 10444800 - 2**24 = -6332416 (float32 state: the peak is below 2**24);
-    # two such steps take v below -(2**23 - 1), where it is clipped.
-    inp = IntLayer("inp", (5,), vth=1, bias_mant=np.zeros(5, np.int64), is_input=True,
-                   input_gain=1.0)
-    out = IntLayer("out", (1,), vth=formats.THRESHOLD_MANT_MAX, bias_mant=np.zeros(1, np.int64))
-    net = IntNetwork({"inp": inp, "out": out},
-                     [IntConnection("inp", "out", sp.csr_matrix(np.full((1, 5), 255)), weight_exp=7)],
-                     "inp", "out")
-    x = np.full((1, 5), 4000.0)
-    for block in (None, 1, 3):
-        assert simulate(net, x, 2, block_steps=block).voltages["out"][0, 0] == -6332416
-        assert simulate(net, x, 9, block_steps=block).voltages["out"][0, 0] == -(2 ** 23 - 1)
-
-
-def test_a_kept_current_wraps_at_24_bits_too():
-    # as above with du = 2047 (u halves each step, kept): u = 10444800 wraps to -6332416
-    # at the second step; at the third u = -6332416 / 2 + 10444800 = 7278592 and v =
-    # -6332416 + 7278592 = 946176 (unwrapped, v would stay clipped at 2**23 - 1)
+    # 2**23, wraps to 10444800 - 2**24 = -6332416 at the second step (float32 state: the
+    # peak is below 2**24) ...
+    (4095, 2, -6332416),
+    # ... and two such steps take v below -(2**23 - 1), where it is clipped;
+    (4095, 9, -(2 ** 23 - 1)),
+    # a kept current (du = 2047: u halves each step) wraps too: at the third step u =
+    # -6332416 / 2 + 10444800 = 7278592 and v = -6332416 + 7278592 = 946176 (unwrapped, v
+    # would stay clipped at 2**23 - 1)
+    (2047, 2, -6332416),
+    (2047, 3, 946176),
+])
+def test_current_wraps_and_voltage_clips_at_24_bits_in_blocks_of_any_length(du, steps, v):
     inp = IntLayer("inp", (5,), vth=1, bias_mant=np.zeros(5, np.int64), is_input=True,
                    input_gain=1.0)
     out = IntLayer("out", (1,), vth=formats.THRESHOLD_MANT_MAX, bias_mant=np.zeros(1, np.int64),
-                   du=2047)
+                   du=du)
     net = IntNetwork({"inp": inp, "out": out},
                      [IntConnection("inp", "out", sp.csr_matrix(np.full((1, 5), 255)), weight_exp=7)],
                      "inp", "out")
     x = np.full((1, 5), 4000.0)
     for block in (None, 1, 2):
-        assert simulate(net, x, 2, block_steps=block).voltages["out"][0, 0] == -6332416
-        assert simulate(net, x, 3, block_steps=block).voltages["out"][0, 0] == 946176
+        assert simulate(net, x, steps, block_steps=block).voltages["out"][0, 0] == v
 
 
 def test_voltage_clips_at_24_bits_under_a_negative_weight_exponent():
