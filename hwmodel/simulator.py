@@ -69,10 +69,10 @@ PRODUCT_BYTES = 2 ** 22      # temporaries of one product (padded maps, patches)
 SHORT_RUN = 64               # values per patch row (kw * C) below which patches are built frames last
 # Costs (ns, measured on 2 cores of an AMD EPYC) that choose how a window is computed (the
 # result is the same): events, per source neuron scanned, per kernel tap a spike visits, per
-# add; dense, per multiply-add of a matrix product, per patch value copied, per multiply-add
-# of a per-channel window (elementwise)
-EVENT_NS = (0.15, 5.0, 0.25)
-DENSE_NS = (0.03, 0.3, 0.6)
+# tap that reaches an output, per add; dense, per multiply-add of a matrix product, per
+# patch value copied, per multiply-add of a per-channel window (elementwise)
+EVENT_NS = (0.5, 2.0, 5.0, 0.15)
+DENSE_NS = (0.02, 0.3, 0.7)
 
 
 class _LayerState:
@@ -211,12 +211,15 @@ class _Synapses:
                 self.row_kernel = np.tile(self.kernel[:, :, :, 0], (1, 1, wo))    # (kh, kw, wo * C)
             # events: the output each source row (column) reaches through each kernel row (column)
             self.reached = (_reached(h, ho, kh, sy, top, dy), _reached(w_, wo, kw, sx, left, dx))
-            # the estimated cost (EVENT_NS, DENSE_NS) of a frame: dense, events without and per spike
+            # the estimated cost (EVENT_NS, DENSE_NS) of a frame: dense; events, without
+            # spikes and per spike (its kernel taps, those that reach an output, their adds)
             synapses = ho * wo * co * kh * kw * (1 if win.depthwise else c)
             self.dense_ns = synapses * (DENSE_NS[2] if win.depthwise else DENSE_NS[0]) \
                 + (0 if self.pointwise or win.depthwise else ho * wo * kh * kw * c * DENSE_NS[1])
             width = self.kernel.shape[3] if win.depthwise else co
-            self.event_ns = (h * w_ * c * EVENT_NS[0], kh * kw * (EVENT_NS[1] + width * EVENT_NS[2]))
+            reaching = ho * wo * kh * kw / (h * w_)          # taps of a spike that reach an output
+            self.event_ns = (h * w_ * c * EVENT_NS[0], kh * kw * EVENT_NS[1]
+                             + reaching * (EVENT_NS[2] + width * EVENT_NS[3]))
             patch = ho * wo * kh * kw * c * np.dtype(self.dtype).itemsize
             per_frame = int(np.prod(self.padded_shape)) * np.dtype(self.dtype).itemsize + patch
         else:
@@ -366,31 +369,28 @@ def _window_events(frames, kernel, out, rows, cols, c, target, first):
     frames (frames, n_source) bool adds its kernel taps to the outputs it
     reaches (rows, cols: _reached).  kernel (kh, kw, C, k); target (wo, C_target);
     first: the depthwise window's first target channel, -1 for a full one."""
-    h, kh = rows.shape
-    w, kw = cols.shape
+    w, kh, kw = cols.shape[0], rows.shape[1], cols.shape[1]
     k = kernel.shape[3]
     wo, co = target
     for f in range(frames.shape[0]):
         row, spikes = out[f], frames[f]
-        for y in range(h):
-            for x in range(w):
-                at = (y * w + x) * c
-                for ci in range(c):
-                    if not spikes[at + ci]:
+        for src in range(frames.shape[1]):
+            if not spikes[src]:
+                continue
+            pix = src // c
+            y, x, ci = pix // w, pix % w, src - pix * c
+            for ky in range(kh):
+                oy = rows[y, ky]
+                if oy < 0:
+                    continue
+                for kx in range(kw):
+                    ox = cols[x, kx]
+                    if ox < 0:
                         continue
-                    for ky in range(kh):
-                        oy = rows[y, ky]
-                        if oy < 0:
-                            continue
-                        for kx in range(kw):
-                            ox = cols[x, kx]
-                            if ox < 0:
-                                continue
-                            # unsigned indices: no negative-index wrap, the loop vectorizes
-                            base = np.uint64((oy * wo + ox) * co + (first + ci * k if first >= 0 else 0))
-                            taps = kernel[ky, kx, ci]
-                            for m in range(np.uint64(k)):
-                                row[base + m] += taps[m]
+                    base = (oy * wo + ox) * co + (first + ci * k if first >= 0 else 0)
+                    taps, part = kernel[ky, kx, ci], row[base:base + k]
+                    for m in range(k):       # on views from 0: the loop vectorizes
+                        part[m] += taps[m]
 
 
 def _synapses(net: IntNetwork) -> list:

@@ -255,10 +255,10 @@ def test_convolutions_equal_the_matrix_products(reset, data):
     blocks = [data.draw(st.integers(1, NUM_STEPS), label="block steps") for _ in range(4)]
     ref = simulate(net.with_matrices(), x, NUM_STEPS, record=layers, block_steps=blocks[0])
     assume(all(ref.trains[name].any() for name in layers))
-    with mock.patch.object(simulator, "EVENT_NS", (0.0,) * 3):
+    with mock.patch.object(simulator, "EVENT_NS", (0.0,) * 4):
         assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[1]),
                         ref, layers)
-    with mock.patch.object(simulator, "EVENT_NS", (np.inf,) * 3):
+    with mock.patch.object(simulator, "EVENT_NS", (np.inf,) * 4):
         assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[2]),
                         ref, layers)
         with mock.patch.object(simulator, "CHUNK_BYTES", 1), mock.patch.object(simulator, "SHORT_RUN", 0):

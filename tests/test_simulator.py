@@ -256,5 +256,5 @@ def test_each_convolution_path_equals_the_matrix_product(kh, kw, c, k, depthwise
     ref = simulate(net.with_matrices(), x, 12, record=["out"])
     assert ref.counts["out"].sum() > 0
     for cost in (np.inf, 0.0):          # events never, always
-        with mock.patch.object(simulator, "EVENT_NS", (cost,) * 3):
+        with mock.patch.object(simulator, "EVENT_NS", (cost,) * 4):
             assert_same_run(simulate(net, x, 12, record=["out"]), ref, ["out"], output="out")
