@@ -19,7 +19,8 @@ Two ways to count, chosen per connection:
 Synapse data: a MatrixEdge given the connection's integer synapses (stored,
 hwmodel.network.IntConnection: what the quantizer chose and the chip stores;
 weights that quantize to 0 are none) counts those and their delays; without
-them, and for every WindowEdge, the IR's float synapses (every window tap).
+them, and for every WindowEdge, the IR's float synapses (every window tap, one
+that quantizes to 0 stored as a weight-0 synapse: partitioner.validate).
 """
 from __future__ import annotations
 

@@ -7,8 +7,11 @@ and Core.population) and the synapse data, by the rules partitioner.model
 documents: given the integer network (hwmodel.network.IntNetwork, what the
 chip stores), a non-window connection's integer synapses and their delays
 (a weight that quantizes to 0 is no synapse); window connections, and every
-connection without the integer network, from the IR's float weights (every
-window tap a synapse).  It never reads the search's estimates (the
+connection without the integer network, from the IR's float weights: a window
+connection stores every tap of its kernel (one that quantizes to 0 as a
+synapse of weight 0, which keeps its entry's run whole) and shares lists whose
+float weights are equal (their integers are then equal too; lists equal only
+as integers are stored apart).  It never reads the search's estimates (the
 resource fields of Core) and calls none of the search's code: it encodes
 synapse lists entry by entry as the chip stores it (the field widths of
 hwmodel.synapse_format) and counts lists, multiplicities, members,
