@@ -331,6 +331,11 @@ def _quantize_neurons(ir: NetworkIR, layer: LayerSpec, weight_percentile: float)
     lo, hi = formats.weight_range(mode)
     lo_units, hi_units = -(-lo // step), hi // step     # the grid's ends, in steps
     w_top = (formats.WEIGHT_MAX // step) * step         # largest magnitude every sign holds
+    if w_top == 0:
+        raise QuantizationError(
+            f"layer {layer.name}: numWeightBits={nrn.num_weight_bits} with weights of both signs "
+            f"(sign mode {mode!r}) holds no weight but 0 and -{step}: its step {step} exceeds "
+            f"the largest magnitude {formats.WEIGHT_MAX}; use numWeightBits >= 2 or useSharedSign=True")
     peak = _peak(all_w, all_n, weight_percentile)
     fixed_exp = nrn.weight_exp
     if fixed_exp is not None:

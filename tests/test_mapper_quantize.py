@@ -97,6 +97,20 @@ def test_neuron_parameters_loihi_cannot_hold(field, value, message):
         quantize_network(ir)
 
 
+@pytest.mark.parametrize("bits, sign", [(2, 0), (1, 1), (1, -1)])
+def test_the_fewest_weight_bits_each_sign_mode_holds(bits, sign):
+    # mixed signs drop one bit more: 2 bits keep magnitude 128, one sign alone 1 bit does
+    net, _ = quantize_network(_conv_ir(np.random.default_rng(3), 1.0, 0.1, bits, sign))
+    assert np.abs(net.connections[0].matrix().data).max() == 128
+
+
+def test_one_weight_bit_with_both_signs_is_refused_by_name():
+    with pytest.raises(QuantizationError, match=r"layer conv: numWeightBits=1 with weights of both "
+                                                r"signs \(sign mode 'mixed'\) holds no weight but 0 "
+                                                r"and -256"):
+        quantize_network(_conv_ir(np.random.default_rng(3), 1.0, 0.1, 1, 0))
+
+
 def test_input_threshold_and_mode_are_checked():
     ir = dense_chain([3, 2], np.random.default_rng(0))
     ir.layer("inp").neuron.threshold = float("nan")
