@@ -33,7 +33,8 @@ kernel taps it reaches, compiled by numba; EVENT_NS, DENSE_NS estimate the
 costs from the spikes of each product), else one product of every window's
 patch with the kernel, the patches laid out frames last where a patch row
 holds few values, or for per-channel kernels an elementwise product per tap,
-over whole rows of outputs at once where the column stride is 1.  A
+over whole rows of outputs at once where the column stride and the multiplier
+are 1 and the window reaches all target channels.  A
 dense-enough matrix is used as a dense product, any other one as a sparse
 product.  Neuron state is held in floats too, exactly
 (_LayerState); the neuron update is one loop compiled by numba
@@ -61,7 +62,7 @@ FLOAT32_EXACT = 2 ** 24      # float32 holds every integer below this exactly
 DENSE_FRACTION = 0.05        # a matrix with at least this fraction of non-zeros is used dense
 DENSE_MAX_ELEMENTS = 2 ** 25  # ... if it has at most this many entries
 CHUNK_BYTES = 2 ** 26        # neuron state of the samples simulated at once (about twice the L3 cache)
-STATE_BYTES_PER_NEURON = 24  # u, v, bias (float32 or float64), spike count (int32)
+STATE_BYTES_PER_NEURON = 28  # v, bias (float32 or float64), spike count (int32); u (float64) where kept
 BLOCK_BYTES = 2 ** 27        # spike histories and one layer's input for a block of steps
 THREADS = os.cpu_count() or 1   # chunks simulated at once (numpy's and numba's loops, scipy's sparse
                                 # products and BLAS release the GIL)
@@ -120,7 +121,7 @@ _wrap_current = numba.njit(formats.wrap_current)
 _clip_voltage = numba.njit(formats.clip_voltage)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)     # no cache: numba's would not see changes to hwmodel.formats
 def _neuron_steps(a_in, u, v, bias, du, dv, vth, soft, resets, spikes):
     """The module docstring's neuron update for the steps of a block, in place:
     a_in (k or 1, batch or 1, n) u units (1: the same for all, e.g. zeros for
@@ -252,7 +253,7 @@ class _Synapses:
                                self.target_shape[1:], win.first if win.depthwise else -1)
             else:
                 self._per_channel(frames, out)
-        elif self.window is not None and self.frames_last:
+        elif win is not None and self.frames_last:
             out = acc if fresh and direct else np.empty(acc.shape, self.dtype)
             ho, wo, co = self.target_shape
             np.matmul(self._patches_frames_last(frames).transpose(0, 2, 1),
@@ -260,7 +261,7 @@ class _Synapses:
             if out is acc:
                 return
         else:
-            if self.window is not None:
+            if win is not None:
                 x = self._patches(frames)
                 w = self.kernel.reshape(-1, self.kernel.shape[-1])
             else:

@@ -258,7 +258,7 @@ def test_convolutions_equal_the_matrix_products(reset, data):
     with mock.patch.object(simulator, "EVENT_NS", (0.0,) * 4):
         assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[1]),
                         ref, layers)
-    with mock.patch.object(simulator, "EVENT_NS", (np.inf,) * 4):
+    with mock.patch.object(simulator, "EVENT_NS", (1e30,) * 4):
         assert_same_run(simulate(net, x, NUM_STEPS, record=layers, block_steps=blocks[2]),
                         ref, layers)
         with mock.patch.object(simulator, "CHUNK_BYTES", 1), mock.patch.object(simulator, "SHORT_RUN", 0):

@@ -220,32 +220,36 @@ def test_an_empty_batch_is_refused_by_name():
         simulate(net, x[:0], 5)
 
 
-@pytest.mark.parametrize("kh, kw, c, k, depthwise, strides, dilation, path", [
-    (5, 5, 1, 3, False, (2, 2), (1, 1), "frames_last"),    # patch rows of kw * C = 5 values
-    (3, 3, 2, 2, False, (1, 2), (2, 1), "frames_last"),
-    (3, 3, 24, 2, False, (2, 1), (1, 2), "im2col"),         # kw * C = 72 >= SHORT_RUN
-    (3, 3, 4, 1, True, (2, 1), (1, 2), "row_runs"),         # column stride 1, multiplier 1
-    (2, 3, 4, 1, True, (1, 1), (2, 1), "row_runs"),
-    (3, 3, 4, 1, True, (1, 2), (1, 1), "per_channel"),      # column stride 2
-    (3, 3, 4, 2, True, (1, 1), (1, 1), "per_channel"),      # multiplier 2
+@pytest.mark.parametrize("weight_exp, dv", [(0, 0), (-1, 0), (0, 100)])   # floored; float64 target
+@pytest.mark.parametrize("kh, kw, c, k, depthwise, strides, dilation, first, path", [
+    (5, 5, 1, 3, False, (2, 2), (1, 1), 0, "frames_last"),    # patch rows of kw * C = 5 values
+    (3, 3, 2, 2, False, (1, 2), (2, 1), 0, "frames_last"),
+    (3, 3, 24, 2, False, (2, 1), (1, 2), 0, "im2col"),         # kw * C = 72 >= SHORT_RUN
+    (3, 3, 4, 1, True, (2, 1), (1, 2), 0, "row_runs"),         # column stride 1, multiplier 1
+    (2, 3, 4, 1, True, (1, 1), (2, 1), 0, "row_runs"),
+    (3, 3, 4, 1, True, (1, 2), (1, 1), 0, "per_channel"),      # column stride 2
+    (3, 3, 4, 2, True, (1, 1), (1, 1), 0, "per_channel"),      # multiplier 2
+    (3, 3, 4, 1, True, (1, 1), (1, 1), 2, "per_channel"),      # onto target channels 2..5 of 9
 ])
 def test_each_convolution_path_equals_the_matrix_product(kh, kw, c, k, depthwise, strides,
-                                                         dilation, path):
+                                                         dilation, first, path, weight_exp, dv):
     """Each way the simulator computes a window (patches frames last or first,
     a per-channel window by runs of a row or by taps, and spike by spike as
-    events) gives the matrix product's run bit for bit, padded on every side."""
+    events) gives the matrix product's run bit for bit, padded on every side,
+    also floored by a negative weight exponent and added into a float64 layer."""
     rng = np.random.default_rng(7)
     h, w = 9, 8
     (sy, sx), (dy, dx) = strides, dilation
     ho, wo = (h + 2 - (kh - 1) * dy - 1) // sy + 1, (w + 2 - (kw - 1) * dx - 1) // sx + 1
-    co = c * k if depthwise else k
+    co = c * k + 3 * bool(first) if depthwise else k
     win = IntWindow(rng.integers(-40, 60, (kh, kw, c, k)), strides, (1, 1), depthwise=depthwise,
-                    dilation=dilation, source_shape=(h, w, c), target_shape=(ho, wo, co))
+                    first=first, dilation=dilation, source_shape=(h, w, c), target_shape=(ho, wo, co))
     inp = IntLayer("inp", (h, w, c), vth=1, bias_mant=np.zeros(h * w * c, np.int64), is_input=True,
                    input_mode="spikes")
     out = IntLayer("out", (ho, wo, co), vth=50, bias_mant=np.zeros(ho * wo * co, np.int64),
-                   reset="soft")
-    net = IntNetwork({"inp": inp, "out": out}, [IntConnection("inp", "out", None, window=win)],
+                   reset="soft", dv=dv)
+    net = IntNetwork({"inp": inp, "out": out},
+                     [IntConnection("inp", "out", None, weight_exp=weight_exp, window=win)],
                      "inp", "out")
     syn = simulator._synapses(net)[0]
     used = {"frames_last": syn.frames_last, "row_runs": syn.row_runs,
@@ -255,6 +259,6 @@ def test_each_convolution_path_equals_the_matrix_product(kh, kw, c, k, depthwise
     x = (rng.random((5, 12, h * w * c)) < 0.3).astype(np.int8)
     ref = simulate(net.with_matrices(), x, 12, record=["out"])
     assert ref.counts["out"].sum() > 0
-    for cost in (np.inf, 0.0):          # events never, always
+    for cost in (1e30, 0.0):          # events never, always
         with mock.patch.object(simulator, "EVENT_NS", (cost,) * 4):
             assert_same_run(simulate(net, x, 12, record=["out"]), ref, ["out"], output="out")
