@@ -89,6 +89,7 @@ def keras_per_step(ann: keras.Model, x: np.ndarray, steps: int) -> float:
 
 def reference_per_step(net, x: np.ndarray, steps: int) -> tuple:
     """(seconds per sample-step, peak bytes allocated, result) of the reference simulator."""
+    simulate(net, x[:2], 2, progress=False)       # numba compiles its kernels on first use
     tracemalloc.start()
     t0 = time.perf_counter()
     result = simulate(net, x, steps, progress=False)
