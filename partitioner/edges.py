@@ -546,22 +546,12 @@ def _paged_lists(ids: np.ndarray, rows: list, cols: list, first_channel: np.ndar
     """Stored lists (distinct (list id, base page) pairs) of class triples
     (row class, column class, channel; ids (R, C, K)) on a w x c block of
     `pages` base pages: among the sources that are no members, and among all
-    sources.  A source's base is its list's first local index, (first row * w +
-    first column) * c + its channel's first local channel."""
-    (off_y, flag_y, cy), (off_x, flag_x, cx) = _class_sources(rows), _class_sources(cols)
-    base = (off_y[:, None, None] * w + off_x[None, :, None]) * c + first_channel[None, None, :]
-    key = ids[cy[:, None], cx[None, :]] * pages + base // sf.BASE_PAGE
+    sources."""
+    key, flag_y, flag_x = _page_keys(ids, rows, cols, first_channel, w, c, pages)
     fy, fx = flag_y[:, None, None], flag_x[None, :, None]
     member = ((fy >= 1) & (fx >= 1) & single[None, None, :]
               & ~((fy == 2) & (fx == 2) & single_marked[None, None, :]))
     return _distinct(key[~member]), _distinct(key)
-
-
-def _distinct(keys: np.ndarray) -> int:
-    """How many distinct values the non-negative integers `keys` take."""
-    seen = np.zeros(int(keys.max(initial=-1)) + 1, bool)
-    seen[keys] = True
-    return int(seen.sum())
 
 
 def _paged_blocks(pair_ids: np.ndarray, rows: list, cols: list, first_channel: int, w: int,
@@ -569,11 +559,27 @@ def _paged_blocks(pair_ids: np.ndarray, rows: list, cols: list, first_channel: i
     """Stored pixel blocks: distinct (block id, base page) pairs over the source
     pixels of every (row class, column class) pair (pair_ids ravelled R x C),
     a pixel block's base being its first channel's list's first local index."""
-    (off_y, _, cy), (off_x, _, cx) = _class_sources(rows), _class_sources(cols)
-    base = (off_y[:, None] * w + off_x[None, :]) * c + first_channel
-    key = pair_ids.reshape(len(rows), len(cols))[cy[:, None], cx[None, :]] * pages \
-        + base // sf.BASE_PAGE
+    key, _, _ = _page_keys(pair_ids.reshape(len(rows), len(cols), 1), rows, cols,
+                           np.array([first_channel]), w, c, pages)
     return _distinct(key)
+
+
+def _page_keys(ids: np.ndarray, rows: list, cols: list, first_channel: np.ndarray, w: int,
+               c: int, pages: int) -> tuple:
+    """(keys (source rows, source columns, K), row flags, column flags): per source
+    of the classes' (ids (R, C, K) of class triples) its stored copy, list id *
+    pages + base page.  A source's base is its list's first local index, (first
+    row * w + first column) * c + its channel's first local channel."""
+    (off_y, flag_y, cy), (off_x, flag_x, cx) = _class_sources(rows), _class_sources(cols)
+    base = (off_y[:, None, None] * w + off_x[None, :, None]) * c + first_channel[None, None, :]
+    return ids[cy[:, None], cx[None, :]] * pages + base // sf.BASE_PAGE, flag_y, flag_x
+
+
+def _distinct(keys: np.ndarray) -> int:
+    """How many distinct values the non-negative integers `keys` take."""
+    seen = np.zeros(int(keys.max(initial=-1)) + 1, bool)
+    seen[keys] = True
+    return int(seen.sum())
 
 
 def _class_sources(classes: list) -> tuple:
